@@ -1,0 +1,160 @@
+"""SQLite access: one writer connection behind an asyncio lock, one reader connection.
+
+Why two connections: aiosqlite serialises statements per connection, so a read on the
+writer connection issued while another coroutine holds `BEGIN IMMEDIATE` would see that
+transaction's uncommitted rows. Reads therefore go to a separate connection (WAL lets it
+read the last committed state while the writer works); check-then-write logic reads
+inside `transaction()` on the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.migrate import MIGRATIONS_DIR, apply_migrations
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+Params = Sequence[Any] | dict[str, Any]
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///./data/bot.db` -> `./data/bot.db`; `sqlite:///:memory:` -> `:memory:`.
+
+    A bare path is accepted too. Other schemes are refused with a clear message.
+    """
+    url = database_url.strip()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+    elif url.startswith("sqlite://"):
+        path = url[len("sqlite://"):] or ":memory:"
+    elif "://" in url:
+        raise ValueError("DATABASE_URL must be a sqlite:/// URL in this version")
+    else:
+        path = url
+    if not path:
+        raise ValueError("DATABASE_URL has no file path")
+    return path
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    # isolation_level=None: no implicit BEGINs; transactions are explicit.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Transaction:
+    """Statements inside one `BEGIN IMMEDIATE` transaction on the writer connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
+        return await self._conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        cur = await self._conn.execute(sql, params)
+        return int(cur.lastrowid or 0)
+
+
+class Database:
+    """The application's database handle (build it with `open_database`)."""
+
+    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
+                 schema_version: int) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self.schema_version = schema_version
+        self._lock = _make_lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """`BEGIN IMMEDIATE` under the writer lock; commit on success, roll back on error.
+
+        IMMEDIATE takes SQLite's write lock up front, so two processes (or connections)
+        doing check-then-write wait on `busy_timeout` instead of both passing the check.
+        Never await network I/O inside.
+        """
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._writer)
+            except BaseException:
+                await self._writer.rollback()
+                raise
+            else:
+                await self._writer.commit()
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        """A read of committed data."""
+        async with self._reader.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        """A read of committed data."""
+        async with self._reader.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """A single write statement in its own transaction; returns lastrowid."""
+        async with self.transaction() as tx:
+            return await tx.insert(sql, params)
+
+    async def close(self) -> None:
+        """Close both connections (idempotent)."""
+        for conn in {id(self._reader): self._reader, id(self._writer): self._writer}.values():
+            try:
+                await conn.close()
+            except ValueError:  # already closed
+                pass
+
+
+def _make_lock():  # small indirection so tests can see the lock type is asyncio's
+    import asyncio
+
+    return asyncio.Lock()
+
+
+async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
+    """Open (creating the folder if needed) and migrate the database at `database_url`."""
+    path = sqlite_path(database_url)
+    if path != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    writer = await _connect(path)
+    try:
+        version = await apply_migrations(writer, migrations_dir)
+        reader = writer if path == ":memory:" else await _connect(path)
+    except BaseException:
+        await writer.close()
+        raise
+    log.info("database ready at %s (schema version %d)", path, version)
+    return Database(path, writer, reader, version)

@@ -1,0 +1,87 @@
+"""Numbered SQL migrations (`migrations/NNN_name.sql`), applied in order, one transaction each.
+
+Applied files are recorded in `schema_migrations` with a checksum; an edited applied
+file or a database newer than the code stops start-up instead of guessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """The migrations folder or the database schema is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files, checked for numbering without gaps or duplicates."""
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"bad migration file name: {path.name} (expected NNN_name.sql)")
+        found.append(Migration(int(m.group(1)), m.group(2), path.read_text(encoding="utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    for expected, mig in enumerate(found, start=1):
+        if mig.version != expected:
+            raise MigrationError(f"migration numbers must be 1..N without gaps; found {mig.version} at {expected}")
+    return found
+
+
+async def _applied(conn: aiosqlite.Connection) -> dict[int, str]:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+    )
+    async with conn.execute("SELECT version, checksum FROM schema_migrations") as cur:
+        return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+async def apply_migrations(conn: aiosqlite.Connection, directory: Path = MIGRATIONS_DIR) -> int:
+    """Apply pending migrations; return the schema version. Idempotent."""
+    migrations = load_migrations(directory)
+    applied = await _applied(conn)
+    known = {m.version: m for m in migrations}
+    newest = max(known, default=0)
+    for version, checksum in applied.items():
+        if version > newest:
+            raise MigrationError(f"database schema version {version} is newer than this code ({newest})")
+        if known[version].checksum != checksum:
+            raise MigrationError(f"migration {version:03d} was edited after being applied")
+    for mig in migrations:
+        if mig.version in applied:
+            continue
+        # executescript() commits first and ignores isolation settings, so the transaction
+        # control lives inside the script: the file and its record commit together or not at all.
+        script = (
+            "BEGIN IMMEDIATE;\n" + mig.sql + "\n;"
+            f"INSERT INTO schema_migrations(version, name, checksum) VALUES"
+            f" ({mig.version}, '{mig.name}', '{mig.checksum}');\nCOMMIT;"
+        )
+        try:
+            await conn.executescript(script)
+        except Exception as exc:
+            if conn.in_transaction:
+                await conn.rollback()
+            raise MigrationError(f"migration {mig.version:03d}_{mig.name} failed: {exc}") from exc
+    return max([*applied, *(m.version for m in migrations)], default=0)
