@@ -56,8 +56,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _default_runner(settings: LlmSettings, message: str, current: Strategy | None,
-                    history: Sequence[tuple[str, str]], timeout: float) -> CrewResult:
+def _default_runner(
+    settings: LlmSettings,
+    message: str,
+    current: Strategy | None,
+    history: Sequence[tuple[str, str]],
+    timeout: float,
+) -> CrewResult:
     return run_crew(settings, message, current, history, timeout=timeout)
 
 
@@ -103,31 +108,42 @@ class StrategyDesigner:
         """Turn one chat message into a new or edited strategy. Never raises for user input or LLM trouble."""
         text = (message or "").strip()
         if not text:
-            return self._error("Send a strategy in plain words, e.g. "
-                               "'buy 10% PEPE on bsc when it drops 5% in 1h, stop loss 3%'.")
+            return self._error(
+                "Send a strategy in plain words, e.g. "
+                "'buy 10% PEPE on bsc when it drops 5% in 1h, stop loss 3%'."
+            )
         if len(text) > MAX_MESSAGE_CHARS:
-            return self._error(f"That message is too long ({len(text)} characters). "
-                               f"Please keep it under {MAX_MESSAGE_CHARS} characters.")
+            return self._error(
+                f"That message is too long ({len(text)} characters). "
+                f"Please keep it under {MAX_MESSAGE_CHARS} characters."
+            )
         parsed = parse_strategy_text(text, current)
         if self._llm is None:
             return self._from_parser(parsed, current)
 
         if not self._take_call(user_id):
-            note = (f"You have used today's {self._daily_limit} AI requests (the limit resets at 00:00 UTC).")
+            note = f"You have used today's {self._daily_limit} AI requests (the limit resets at 00:00 UTC)."
             if parsed.fully_understood:
                 return self._from_parser(parsed, current, note=note + " I used the built-in parser instead.")
-            return self._error(note + " Simple phrasings still work without AI, e.g. "
-                               "'buy 10% PEPE when it drops 5% in 1h, stop loss 3%'.")
+            return self._error(
+                note + " Simple phrasings still work without AI, e.g. "
+                "'buy 10% PEPE when it drops 5% in 1h, stop loss 3%'."
+            )
 
         settings = self._llm
         try:
             result = await asyncio.wait_for(
-                self._run(settings, text, current, history), timeout=self._timeout)
+                self._run(settings, text, current, history), timeout=self._timeout
+            )
         except TimeoutError:
-            result = CrewResult(False, None, "", "The AI took too long to answer. Please try again.", "timeout")
+            result = CrewResult(
+                False, None, "", "The AI took too long to answer. Please try again.", "timeout"
+            )
         except Exception as exc:  # the crew reports its own errors; this is a last-resort guard
             logger.exception("strategy designer crashed: %s", redact(str(exc), settings.api_key))
-            result = CrewResult(False, None, "", "The AI strategy designer failed unexpectedly.", "crew_error")
+            result = CrewResult(
+                False, None, "", "The AI strategy designer failed unexpectedly.", "crew_error"
+            )
 
         if result.ok and result.strategy is not None:
             changed = result.strategy != current
@@ -142,8 +158,9 @@ class StrategyDesigner:
         return self._error(error)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _run(self, settings: LlmSettings, text: str, current: Strategy | None,
-             history: Sequence[tuple[str, str]]) -> Awaitable[CrewResult]:
+    def _run(
+        self, settings: LlmSettings, text: str, current: Strategy | None, history: Sequence[tuple[str, str]]
+    ) -> Awaitable[CrewResult]:
         history = [(str(r), str(t)) for r, t in list(history)[-20:]]
         return run_in_daemon_thread(lambda: self._runner(settings, text, current, history, self._timeout))
 

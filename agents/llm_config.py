@@ -47,7 +47,9 @@ class LlmSettings:
         return self.model.removeprefix("anthropic/")
 
 
-def llm_settings_from(api_key: str | None, base_url: str | None, model: str, max_retries: int = 1) -> LlmSettings | None:
+def llm_settings_from(
+    api_key: str | None, base_url: str | None, model: str, max_retries: int = 1
+) -> LlmSettings | None:
     """`LlmSettings`, or `None` when no key is configured (the rule-based fallbacks are used)."""
     if not api_key or not api_key.strip():
         return None
@@ -111,7 +113,9 @@ def _classify_one(exc: BaseException) -> LlmErrorKind | None:
         status = exc.status_code
         if status == 429:
             return "rate_limited"
-        if status == 529 or isinstance(exc, anthropic.InternalServerError) and "overloaded" in str(exc).lower():
+        if status == 529 or (
+            isinstance(exc, anthropic.InternalServerError) and "overloaded" in str(exc).lower()
+        ):
             return "overloaded"
         if status in (401, 403):
             return "auth"

@@ -36,10 +36,12 @@ def to_micro(amount: object, *, what: str = "Amount", allow_negative: bool = Fal
         raise InvalidAmountError(f"{what} must be a number.")
     if not amount.is_finite():
         raise InvalidAmountError(f"{what} must be a finite number.")
-    if amount.as_tuple().exponent < -6 and amount != amount.quantize(_Q6, rounding="ROUND_DOWN"):
-        raise InvalidAmountError(f"{what} can have at most 6 decimal places (micro-USDC).")
+    # Size first: quantize() of a many-digit value exceeds the context precision and would
+    # raise decimal.InvalidOperation instead of a clear InvalidAmountError.
     if amount.adjusted() > 15:
         raise InvalidAmountError(f"{what} is far too large.")
+    if amount.as_tuple().exponent < -6 and amount != amount.quantize(_Q6, rounding="ROUND_DOWN"):
+        raise InvalidAmountError(f"{what} can have at most 6 decimal places (micro-USDC).")
     micro = int((amount * MICRO).to_integral_value())
     if micro == 0 and allow_zero:
         return 0

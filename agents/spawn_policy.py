@@ -159,8 +159,12 @@ class SpawnPolicy:
             return self.rule(ctx, why="the AI answer was malformed")
         except Exception as exc:
             failure = classify_llm_error(exc)
-            logger.warning("spawn policy LLM failure for %s (%s): %s", ctx.agent_id, failure.kind,
-                           redact(str(exc), self._llm.api_key))
+            logger.warning(
+                "spawn policy LLM failure for %s (%s): %s",
+                ctx.agent_id,
+                failure.kind,
+                redact(str(exc), self._llm.api_key),
+            )
             return self.rule(ctx, why=f"AI unavailable: {failure.kind.replace('_', ' ')}")
         return self._bound(ctx, answer)
 
@@ -176,13 +180,23 @@ class SpawnPolicy:
             refusal = f"spawnable earnings below the {_fmt(ctx.min_child)} USDC minimum child balance"
         elif ctx.drawdown_pct >= self._max_drawdown:
             refusal = f"drawdown {ctx.drawdown_pct:.1f}% is at or above {self._max_drawdown:g}%"
-        elif (ctx.trades >= self._min_trades and ctx.win_rate_pct is not None
-              and ctx.win_rate_pct < self._min_win_rate):
-            refusal = f"win rate {ctx.win_rate_pct:.1f}% over {ctx.trades} trades is below {self._min_win_rate:g}%"
+        elif (
+            ctx.trades >= self._min_trades
+            and ctx.win_rate_pct is not None
+            and ctx.win_rate_pct < self._min_win_rate
+        ):
+            refusal = (
+                f"win rate {ctx.win_rate_pct:.1f}% over {ctx.trades} trades is below {self._min_win_rate:g}%"
+            )
         if refusal:
-            return SpawnDecision(False, Decimal(0).quantize(MICRO), clean_reason(prefix + "no spawn, " + refusal), "rule")
+            return SpawnDecision(
+                False, Decimal(0).quantize(MICRO), clean_reason(prefix + "no spawn, " + refusal), "rule"
+            )
         amount = quantize_usdc(min(max(ctx.suggested, ctx.min_child), upper))
-        text = f"spawn {_fmt(amount)} USDC: earnings {_fmt(ctx.net_earnings)} USDC, drawdown {ctx.drawdown_pct:.1f}%"
+        text = (
+            f"spawn {_fmt(amount)} USDC: earnings {_fmt(ctx.net_earnings)} USDC, "
+            f"drawdown {ctx.drawdown_pct:.1f}%"
+        )
         if ctx.win_rate_pct is not None:
             text += f", win rate {ctx.win_rate_pct:.0f}% over {ctx.trades} trades"
         return SpawnDecision(True, amount, clean_reason(prefix + text), "rule")
@@ -192,15 +206,25 @@ class SpawnPolicy:
         import anthropic  # deferred: only needed when a key is configured
 
         stats = {
-            "agent_id": ctx.agent_id, "generation": ctx.generation, "balance": str(ctx.balance),
-            "available": str(ctx.available), "net_earnings": str(ctx.net_earnings),
-            "spawnable": str(ctx.spawnable), "suggested_child_balance": str(ctx.suggested),
-            "min_child": str(ctx.min_child), "max_child": str(ctx.max_child),
-            "live_children": ctx.live_children, "max_children": ctx.max_children,
-            "win_rate_pct": ctx.win_rate_pct, "closed_trades": ctx.trades, "drawdown_pct": ctx.drawdown_pct,
+            "agent_id": ctx.agent_id,
+            "generation": ctx.generation,
+            "balance": str(ctx.balance),
+            "available": str(ctx.available),
+            "net_earnings": str(ctx.net_earnings),
+            "spawnable": str(ctx.spawnable),
+            "suggested_child_balance": str(ctx.suggested),
+            "min_child": str(ctx.min_child),
+            "max_child": str(ctx.max_child),
+            "live_children": ctx.live_children,
+            "max_children": ctx.max_children,
+            "win_rate_pct": ctx.win_rate_pct,
+            "closed_trades": ctx.trades,
+            "drawdown_pct": ctx.drawdown_pct,
         }
         async with anthropic.AsyncAnthropic(
-            api_key=settings.api_key, base_url=settings.base_url, timeout=self._timeout,
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            timeout=self._timeout,
             max_retries=settings.max_retries,
         ) as client:
             response = await client.messages.create(
@@ -212,7 +236,10 @@ class SpawnPolicy:
                 tool_choice={"type": "tool", "name": "spawn_decision"},
             )
         for block in response.content:
-            if getattr(block, "type", None) == "tool_use" and getattr(block, "name", None) == "spawn_decision":
+            if (
+                getattr(block, "type", None) == "tool_use"
+                and getattr(block, "name", None) == "spawn_decision"
+            ):
                 if not isinstance(block.input, dict):
                     raise ValueError("tool input is not an object")
                 return _LlmAnswer.model_validate(block.input)
@@ -224,14 +251,26 @@ class SpawnPolicy:
         if not answer.spawn:
             return SpawnDecision(False, Decimal(0).quantize(MICRO), reason, "llm")
         if ctx.live_children >= ctx.max_children:
-            return SpawnDecision(False, Decimal(0).quantize(MICRO), clean_reason(
-                f"AI wanted to spawn, but the agent already has {ctx.live_children} live children "
-                f"(max {ctx.max_children})."), "llm")
+            return SpawnDecision(
+                False,
+                Decimal(0).quantize(MICRO),
+                clean_reason(
+                    f"AI wanted to spawn, but the agent already has {ctx.live_children} live children "
+                    f"(max {ctx.max_children})."
+                ),
+                "llm",
+            )
         upper = _upper_bound(ctx)
         if upper < ctx.min_child:
-            return SpawnDecision(False, Decimal(0).quantize(MICRO), clean_reason(
-                f"AI wanted to spawn, but at most {_fmt(upper)} USDC is spawnable, below the "
-                f"{_fmt(ctx.min_child)} USDC minimum."), "llm")
+            return SpawnDecision(
+                False,
+                Decimal(0).quantize(MICRO),
+                clean_reason(
+                    f"AI wanted to spawn, but at most {_fmt(upper)} USDC is spawnable, below the "
+                    f"{_fmt(ctx.min_child)} USDC minimum."
+                ),
+                "llm",
+            )
         amount = quantize_usdc(min(max(answer.amount, ctx.min_child), upper))
         if amount != quantize_usdc(answer.amount):
             note = f" (amount adjusted to {_fmt(amount)} USDC to fit the limits)"

@@ -20,6 +20,7 @@ condition; "change the drop to 4%" edits the matching condition's threshold.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -66,9 +67,12 @@ class ParseResult:
 # --------------------------------------------------------------------------------------------
 # vocabulary
 
-_NUM_CORE = r"(?:[-+−]\s?)?(?:nan|inf(?:inity)?|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)"
+_NUM_CORE = (
+    r"(?:[-+−]\s?)?"  # a sign is captured so negatives can be rejected with a reason
+    r"(?:nan|inf(?:inity)?|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)"
+)
 # A number that is not the start of a longer word ("5m" is a timeframe, not the number 5).
-_NUM = _NUM_CORE + r"(?![\w.])"
+_NUM = _NUM_CORE + r"(?!\w|\.\d)"
 _PCT = r"\s*(?:%|percent\b|pct\b|per\s+cent\b)"
 _OPT_PCT = rf"(?:{_PCT})?"
 
@@ -84,23 +88,67 @@ _RISE_VERBS = (
 )
 _DROP_NOUNS = r"drop|dip|fall|decline|decrease|dump|crash|correction|pullback|down\s*move|downturn|sell-?off"
 _RISE_NOUNS = r"rise|pump|gain|increase|jump|surge|rally|spike|up\s*move|breakout|move\s+up"
-_MODIFIER = r"(?:(?:by|more\s+than|over|at\s+least|about|around|roughly|another|of|a|another)\s+)*"
-_BALANCE = r"(?:my\s+|the\s+|our\s+|of\s+)?(?:available\s+|total\s+|usdc\s+)?(?:balance|equity|portfolio|capital|funds|money|account|wallet|bankroll|cash|usdc|stack)"
+_MODIFIER = r"(?:(?:by|more\s+than|over|at\s+least|about|around|roughly|another|of|a)\s+)*"
+_BALANCE = (
+    r"(?:my\s+|the\s+|our\s+|of\s+)?(?:available\s+|total\s+|usdc\s+)?"
+    r"(?:balance|equity|portfolio|capital|funds|money|account|wallet|bankroll|cash|usdc|stack)"
+)
 
 _CHAINS: dict[str, str] = {
-    "bsc": "bsc", "bnb": "bsc", "bnb chain": "bsc", "binance smart chain": "bsc", "bep20": "bsc",
-    "eth": "eth", "ethereum": "eth", "erc20": "eth", "mainnet": "eth",
-    "base": "base", "solana": "solana", "arbitrum": "arbitrum", "arb": "arbitrum",
-    "polygon": "polygon", "matic": "polygon", "avalanche": "avalanche", "avax": "avalanche",
-    "optimism": "optimism", "tron": "tron", "ton": "ton", "sui": "sui", "blast": "blast",
-    "linea": "linea", "fantom": "fantom", "zksync": "zksync", "mantle": "mantle",
+    "bsc": "bsc",
+    "bnb": "bsc",
+    "bnb chain": "bsc",
+    "binance smart chain": "bsc",
+    "bep20": "bsc",
+    "eth": "eth",
+    "ethereum": "eth",
+    "erc20": "eth",
+    "mainnet": "eth",
+    "base": "base",
+    "solana": "solana",
+    "arbitrum": "arbitrum",
+    "arb": "arbitrum",
+    "polygon": "polygon",
+    "matic": "polygon",
+    "avalanche": "avalanche",
+    "avax": "avalanche",
+    "optimism": "optimism",
+    "tron": "tron",
+    "ton": "ton",
+    "sui": "sui",
+    "blast": "blast",
+    "linea": "linea",
+    "fantom": "fantom",
+    "zksync": "zksync",
+    "mantle": "mantle",
 }
 # Names that are only chains (ETH, SOL, ARB… are also tokens, so they are not here).
-_CHAIN_ONLY = {"bsc", "ethereum", "solana", "arbitrum", "polygon", "base", "optimism", "avalanche", "bep20", "erc20"}
+_CHAIN_ONLY = {
+    "bsc",
+    "ethereum",
+    "solana",
+    "arbitrum",
+    "polygon",
+    "base",
+    "optimism",
+    "avalanche",
+    "bep20",
+    "erc20",
+}
 _CHAIN_ALT = "|".join(sorted((re.escape(c).replace(r"\ ", r"\s+") for c in _CHAINS), key=len, reverse=True))
 
-_WORD_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "four": 4, "five": 5, "fifteen": 15, "thirty": 30,
-                 "sixty": 60, "twenty four": 24}
+_WORD_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "four": 4,
+    "five": 5,
+    "fifteen": 15,
+    "thirty": 30,
+    "sixty": 60,
+    "twenty four": 24,
+}
 _TF = (
     r"(?:(?:in|within|over|during|inside|across|on|per|every|for|of|at|using|a|an)\s+)?"
     r"(?:(?:the|a|an)\s+)?(?:(?:last|past|same|next)\s+)?"
@@ -112,7 +160,8 @@ _TF = (
 )
 
 # Words that carry no meaning of their own here; leftovers made only of these are ignored.
-_FILLER = set("""
+_FILLER = set(
+    """
 a an the i im i'm me my mine we our you your it its it's this that these those there here is are was be been
 being am do does did to of in on at by for with from into onto as so and or but if when whenever once then
 than while after before until till also just only please pls plz kindly ok okay thanks thank hi hello hey
@@ -122,22 +171,81 @@ set use using change update switch instead now new rule rules condition conditio
 time timeframe frame candle candles chart average avg mean normal something whatever yes yeah sure new
 position positions buy buys buying sell sells selling purchase enter exit close long entry order
 automatically auto always every each per again both either all any percent pct level levels market
-""".split())
+""".split()
+)
 # Leftover words that mean the user asked for something this parser could not represent.
-_BLOCKING_WORDS = set("""
+_BLOCKING_WORDS = set(
+    """
 trailing trail rsi macd ema sma ma bollinger leverage short shorts shorting limit dca grid stop loss profit
 volume breakeven hedge margin futures fibonacci vwap atr stochastic ichimoku partial
-""".split())
+""".split()
+)
 _RESERVED_SYMBOLS = {
-    "AND", "OR", "IF", "WHEN", "THEN", "BUY", "SELL", "SL", "TP", "USD", "UTC", "RSI", "EMA", "SMA", "MACD",
-    "ATH", "ATL", "AM", "PM", "OK", "PLS", "DCA", "TF", "I", "A", "AN", "THE", "IN", "ON", "OF", "AT",
-    "MY", "IT", "TO", "BY", "NO", "ANY", "ALL", "BOTH", "STOP", "LOSS", "TAKE", "PROFIT", "PRICE", "VOLUME",
-    "ID", "AI", "API", "PNL", "ROI", "APY", "BOT", "DEX", "CEX", "LONG", "SHORT", "NOT", "NEW", "MA",
+    "AND",
+    "OR",
+    "IF",
+    "WHEN",
+    "THEN",
+    "BUY",
+    "SELL",
+    "SL",
+    "TP",
+    "USD",
+    "UTC",
+    "RSI",
+    "EMA",
+    "SMA",
+    "MACD",
+    "ATH",
+    "ATL",
+    "AM",
+    "PM",
+    "OK",
+    "PLS",
+    "DCA",
+    "TF",
+    "I",
+    "A",
+    "AN",
+    "THE",
+    "IN",
+    "ON",
+    "OF",
+    "AT",
+    "MY",
+    "IT",
+    "TO",
+    "BY",
+    "NO",
+    "ANY",
+    "ALL",
+    "BOTH",
+    "STOP",
+    "LOSS",
+    "TAKE",
+    "PROFIT",
+    "PRICE",
+    "VOLUME",
+    "ID",
+    "AI",
+    "API",
+    "PNL",
+    "ROI",
+    "APY",
+    "BOT",
+    "DEX",
+    "CEX",
+    "LONG",
+    "SHORT",
+    "NOT",
+    "NEW",
+    "MA",
 }
 
 
 # --------------------------------------------------------------------------------------------
 # numbers and timeframes
+
 
 class _Reject(Exception):
     """A hard problem with the input (bad number, unsupported amount kind)."""
@@ -147,7 +255,9 @@ def _number(raw: str) -> float:
     """Parse a matched number; negatives, NaN, infinities and absurd magnitudes are rejected."""
     text = raw.strip().replace("−", "-").replace(" ", "")
     if text.startswith("-"):
-        raise _Reject(f"negative numbers are not allowed here ('{raw.strip()}'): write the size without a minus sign")
+        raise _Reject(
+            f"negative numbers are not allowed here ('{raw.strip()}'): write the size without a minus sign"
+        )
     text = text.lstrip("+").replace(",", "")
     try:
         value = float(text)
@@ -166,7 +276,10 @@ def _timeframe(match: re.Match[str]) -> str:
     if match.group("tfn"):
         n, unit = float(match.group("tfn")), match.group("tfu")[0]
     else:
-        n, unit = _WORD_NUMBERS[" ".join(match.group("tfn2").replace("-", " ").split())], match.group("tfu2")[0]
+        n, unit = (
+            _WORD_NUMBERS[" ".join(match.group("tfn2").replace("-", " ").split())],
+            match.group("tfu2")[0],
+        )
     minutes = n * {"m": 1, "h": 60, "d": 1440}[unit]
     for name, mins in TIMEFRAME_MINUTES.items():
         if math.isclose(minutes, mins):
@@ -226,7 +339,9 @@ class _Scanner:
         for i in range(start, end):
             self.used[i] = True
 
-    def run(self, pattern: re.Pattern[str], handler: Callable[[re.Match[str]], None], *, orig: bool = False) -> None:
+    def run(
+        self, pattern: re.Pattern[str], handler: Callable[[re.Match[str]], None], *, orig: bool = False
+    ) -> None:
         """Apply `handler` to every match whose span is still free, then consume the span."""
         source = self.orig if orig else self.low
         for m in pattern.finditer(source):
@@ -275,35 +390,52 @@ def _scan(scanner: _Scanner) -> None:
             return _timeframe(m), m.end()
         return None, end
 
-    def add_cond(kind: str, m: re.Match[str], *, threshold: float | None = None,
-                 price: float | None = None, direction: str | None = None) -> None:
+    def add_cond(
+        kind: str,
+        m: re.Match[str],
+        *,
+        threshold: float | None = None,
+        price: float | None = None,
+        direction: str | None = None,
+    ) -> None:
         tf, _ = follow_tf(m.end())
-        f.conditions.append(_Cond(kind, m.start(), m.end(), threshold=threshold, price=price,
-                                  direction=direction, timeframe=tf))
+        f.conditions.append(
+            _Cond(
+                kind, m.start(), m.end(), threshold=threshold, price=price, direction=direction, timeframe=tf
+            )
+        )
 
     # 1. AVE token ids (contain digits, so before any number pattern).
     def on_id(m: re.Match[str]) -> None:
         chain = m.group("ch").lower()
         f.tokens.append((f"{m.group('addr')}-{chain}", _CHAINS.get(chain, chain)))
 
-    scanner.run(_rx(r"\b(?P<addr>0x[0-9a-f]{6,64}|[1-9a-hj-np-z]{32,44})-(?P<ch>[a-z][a-z0-9]{1,15})\b"),
-                on_id, orig=True)
+    scanner.run(
+        _rx(r"\b(?P<addr>0x[0-9a-f]{6,64}|[1-9a-hj-np-z]{32,44})-(?P<ch>[a-z][a-z0-9]{1,15})\b"),
+        on_id,
+        orig=True,
+    )
 
     # 2. Fixed-currency amounts and partial sells: not representable -> hard problems.
     def on_fixed(m: re.Match[str]) -> None:
-        raise _Reject(f"'{m.group(0).strip()}' is a fixed amount: amounts are a percent of the balance "
-                      "(e.g. 'buy 10%')")
+        raise _Reject(
+            f"'{m.group(0).strip()}' is a fixed amount: amounts are a percent of the balance (e.g. 'buy 10%')"
+        )
 
-    scanner.run(_rx(rf"\b(?:buy|spend|invest|use|put)\s+(?:\$\s*{_NUM}|{_NUM}\s*(?:\$|usd[ct]?|dollars?|bucks))"),
-                on_fixed)
+    scanner.run(
+        _rx(rf"\b(?:buy|spend|invest|use|put)\s+(?:\$\s*{_NUM}|{_NUM}\s*(?:\$|usd[ct]?|dollars?|bucks))"),
+        on_fixed,
+    )
 
     def on_partial_sell(m: re.Match[str]) -> None:
         if _number(m.group("n")) != 100:
             raise _Reject("partial sells are not supported: a sell closes the whole position")
         f.actions.append((m.start(), "sell"))
 
-    scanner.run(_rx(rf"\b(?:sell|exit|close)\s+(?P<n>{_NUM}){_PCT}(?!\s+(?:profit|gain|loss|up|down))"),
-                on_partial_sell)
+    scanner.run(
+        _rx(rf"\b(?:sell|exit|close)\s+(?P<n>{_NUM}){_PCT}(?!\s+(?:profit|gain|loss|up|down))"),
+        on_partial_sell,
+    )
 
     # 3. Stop-loss / take-profit, including removals and "sell at 10% profit".
     def on_sl(m: re.Match[str]) -> None:
@@ -319,16 +451,38 @@ def _scan(scanner: _Scanner) -> None:
         f.remove_tp = True
 
     sl_words = r"(?:stop[\s-]*loss(?:es)?|stoploss|stop|sl|cut\s+(?:the\s+)?loss(?:es)?|max(?:imum)?\s+loss)"
-    tp_words = r"(?:take[\s-]*profits?|takeprofit|tp|profit\s+target|target|take\s+gains?|take\s+profit\s+target)"
+    tp_words = (
+        r"(?:take[\s-]*profits?|takeprofit|tp|profit\s+target|target|take\s+gains?|take\s+profit\s+target)"
+    )
     joiner = r"\s*(?:at|of|to|=|:|is|on|=>|->|around|about|set\s+to|@)?\s*"
-    scanner.run(_rx(rf"\b(?:no|without|remove|disable|delete|clear|drop|turn\s+off|cancel)\s+(?:the\s+|my\s+|a\s+|any\s+)?{sl_words}\b"), on_rm_sl)
-    scanner.run(_rx(rf"\b(?:no|without|remove|disable|delete|clear|drop|turn\s+off|cancel)\s+(?:the\s+|my\s+|a\s+|any\s+)?{tp_words}\b"), on_rm_tp)
+    scanner.run(
+        _rx(
+            rf"\b(?:no|without|remove|disable|delete|clear|drop|turn\s+off|cancel)\s+(?:the\s+|my\s+|a\s+|any\s+)?{sl_words}\b"
+        ),
+        on_rm_sl,
+    )
+    scanner.run(
+        _rx(
+            rf"\b(?:no|without|remove|disable|delete|clear|drop|turn\s+off|cancel)\s+(?:the\s+|my\s+|a\s+|any\s+)?{tp_words}\b"
+        ),
+        on_rm_tp,
+    )
     scanner.run(_rx(rf"\b{sl_words}\b{joiner}(?P<n>{_NUM}){_OPT_PCT}"), on_sl)
     scanner.run(_rx(rf"\b{tp_words}\b{joiner}(?P<n>{_NUM}){_OPT_PCT}"), on_tp)
     scanner.run(_rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+{sl_words}\b"), on_sl)
     scanner.run(_rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+{tp_words}\b"), on_tp)
-    scanner.run(_rx(rf"\b(?:sell|exit|close(?:\s+it)?)\s+(?:at|with|on|after|for)\s+(?:a\s+)?(?P<n>{_NUM}){_PCT}\s+(?:profit|gain|up)\b"), on_tp)
-    scanner.run(_rx(rf"\b(?:sell|exit|close(?:\s+it)?)\s+(?:at|with|on|after|for)\s+(?:a\s+)?(?P<n>{_NUM}){_PCT}\s+(?:loss|down)\b"), on_sl)
+    scanner.run(
+        _rx(
+            rf"\b(?:sell|exit|close(?:\s+it)?)\s+(?:at|with|on|after|for)\s+(?:a\s+)?(?P<n>{_NUM}){_PCT}\s+(?:profit|gain|up)\b"
+        ),
+        on_tp,
+    )
+    scanner.run(
+        _rx(
+            rf"\b(?:sell|exit|close(?:\s+it)?)\s+(?:at|with|on|after|for)\s+(?:a\s+)?(?P<n>{_NUM}){_PCT}\s+(?:loss|down)\b"
+        ),
+        on_sl,
+    )
 
     # 4. Volume spikes (before price rises: "spikes" is shared).
     def on_volume(m: re.Match[str]) -> None:
@@ -336,18 +490,43 @@ def _scan(scanner: _Scanner) -> None:
 
     def on_volume_mult(m: re.Match[str]) -> None:
         word = m.group("w") or ""
-        mult = _number(m.group("n")) if m.group("n") else (2 if word.startswith("doubl") else 3 if word.startswith("tripl") else 4)
+        mult = (
+            _number(m.group("n"))
+            if m.group("n")
+            else (2 if word.startswith("doubl") else 3 if word.startswith("tripl") else 4)
+        )
         if mult <= 1:
             raise _Reject(f"a volume multiple must be more than 1x (got {mult:g}x)")
         add_cond("volume_spike", m, threshold=round((mult - 1) * 100, 6))
 
-    vol_verbs = r"(?:spikes?|spiked|jumps?|jumped|surges?|surged|rises?|rose|increases?|increased|goes\s+up|is\s+up|grows?|grew|explodes?|pumps?|is|gets|climbs?)"
-    scanner.run(_rx(rf"\b(?:trading\s+)?volume\s+(?:spike\s+|surge\s+|jump\s+|increase\s+)?(?:{vol_verbs}\s+)?{_MODIFIER}(?P<n>{_NUM}){_PCT}"
-                    r"(?:\s+(?:above|over|more\s+than)\s+(?:the\s+|its\s+)?(?:average|avg|mean|normal|usual))?"), on_volume)
-    scanner.run(_rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:volume\s+(?:spike|jump|surge|increase|rise)|(?:rise|increase|jump|spike|surge)\s+in\s+(?:trading\s+)?volume|more\s+volume)"), on_volume)
-    scanner.run(_rx(rf"\bvolume\s+(?:(?:{vol_verbs})\s+)?(?:to\s+)?(?:(?P<n>{_NUM_CORE})\s*(?:x|times)\b|(?P<w>doubles|doubled|triples|tripled|quadruples))"
-                    r"(?:\s+(?:the\s+|its\s+)?(?:average|avg|normal|mean|usual))?"), on_volume_mult)
-    scanner.run(_rx(rf"(?<![\w.])(?P<n>{_NUM_CORE})\s*x\s+(?:the\s+)?(?:average\s+|normal\s+|usual\s+)?volume\b"), on_volume_mult)
+    vol_verbs = (
+        r"(?:spikes?|spiked|jumps?|jumped|surges?|surged|rises?|rose|increases?|increased|goes\s+up|is\s+up|"
+        r"grows?|grew|explodes?|pumps?|is|gets|climbs?)"
+    )
+    scanner.run(
+        _rx(
+            rf"\b(?:trading\s+)?volume\s+(?:spike\s+|surge\s+|jump\s+|increase\s+)?(?:{vol_verbs}\s+)?{_MODIFIER}(?P<n>{_NUM}){_PCT}"
+            r"(?:\s+(?:above|over|more\s+than)\s+(?:the\s+|its\s+)?(?:average|avg|mean|normal|usual))?"
+        ),
+        on_volume,
+    )
+    scanner.run(
+        _rx(
+            rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:volume\s+(?:spike|jump|surge|increase|rise)|(?:rise|increase|jump|spike|surge)\s+in\s+(?:trading\s+)?volume|more\s+volume)"
+        ),
+        on_volume,
+    )
+    scanner.run(
+        _rx(
+            rf"\bvolume\s+(?:(?:{vol_verbs})\s+)?(?:to\s+)?(?:(?P<n>{_NUM_CORE})\s*(?:x|times)\b|(?P<w>doubles|doubled|triples|tripled|quadruples))"
+            r"(?:\s+(?:the\s+|its\s+)?(?:average|avg|normal|mean|usual))?"
+        ),
+        on_volume_mult,
+    )
+    scanner.run(
+        _rx(rf"(?<![\w.])(?P<n>{_NUM_CORE})\s*x\s+(?:the\s+)?(?:average\s+|normal\s+|usual\s+)?volume\b"),
+        on_volume_mult,
+    )
 
     # 5. Percentage price moves.
     def on_drop(m: re.Match[str]) -> None:
@@ -367,21 +546,29 @@ def _scan(scanner: _Scanner) -> None:
 
     # 6. Price levels ("crosses above 3500", "falls below 0.001").
     def on_level(m: re.Match[str]) -> None:
-        before = low[max(0, m.start() - 30):m.start()]
-        indicator = re.search(r"\b(rsi|macd|ema|sma|ma|vwap|atr|stoch\w*|bollinger|volume|market\s+cap|mcap|tvl)\b"
-                              r"(?:\s+\w+)?\s*$", before)
+        before = low[max(0, m.start() - 30) : m.start()]
+        indicator = re.search(
+            r"\b(rsi|macd|ema|sma|ma|vwap|atr|stoch\w*|bollinger|volume|market\s+cap|mcap|tvl)\b"
+            r"(?:\s+\w+)?\s*$",
+            before,
+        )
         if indicator:
-            raise _Reject(f"'{indicator.group(1)}' levels are not supported: use a price drop/rise, a volume "
-                          "spike or a price level")
+            raise _Reject(
+                f"'{indicator.group(1)}' levels are not supported: use a price drop/rise, a volume "
+                "spike or a price level"
+            )
         direction = "above" if m.group("dir") in ("above", "over") else "below"
         add_cond("price_level", m, price=_number(m.group("n")), direction=direction)
 
-    scanner.run(_rx(
-        r"\b(?:price\s+)?(?:(?:crosses|cross|crossed|crossing|breaks|break|broke|breaking|goes|go|moves?|rises?|"
-        r"climbs?|pushes|gets|trades?|is|closes?|jumps?|pumps?|falls?|drops?|dips?|sinks?|slides?|crashes|"
-        r"comes)\s+(?:back\s+)?)?(?P<dir>above|over|below|under|beneath)\s+(?:the\s+)?(?:level\s+(?:of\s+)?|"
-        rf"price\s+(?:of\s+)?)?\$?\s*(?P<n>{_NUM})(?!\s*(?:%|percent|pct|x\b|times))(?:\s*(?:\$|usd[ct]?\b|dollars?\b))?"
-    ), on_level)
+    scanner.run(
+        _rx(
+            r"\b(?:price\s+)?(?:(?:crosses|cross|crossed|crossing|breaks|break|broke|breaking|goes|go|moves?|rises?|"
+            r"climbs?|pushes|gets|trades?|is|closes?|jumps?|pumps?|falls?|drops?|dips?|sinks?|slides?|crashes|"
+            r"comes)\s+(?:back\s+)?)?(?P<dir>above|over|below|under|beneath)\s+(?:the\s+)?(?:level\s+(?:of\s+)?|"
+            rf"price\s+(?:of\s+)?)?\$?\s*(?P<n>{_NUM})(?!\s*(?:%|percent|pct|x\b|times))(?:\s*(?:\$|usd[ct]?\b|dollars?\b))?"
+        ),
+        on_level,
+    )
 
     # 7. Amount.
     def on_amount(m: re.Match[str]) -> None:
@@ -390,61 +577,110 @@ def _scan(scanner: _Scanner) -> None:
             f.actions.append((m.start(), "buy"))
 
     def on_amount_word(m: re.Match[str]) -> None:
-        f.amount = {"half": 50.0, "a quarter": 25.0, "a third": 100 / 3}.get(" ".join(m.group("w").split()), 100.0)
+        f.amount = {"half": 50.0, "a quarter": 25.0, "a third": 100 / 3}.get(
+            " ".join(m.group("w").split()), 100.0
+        )
         if m.group(0).lower().startswith("buy"):
             f.actions.append((m.start(), "buy"))
 
-    scanner.run(_rx(rf"\b(?:buy|purchase|spend|invest|use|allocate|put|bet|risk|with)\s+(?:with\s+)?(?P<n>{_NUM}){_PCT}"
-                    rf"(?:\s+of\s+{_BALANCE})?"), on_amount)
+    scanner.run(
+        _rx(
+            rf"\b(?:buy|purchase|spend|invest|use|allocate|put|bet|risk|with)\s+(?:with\s+)?(?P<n>{_NUM}){_PCT}"
+            rf"(?:\s+of\s+{_BALANCE})?"
+        ),
+        on_amount,
+    )
     scanner.run(_rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+of\s+{_BALANCE}"), on_amount)
-    scanner.run(_rx(rf"\b(?:amount|size|position\s+size|position|allocation|order\s+size|trade\s+size|stake|buy\s+size)"
-                    rf"\s*(?:to|=|:|of|is|at|->)?\s*(?P<n>{_NUM}){_OPT_PCT}(?:\s+of\s+{_BALANCE})?"), on_amount)
-    scanner.run(_rx(rf"\b(?:buy|spend|use|invest|put\s+in)\s+(?P<w>half|a\s+quarter|a\s+third|everything|all)\b(?:\s+(?:of\s+)?{_BALANCE})?"),
-                on_amount_word)
+    scanner.run(
+        _rx(
+            rf"\b(?:amount|size|position\s+size|position|allocation|order\s+size|trade\s+size|stake|buy\s+size)"
+            rf"\s*(?:to|=|:|of|is|at|->)?\s*(?P<n>{_NUM}){_OPT_PCT}(?:\s+of\s+{_BALANCE})?"
+        ),
+        on_amount,
+    )
+    scanner.run(
+        _rx(
+            rf"\b(?:buy|spend|use|invest|put\s+in)\s+(?P<w>half|a\s+quarter|a\s+third|everything|all)\b(?:\s+(?:of\s+)?{_BALANCE})?"
+        ),
+        on_amount_word,
+    )
     scanner.run(_rx(r"\ball[\s-]in\b"), lambda m: setattr(f, "amount", 100.0))
 
     # 8. Threshold edits ("change the drop to 4%") and condition removals.
     def on_threshold_edit(m: re.Match[str]) -> None:
         f.threshold_edits.append((m.group("what"), _number(m.group("n")), bool(m.group("pct"))))
 
-    scanner.run(_rx(
-        r"\b(?:change|set|make|update|move|raise|lower|increase|decrease|adjust|put)\s+(?:the\s+|my\s+)?"
-        r"(?P<what>drop|dip|fall|rise|pump|gain|volume(?:\s+spike)?|spike|price\s+level|level|threshold|trigger)"
-        r"(?:\s+(?:threshold|trigger|condition|level|percentage|percent|rule))?\s+(?:to|=|at|:)\s*\$?\s*"
-        rf"(?P<n>{_NUM})(?P<pct>{_PCT})?"), on_threshold_edit)
-    scanner.run(_rx(rf"\b(?P<what>drop|dip|rise|pump|volume|spike|level)\s+threshold\s*(?:to|=|:|of)?\s*(?P<n>{_NUM})(?P<pct>{_PCT})?"),
-                on_threshold_edit)
+    scanner.run(
+        _rx(
+            r"\b(?:change|set|make|update|move|raise|lower|increase|decrease|adjust|put)\s+(?:the\s+|my\s+)?"
+            r"(?P<what>drop|dip|fall|rise|pump|gain|volume(?:\s+spike)?|spike|price\s+level|level|threshold|trigger)"
+            r"(?:\s+(?:threshold|trigger|condition|level|percentage|percent|rule))?\s+(?:to|=|at|:)\s*\$?\s*"
+            rf"(?P<n>{_NUM})(?P<pct>{_PCT})?"
+        ),
+        on_threshold_edit,
+    )
+    scanner.run(
+        _rx(
+            rf"\b(?P<what>drop|dip|rise|pump|volume|spike|level)\s+threshold\s*(?:to|=|:|of)?\s*(?P<n>{_NUM})(?P<pct>{_PCT})?"
+        ),
+        on_threshold_edit,
+    )
 
     def on_removal(m: re.Match[str]) -> None:
         f.removals.append(m.group("what"))
 
-    scanner.run(_rx(r"\b(?:remove|delete|drop|clear|get\s+rid\s+of)\s+(?:the\s+|my\s+|all\s+)?"
-                    r"(?P<what>volume(?:\s+spike)?|drop|dip|rise|pump|price\s+level|level|sell|exit)\s+"
-                    r"(?:conditions?|rules?|triggers?|signals?)\b"), on_removal)
+    scanner.run(
+        _rx(
+            r"\b(?:remove|delete|drop|clear|get\s+rid\s+of)\s+(?:the\s+|my\s+|all\s+)?"
+            r"(?P<what>volume(?:\s+spike)?|drop|dip|rise|pump|price\s+level|level|sell|exit)\s+"
+            r"(?:conditions?|rules?|triggers?|signals?)\b"
+        ),
+        on_removal,
+    )
 
     # 9. Match mode.
     def set_match(value: str) -> Callable[[re.Match[str]], None]:
         return lambda m: setattr(f, "match", value)
 
-    scanner.run(_rx(r"\b(?:match|require|need|when|if)\s+(?:all|both|every(?:thing)?)\b(?:\s+(?:of\s+)?(?:the\s+|them|conditions?|rules?))*"
-                    r"|\ball\s+(?:of\s+)?(?:the\s+)?(?:conditions|rules|of\s+them)(?:\s+(?:must|have\s+to|should)\s+(?:match|hold|be\s+true|fire))?"
-                    r"|\bboth\s+(?:conditions|rules)\b|\bat\s+the\s+same\s+time\b"), set_match("all"))
-    scanner.run(_rx(r"\b(?:match|require|need)\s+(?:any|either|one)\b(?:\s+(?:of\s+)?(?:the\s+|them|conditions?|rules?))*"
-                    r"|\bany\s+(?:one\s+)?(?:of\s+)?(?:the\s+)?(?:conditions|rules|of\s+them)(?:\s+(?:is\s+enough|matches|fires))?"
-                    r"|\beither\b"), set_match("any"))
+    scanner.run(
+        _rx(
+            r"\b(?:match|require|need|when|if)\s+(?:all|both|every(?:thing)?)\b(?:\s+(?:of\s+)?(?:the\s+|them|conditions?|rules?))*"
+            r"|\ball\s+(?:of\s+)?(?:the\s+)?(?:conditions|rules|of\s+them)(?:\s+(?:must|have\s+to|should)\s+(?:match|hold|be\s+true|fire))?"
+            r"|\bboth\s+(?:conditions|rules)\b|\bat\s+the\s+same\s+time\b"
+        ),
+        set_match("all"),
+    )
+    scanner.run(
+        _rx(
+            r"\b(?:match|require|need)\s+(?:any|either|one)\b(?:\s+(?:of\s+)?(?:the\s+|them|conditions?|rules?))*"
+            r"|\bany\s+(?:one\s+)?(?:of\s+)?(?:the\s+)?(?:conditions|rules|of\s+them)(?:\s+(?:is\s+enough|matches|fires))?"
+            r"|\beither\b"
+        ),
+        set_match("any"),
+    )
 
     # 10. Add mode markers.
     def on_add(m: re.Match[str]) -> None:
         f.add_mode = True
 
-    scanner.run(_rx(r"\b(?:add(?:\s+(?:a|another|one\s+more))?(?:\s+(?:condition|rule|trigger))?|also|another|as\s+well|too|additionally|plus)\b"), on_add)
+    scanner.run(
+        _rx(
+            r"\b(?:add(?:\s+(?:a|another|one\s+more))?(?:\s+(?:condition|rule|trigger))?|also|another|as\s+well|too|additionally|plus)\b"
+        ),
+        on_add,
+    )
 
     # 11. Chains.
     def on_chain(m: re.Match[str]) -> None:
         name = " ".join((m.group("c") or "").split())
         f.chain = _CHAINS.get(name, name)
 
-    scanner.run(_rx(rf"\b(?:on|via|using|at)\s+(?:the\s+)?(?P<c>{_CHAIN_ALT})(?:\s+(?:chain|network|blockchain|mainnet))?\b"), on_chain)
+    scanner.run(
+        _rx(
+            rf"\b(?:on|via|using|at)\s+(?:the\s+)?(?P<c>{_CHAIN_ALT})(?:\s+(?:chain|network|blockchain|mainnet))?\b"
+        ),
+        on_chain,
+    )
     scanner.run(_rx(rf"\b(?P<c>{_CHAIN_ALT})\s+(?:chain|network|blockchain)\b"), on_chain)
     scanner.run(_rx(rf"\bchain\s*(?:[:=]|is|to)?\s*(?P<c>{_CHAIN_ALT})\b"), on_chain)
 
@@ -460,8 +696,12 @@ def _scan(scanner: _Scanner) -> None:
         selling = word.startswith(("sell", "exit", "close", "get", "take"))
         f.actions.append((m.start(), "sell" if selling else "buy"))
 
-    scanner.run(_rx(r"\b(?:buy(?:ing)?|purchase|enter|go\s+long|long|ape\s+in(?:to)?|sell(?:ing)?|exit|close(?:\s+(?:it|the\s+position))?|get\s+out|take\s+profits?)\b"),
-                on_action)
+    scanner.run(
+        _rx(
+            r"\b(?:buy(?:ing)?|purchase|enter|go\s+long|long|ape\s+in(?:to)?|sell(?:ing)?|exit|close(?:\s+(?:it|the\s+position))?|get\s+out|take\s+profits?)\b"
+        ),
+        on_action,
+    )
 
     # 14. Tokens (original case): $CASHTAG, ALLCAPS, or a word in a token position.
     def on_symbol(m: re.Match[str]) -> None:
@@ -481,27 +721,30 @@ def _scan(scanner: _Scanner) -> None:
         rf"\b(?:buy|sell|token|coin|trade|trading|switch\s+to|change\s+(?:the\s+)?(?:token|coin)\s+to|use|into|in|of|on|for)\s+"
         rf"(?:(?P<skip>{_NUM}{_PCT}(?:\s+of\s+{_BALANCE})?)\s+)?(?:(?:of|in|into|some|more|the|token|coin)\s+)?"
         r"(?P<sym>[a-z][a-z0-9]{1,14})\b"
-        r"|\b(?:when|if|once|whenever)\s+(?P<sym2>[a-z][a-z0-9]{1,14})(?:'s)?\s+(?:price\s+)?(?=\S)")
+        r"|\b(?:when|if|once|whenever)\s+(?P<sym2>[a-z][a-z0-9]{1,14})(?:'s)?\s+(?:price\s+)?(?=\S)"
+    )
     for m in lower_positions.finditer(scanner.orig):
         group = "sym" if m.group("sym") else "sym2"
         start, end = m.span(group)
         word = m.group(group)
         if not scanner.free(start, end) or word.lower() in _FILLER or word.lower() in _NON_TOKEN_WORDS:
             continue
-        if word.upper() in _RESERVED_SYMBOLS or word.lower() in _CHAINS:
+        if word.upper() in _RESERVED_SYMBOLS or word.lower() in _CHAIN_ONLY:
             continue
         f.tokens.append((word.upper(), None))
         scanner.take(start, end)
 
 
 _TF_AFTER = re.compile(rf"\s*,?\s*{_TF}\b", re.IGNORECASE)
-_NON_TOKEN_WORDS = set("""
+_NON_TOKEN_WORDS = set(
+    """
 balance equity portfolio capital funds money account wallet bankroll cash stack price volume profit loss
 stop target drop dip rise pump gain spike level threshold amount size market hour hours minute minutes day
 days daily hourly average case total half everything all quarter third strategy percent value above below
 over under it them me us that this what which dollars dollar usd usdt usdc bucks order orders limit
 condition conditions rule rules signal signals trigger triggers timeframe instead
-""".split())
+""".split()
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,8 +768,8 @@ def _signal_of(cond: _Cond, found: _Found, text: str) -> str:
 def _implicit_match(buys: list[_Cond], text: str) -> str | None:
     votes: set[str] = set()
     ordered = sorted(buys, key=lambda c: c.pos)
-    for a, b in zip(ordered, ordered[1:], strict=False):
-        between = text[a.end:b.pos]
+    for a, b in itertools.pairwise(ordered):
+        between = text[a.end : b.pos]
         if re.search(r"\b(?:and|plus)\b|&", between):
             votes.add("all")
         if re.search(r"\bor\b", between):
@@ -535,8 +778,13 @@ def _implicit_match(buys: list[_Cond], text: str) -> str | None:
 
 
 def _cond_dict(c: _Cond, token: str, chain: str | None, default_tf: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": c.type, "token": token, "chain": chain, "timeframe": c.timeframe or default_tf,
-                         "signal": c.signal}
+    d: dict[str, Any] = {
+        "type": c.type,
+        "token": token,
+        "chain": chain,
+        "timeframe": c.timeframe or default_tf,
+        "signal": c.signal,
+    }
     if c.type == "price_level":
         d.update(price=c.price, direction=c.direction)
     else:
@@ -545,16 +793,27 @@ def _cond_dict(c: _Cond, token: str, chain: str | None, default_tf: str) -> dict
 
 
 _EDIT_TARGETS = {
-    "drop": ("price_drop",), "dip": ("price_drop",), "fall": ("price_drop",),
-    "rise": ("price_rise",), "pump": ("price_rise",), "gain": ("price_rise",),
-    "volume": ("volume_spike",), "volume spike": ("volume_spike",), "spike": ("volume_spike",),
-    "level": ("price_level",), "price level": ("price_level",),
-    "threshold": ("price_drop", "price_rise", "volume_spike"), "trigger": ("price_drop", "price_rise", "volume_spike"),
-    "sell": (), "exit": (),
+    "drop": ("price_drop",),
+    "dip": ("price_drop",),
+    "fall": ("price_drop",),
+    "rise": ("price_rise",),
+    "pump": ("price_rise",),
+    "gain": ("price_rise",),
+    "volume": ("volume_spike",),
+    "volume spike": ("volume_spike",),
+    "spike": ("volume_spike",),
+    "level": ("price_level",),
+    "price level": ("price_level",),
+    "threshold": ("price_drop", "price_rise", "volume_spike"),
+    "trigger": ("price_drop", "price_rise", "volume_spike"),
+    "sell": (),
+    "exit": (),
 }
 
 
-def _apply_edits(conds: list[dict[str, Any]], found: _Found, understood: list[str], problems: list[str]) -> None:
+def _apply_edits(
+    conds: list[dict[str, Any]], found: _Found, understood: list[str], problems: list[str]
+) -> None:
     for what, value, _pct in found.threshold_edits:
         key = " ".join(what.split())
         kinds = _EDIT_TARGETS.get(key, ())
@@ -563,7 +822,9 @@ def _apply_edits(conds: list[dict[str, Any]], found: _Found, understood: list[st
             problems.append(f"there is no {key} condition to change")
             continue
         if len(targets) > 1 and key in ("threshold", "trigger"):
-            problems.append("several conditions have a threshold: say which one (e.g. 'change the drop to 4%')")
+            problems.append(
+                "several conditions have a threshold: say which one (e.g. 'change the drop to 4%')"
+            )
             continue
         for c in targets:
             if c["type"] == "price_level":
@@ -585,17 +846,24 @@ def _apply_edits(conds: list[dict[str, Any]], found: _Found, understood: list[st
             understood.append(f"removed the {key} condition(s)")
 
 
-def _build(found: _Found, current: Strategy | None, text: str) -> tuple[dict[str, Any] | None, list[str], list[str]]:
+def _build(
+    found: _Found, current: Strategy | None, text: str
+) -> tuple[dict[str, Any] | None, list[str], list[str]]:
     """Merge what was found with `current` into a strategy dict; returns (dict, understood, problems)."""
     understood: list[str] = []
     problems = list(found.problems)
 
     tf_values = [t for t in found.timeframes if not t.startswith("_")]
-    problems += [f"'{t[1:]}' is not a supported timeframe (use 5m, 15m, 30m, 1h, 4h or 1d)"
-                 for t in found.timeframes if t.startswith("_")]
+    problems += [
+        f"'{t[1:]}' is not a supported timeframe (use 5m, 15m, 30m, 1h, 4h or 1d)"
+        for t in found.timeframes
+        if t.startswith("_")
+    ]
     for c in found.conditions:
         if c.timeframe and c.timeframe.startswith("_"):
-            problems.append(f"'{c.timeframe[1:]}' is not a supported timeframe (use 5m, 15m, 30m, 1h, 4h or 1d)")
+            problems.append(
+                f"'{c.timeframe[1:]}' is not a supported timeframe (use 5m, 15m, 30m, 1h, 4h or 1d)"
+            )
             c.timeframe = None
     if len(set(tf_values)) > 1:
         problems.append(f"several timeframes given ({', '.join(dict.fromkeys(tf_values))}): say which one")
@@ -603,7 +871,9 @@ def _build(found: _Found, current: Strategy | None, text: str) -> tuple[dict[str
 
     distinct = list(dict.fromkeys(found.tokens))
     if len({t for t, _ in distinct}) > 1:
-        problems.append(f"a strategy trades one token, but I found {', '.join(dict.fromkeys(t for t, _ in distinct))}")
+        problems.append(
+            f"a strategy trades one token, but I found {', '.join(dict.fromkeys(t for t, _ in distinct))}"
+        )
     new_token = distinct[0] if distinct else None
 
     found.conditions.sort(key=lambda c: c.pos)
@@ -668,7 +938,9 @@ def _build(found: _Found, current: Strategy | None, text: str) -> tuple[dict[str
     else:
         amount = DEFAULT_AMOUNT_PERCENT
         understood.append(f"no amount given: using {DEFAULT_AMOUNT_PERCENT:g}% of the balance")
-    actions: list[dict[str, Any]] = [{"type": "buy", "amount_percent": amount, "token": token, "chain": chain}]
+    actions: list[dict[str, Any]] = [
+        {"type": "buy", "amount_percent": amount, "token": token, "chain": chain}
+    ]
     if any(c.get("signal") == "sell" for c in conds):
         actions.append({"type": "sell", "amount_percent": 100, "token": token, "chain": chain})
 
@@ -695,8 +967,11 @@ def _build(found: _Found, current: Strategy | None, text: str) -> tuple[dict[str
     else:
         match = cur["match"] if cur else "any"
 
-    return ({"conditions": conds, "match": match, "actions": actions, "risk_management": rm},
-            understood, problems)
+    return (
+        {"conditions": conds, "match": match, "actions": actions, "risk_management": rm},
+        understood,
+        problems,
+    )
 
 
 class _Shim:
@@ -714,12 +989,16 @@ def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     # Markup is never meaningful in a strategy description; drop tags, keep their text content.
     text = re.sub(r"<[^<>]{0,200}>", " ", text)
-    text = text.translate({0x2212: "-", 0x2013: "-", 0x2014: "-", 0x2019: "'", 0x2018: "'", 0x201C: '"', 0x201D: '"'})
+    text = text.translate(
+        {0x2212: "-", 0x2013: "-", 0x2014: "-", 0x2019: "'", 0x2018: "'", 0x201C: '"', 0x201D: '"'}
+    )
     # Control and format characters (zero-width joiners, bidi overrides) carry no meaning here.
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") and c != "\n" else c for c in text)
 
 
-def _fail(message: str, understood: list[str] | None = None, not_understood: list[str] | None = None) -> ParseResult:
+def _fail(
+    message: str, understood: list[str] | None = None, not_understood: list[str] | None = None
+) -> ParseResult:
     return ParseResult(None, understood or [], not_understood or [], message)
 
 
@@ -730,7 +1009,9 @@ def parse_strategy_text(text: str, current: Strategy | None = None) -> ParseResu
     if not isinstance(text, str) or not text.strip():
         return _fail("Describe a strategy, e.g. 'buy 10% PEPE on bsc when it drops 5% in 1h, stop loss 3%'.")
     if len(text) > MAX_TEXT_CHARS:
-        return _fail(f"That message is too long ({len(text)} characters); please keep it under {MAX_TEXT_CHARS}.")
+        return _fail(
+            f"That message is too long ({len(text)} characters); please keep it under {MAX_TEXT_CHARS}."
+        )
     normalised = _normalise(text)
     scanner = _Scanner(normalised)
     _scan(scanner)

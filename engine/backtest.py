@@ -28,7 +28,7 @@ Semantics (the README repeats them for users):
 
 Implementation: signals are whole-array numpy operations. The trade simulation loops over
 *trades*, not bars: the next entry and the next exit signal are binary searches, and the first
-stop-loss/take-profit bar is found by scanning forward windows that double in size, so the
+stop-loss/take-profit bar is found by scanning forward windows that grow geometrically, so the
 work per trade is proportional to its length and the total stays ~O(bars).
 """
 
@@ -46,14 +46,16 @@ from engine.strategy import Strategy, parse_strategy
 
 ExitReason = Literal["stop_loss", "take_profit", "signal", "end"]
 _FIELDS = ("time", "open", "high", "low", "close", "volume")
-_FIRST_WINDOW = 32
+_PRICES = ("open", "high", "low", "close")
+_FIRST_WINDOW = 256  # numpy call overhead dominates below a few hundred bars
+_GROWTH = 4
 
 
 class BacktestInputError(ValueError):
     """The candles or settings cannot be backtested; the message is plain words for the user."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Trade:
     """One round trip. Prices are fills (slippage included); `pnl` is net of both fees.
 
@@ -126,25 +128,34 @@ def _validated(candles: Mapping[str, Any]) -> dict[str, np.ndarray]:
         raw = {f: np.asarray(candles[f]) for f in _FIELDS}
     except KeyError as exc:
         raise BacktestInputError(f"the candles have no '{exc.args[0]}' column") from None
-    sizes = {a.shape for a in raw.values()}
-    if len(sizes) != 1 or any(a.ndim != 1 for a in raw.values()):
+    if len({a.shape for a in raw.values()}) != 1 or any(a.ndim != 1 for a in raw.values()):
         raise BacktestInputError("the candle columns have different lengths")
     if raw["close"].shape[0] < 2:
         raise BacktestInputError("at least 2 candles are needed for a backtest")
     try:
-        arrays = {f: np.ascontiguousarray(raw[f], dtype=np.float64) for f in _FIELDS}
+        arrays = {f: np.ascontiguousarray(raw[f], dtype=np.float64) for f in _PRICES}
+        arrays["volume"] = np.ascontiguousarray(raw["volume"], dtype=np.float64)
+        time = raw["time"] if raw["time"].dtype.kind in "iu" else raw["time"].astype(np.float64)
     except (TypeError, ValueError):
         raise BacktestInputError("the candles contain values that are not numbers") from None
-    for f in _FIELDS:
-        if not np.isfinite(arrays[f]).all():
-            raise BacktestInputError(f"the candles contain missing or infinite {f} values")
-    for f in ("open", "high", "low", "close"):
-        if (arrays[f] <= 0).any():
+    # min/max are fast reductions and NaN fails every comparison, so one test catches
+    # NaN, inf and non-positive values; the slower precise diagnosis runs only on failure.
+    for f in _PRICES:
+        a = arrays[f]
+        if not (a.min() > 0 and a.max() < np.inf):
+            if not np.isfinite(a).all():
+                raise BacktestInputError(f"the candles contain missing or infinite {f} values")
             raise BacktestInputError(f"the candles contain zero or negative {f} prices")
-    if (arrays["volume"] < 0).any():
+    vol = arrays["volume"]
+    if not (vol.min() >= 0 and vol.max() < np.inf):
+        if not np.isfinite(vol).all():
+            raise BacktestInputError("the candles contain missing or infinite volume values")
         raise BacktestInputError("the candles contain negative volume")
-    if (np.diff(arrays["time"]) <= 0).any():
+    if time.dtype.kind == "f" and not np.isfinite(time).all():
+        raise BacktestInputError("the candles contain missing or infinite time values")
+    if not (time[1:] > time[:-1]).all():
         raise BacktestInputError("candle times must be strictly increasing")
+    arrays["time"] = time.astype(np.int64)
     return arrays
 
 
@@ -161,8 +172,9 @@ def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int,
                sl: float | None, tp: float | None) -> int:
     """First bar in [start, stop] whose low <= sl or high >= tp, else -1.
 
-    Scans doubling windows so a short trade costs a few small numpy calls and a long one
-    O(its length) in total.
+    Scans windows that grow geometrically, so a short trade costs a few small numpy calls and
+    a long one O(its length) in total. Each window is first tested with a min/max reduction
+    (cheap); only the window that holds the hit is searched element by element.
     """
     if sl is None and tp is None:
         return -1
@@ -171,64 +183,55 @@ def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int,
     end = stop + 1
     while lo < end:
         hi = min(lo + width, end)
-        if sl is not None:
-            hit = low[lo:hi] <= sl
-            if tp is not None:
-                hit |= high[lo:hi] >= tp
-        else:
-            hit = high[lo:hi] >= tp
-        k = int(hit.argmax())
-        if hit[k]:
-            return lo + k
+        lows = low[lo:hi] if sl is not None else None
+        highs = high[lo:hi] if tp is not None else None
+        if (lows is not None and lows.min() <= sl) or (highs is not None and highs.max() >= tp):
+            if lows is None:
+                hit = highs >= tp  # type: ignore[operator]
+            else:
+                hit = lows <= sl
+                if highs is not None:
+                    hit |= highs >= tp
+            return lo + int(hit.argmax())
         lo = hi
-        width *= 2
+        width *= _GROWTH
     return -1
 
 
-@dataclass
-class _Book:
-    """Raw trade columns gathered by the simulation loop."""
-
-    entry: list[int] = field(default_factory=list)
-    exit: list[int] = field(default_factory=list)
-    entry_price: list[float] = field(default_factory=list)
-    exit_price: list[float] = field(default_factory=list)
-    size: list[float] = field(default_factory=list)
-    pnl: list[float] = field(default_factory=list)
-    fees: list[float] = field(default_factory=list)
-    cost: list[float] = field(default_factory=list)
-    cash_before: list[float] = field(default_factory=list)
-    cash_after: list[float] = field(default_factory=list)
-    reason: list[str] = field(default_factory=list)
+# One row per trade: entry, exit, entry fill, exit fill, units, pnl, fees, cash spent at entry,
+# cash before, cash after, exit reason. Plain tuples keep the per-trade loop cheap.
+_Row = tuple[int, int, float, float, float, float, float, float, float, float, str]
 
 
 def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy: np.ndarray,
               sell: np.ndarray, *, fraction: float, sl_pct: float | None, tp_pct: float | None,
-              fee: float, slip: float, initial: float) -> _Book:
+              fee: float, slip: float, initial: float) -> list[_Row]:
     n = c.shape[0]
     entry_bars = np.flatnonzero(buy[:-1]) + 1  # a signal at close i fills at open i+1
     sell_bars = np.flatnonzero(sell)
     n_entries, n_sells = entry_bars.shape[0], sell_bars.shape[0]
-    book = _Book()
+    sl_mult = 1.0 - sl_pct / 100.0 if sl_pct is not None else None
+    tp_mult = 1.0 + tp_pct / 100.0 if tp_pct is not None else None
+    rows: list[_Row] = []
     cash = initial
     earliest = 1
     while True:
-        k = int(np.searchsorted(entry_bars, earliest))
+        k = int(entry_bars.searchsorted(earliest))
         if k >= n_entries:
             break
         e = int(entry_bars[k])
         fill = float(o[e]) * (1.0 + slip)
         units = cash * fraction / (fill * (1.0 + fee))
         entry_fee = units * fill * fee
-        sl = fill * (1.0 - sl_pct / 100.0) if sl_pct is not None else None
-        tp = fill * (1.0 + tp_pct / 100.0) if tp_pct is not None else None
-        js = int(np.searchsorted(sell_bars, e))
+        sl = fill * sl_mult if sl_mult is not None else None
+        tp = fill * tp_mult if tp_mult is not None else None
+        js = int(sell_bars.searchsorted(e))
         j = int(sell_bars[js]) if js < n_sells else n  # first exit-signal bar at/after entry
         hit = _first_hit(low, h, e, min(j, n - 1), sl, tp)
         if hit >= 0:
             x = hit
             if sl is not None and low[x] <= sl:
-                price, reason = sl, "stop_loss"
+                price, reason = min(float(o[x]), sl), "stop_loss"
             else:
                 price, reason = max(float(o[x]), tp), "take_profit"  # type: ignore[type-var]
         elif j < n - 1:
@@ -238,40 +241,36 @@ def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy:
         exit_fill = price * (1.0 - slip)
         exit_fee = units * exit_fill * fee
         pnl = units * (exit_fill - fill) - entry_fee - exit_fee
-        book.entry.append(e)
-        book.exit.append(x)
-        book.entry_price.append(fill)
-        book.exit_price.append(exit_fill)
-        book.size.append(units)
-        book.pnl.append(pnl)
-        book.fees.append(entry_fee + exit_fee)
-        book.cost.append(units * fill + entry_fee)
-        book.cash_before.append(cash)
-        cash = cash + pnl
-        book.cash_after.append(cash)
-        book.reason.append(reason)
+        after = cash + pnl
+        rows.append((e, x, fill, exit_fill, units, pnl, entry_fee + exit_fee, units * fill + entry_fee,
+                     cash, after, reason))
+        cash = after
         earliest = x + 1
-    return book
+    return rows
 
 
-def _equity_curve(book: _Book, close: np.ndarray, initial: float) -> np.ndarray:
+def _equity_curve(rows: list[_Row], close: np.ndarray, initial: float) -> np.ndarray:
     """Cash plus units × close per bar, built from piecewise-constant segments (no bar loop)."""
     n = close.shape[0]
-    if not book.entry:
+    if not rows:
         return np.full(n, initial)
-    m = len(book.entry)
+    m = len(rows)
+    cols = np.array([r[:10] for r in rows], dtype=np.float64)  # (m, 10) numeric columns
     bounds = np.empty(2 * m + 2, dtype=np.int64)
     bounds[0], bounds[-1] = 0, n
-    bounds[1:-1:2] = book.entry
-    bounds[2:-1:2] = book.exit
+    bounds[1:-1:2] = cols[:, 0]
+    bounds[2:-1:2] = cols[:, 1]
     base = np.empty(2 * m + 1)
     units = np.zeros(2 * m + 1)
     base[0] = initial
-    base[1::2] = np.asarray(book.cash_before) - np.asarray(book.cost)  # holding: [entry, exit)
-    base[2::2] = book.cash_after  # flat: [exit, next entry)
-    units[1::2] = book.size
+    base[1::2] = cols[:, 8] - cols[:, 7]  # holding over [entry, exit): cash left after buying
+    base[2::2] = cols[:, 9]  # flat over [exit, next entry)
+    units[1::2] = cols[:, 4]
     lengths = np.diff(bounds)
-    return np.repeat(base, lengths) + np.repeat(units, lengths) * close
+    equity = np.repeat(units, lengths)
+    equity *= close
+    equity += np.repeat(base, lengths)
+    return equity
 
 
 def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any], *,
@@ -299,28 +298,24 @@ def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any]
 
     sig = evaluate(strat, arrays, interval)
     rm = strat.risk_management
-    book = _simulate(o, h, low, c, sig.buy, sig.sell, fraction=strat.buy.amount_percent / 100.0,
+    rows = _simulate(o, h, low, c, sig.buy, sig.sell, fraction=strat.buy.amount_percent / 100.0,
                      sl_pct=rm.stop_loss_percent, tp_pct=rm.take_profit_percent,
                      fee=fee, slip=slip, initial=initial)
-    equity = _equity_curve(book, c, initial)
-    t_int = time.astype(np.int64)
+    equity = _equity_curve(rows, c, initial)
     trades = [
-        Trade(entry_index=e, exit_index=x, entry_time=int(t_int[e]), exit_time=int(t_int[x]),
-              entry_price=ep, exit_price=xp, size=sz, pnl=pnl,
-              return_pct=finite_or_none(pnl / cost * 100.0) or 0.0, fees=fz,
+        Trade(entry_index=e, exit_index=x, entry_time=int(time[e]), exit_time=int(time[x]),
+              entry_price=ep, exit_price=xp, size=units, pnl=pnl,
+              return_pct=finite_or_none(pnl / cost * 100.0) or 0.0, fees=fees,
               exit_reason=reason)  # type: ignore[arg-type]
-        for e, x, ep, xp, sz, pnl, cost, fz, reason in zip(
-            book.entry, book.exit, book.entry_price, book.exit_price, book.size, book.pnl,
-            book.cost, book.fees, book.reason, strict=True)
+        for e, x, ep, xp, units, pnl, fees, cost, _, _, reason in rows
     ]
-    bars_in_position = int(sum(x - e + 1 for e, x in zip(book.entry, book.exit, strict=True)))
     buy_idx, sell_idx = np.flatnonzero(sig.buy), np.flatnonzero(sig.sell)
     metrics = compute_metrics(
-        equity=equity, pnls=book.pnl, bars_in_position=bars_in_position,
+        equity=equity, pnls=[r[5] for r in rows], bars_in_position=sum(r[1] - r[0] + 1 for r in rows),
         first_close=float(c[0]), last_close=float(c[-1]), initial_equity=initial,
         buy_signals=buy_idx.shape[0], sell_signals=sell_idx.shape[0], interval_minutes=interval)
     settings = {"fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
                 "initial_equity": initial, "interval_minutes": interval}
     return BacktestResult(metrics=metrics, trades=trades, equity=equity,
-                          signal_indices={"buy": buy_idx, "sell": sell_idx}, time=t_int, close=c,
+                          signal_indices={"buy": buy_idx, "sell": sell_idx}, time=time, close=c,
                           settings=settings)

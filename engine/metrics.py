@@ -45,31 +45,80 @@ def periods_per_year(interval_minutes: float) -> float:
     return 365.0 * 1440.0 / interval_minutes
 
 
+_DD_BLOCK = 1024
+
+
+def _min_ratio_to_peak(equity: np.ndarray) -> float:
+    """min over t of equity[t] / max(equity[:t+1]) by a running maximum (the exact, slow path)."""
+    ratio = np.maximum.accumulate(equity)
+    np.divide(equity, ratio, out=ratio)  # in place: large temporaries cost page faults
+    return float(ratio.min())
+
+
 def max_drawdown_pct(equity: np.ndarray) -> float:
-    """Largest peak-to-trough fall of `equity`, as a positive percentage."""
-    if equity.shape[0] == 0:
+    """Largest peak-to-trough fall of a positive `equity` curve, as a positive percentage.
+
+    A running maximum is a slow sequential numpy loop, so long curves are cut into blocks:
+    block minima/maxima bound each block's worst ratio to the running peak, and only blocks
+    that could hold the answer get the exact running-maximum pass.
+    """
+    n = equity.shape[0]
+    if n == 0:
         return 0.0
-    peak = np.maximum.accumulate(equity)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dd = 1.0 - equity / peak
-    value = float(np.nanmax(dd)) if np.isfinite(dd).any() else 0.0
-    return max(0.0, value * 100.0)
+    blocks = n // _DD_BLOCK
+    if blocks < 8:
+        ratio = _min_ratio_to_peak(equity)
+    else:
+        body = equity[: blocks * _DD_BLOCK].reshape(blocks, _DD_BLOCK)
+        bmax, bmin = body.max(axis=1), body.min(axis=1)
+        if n > blocks * _DD_BLOCK:
+            rest = equity[blocks * _DD_BLOCK:]
+            bmax, bmin = np.append(bmax, rest.max()), np.append(bmin, rest.min())
+        starts = np.arange(bmax.shape[0]) * _DD_BLOCK
+        peak_before = np.empty_like(bmax)
+        peak_before[0] = 0.0  # nothing precedes block 0
+        peak_before[1:] = np.maximum.accumulate(bmax)[:-1]
+        # Within block b the running peak lies in [peak_before, max(peak_before, bmax)], so its
+        # worst ratio lies in [lower, upper]; block 0 gives no upper bound.
+        upper = bmin[1:] / peak_before[1:]
+        lower = bmin / np.maximum(peak_before, bmax)
+        best = float(upper.min())
+        candidates = np.flatnonzero(lower < best)
+        if candidates.shape[0] * 4 > bmax.shape[0]:
+            ratio = _min_ratio_to_peak(equity)
+        else:
+            ratio = best
+            for b in candidates.tolist():
+                seg = equity[starts[b]: starts[b] + _DD_BLOCK]
+                prior = 0.0 if b == 0 else float(peak_before[b])
+                peak = np.maximum.accumulate(seg)
+                np.maximum(peak, prior, out=peak)
+                ratio = min(ratio, float((seg / peak).min()))
+    return max(0.0, (1.0 - ratio) * 100.0) if math.isfinite(ratio) else 0.0
 
 
 def sharpe_sortino(equity: np.ndarray, interval_minutes: float) -> tuple[float | None, float | None]:
     """Annualised Sharpe and Sortino ratios of per-bar returns (risk-free 0)."""
-    if equity.shape[0] < 3:
+    count = equity.shape[0] - 1
+    if count < 2:
         return None, None
     with np.errstate(invalid="ignore", divide="ignore"):
-        returns = equity[1:] / equity[:-1] - 1.0
-    if not np.isfinite(returns).all():
+        returns = np.divide(equity[1:], equity[:-1])
+    returns -= 1.0
+    mean = float(returns.sum()) / count
+    if not math.isfinite(mean):
         return None, None
+    # In-place passes over one scratch buffer (large temporaries cost page faults), and no
+    # BLAS dot: its thread pool makes a 1M-element dot slow and erratic on a busy machine.
+    scratch = np.minimum(returns, 0.0)
+    np.square(scratch, out=scratch)
+    downside = math.sqrt(float(scratch.sum()) / count)
+    np.subtract(returns, mean, out=scratch)
+    np.square(scratch, out=scratch)
+    std = math.sqrt(float(scratch.sum()) / (count - 1))
     scale = math.sqrt(periods_per_year(interval_minutes))
-    mean = float(returns.mean())
-    std = float(returns.std(ddof=1))
     # Ratios over a flat curve are 0/0; tiny float noise must not turn them into huge numbers.
     sharpe = mean / std * scale if std > 1e-15 else None
-    downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
     sortino = mean / downside * scale if downside > 1e-15 else None
     return finite_or_none(sharpe), finite_or_none(sortino)
 

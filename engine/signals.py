@@ -57,7 +57,9 @@ def _pct_change(close: np.ndarray, n: int) -> np.ndarray:
     """close[i]/close[i-n] - 1, NaN where there is no bar i-n."""
     out = np.full(close.shape[0], np.nan)
     if n < close.shape[0]:
-        out[n:] = close[n:] / close[:-n] - 1.0
+        tail = out[n:]
+        np.divide(close[n:], close[:-n], out=tail)  # in place: no large temporaries
+        tail -= 1.0
     return out
 
 
@@ -125,6 +127,8 @@ def _fire(kind: int, param: float, n: int, feats: _Features) -> tuple[np.ndarray
 def _combine(parts: list[np.ndarray], match: str, size: int) -> np.ndarray:
     if not parts:
         return np.zeros(size, dtype=bool)
+    if len(parts) == 1:
+        return parts[0]
     if match == "all":
         return np.logical_and.reduce(parts)
     return np.logical_or.reduce(parts)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from engine.backtest import BacktestInputError, run_backtest
 from engine.market.base import Candles
-from engine.metrics import METRIC_KEYS
+from engine.metrics import METRIC_KEYS, max_drawdown_pct
 from engine.strategy import StrategyError
 
 HOUR = 3600
@@ -218,6 +218,19 @@ def test_accepts_candles_object_and_json_safe_dict() -> None:
     assert len(out["equity_curve"]) == 5
 
 
+def test_blocked_max_drawdown_equals_running_peak_formula() -> None:
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        n = int(rng.integers(1, 40_000))
+        drift = (0.0, 0.002, -0.001)[trial % 3]
+        equity = 1000 * np.exp(np.cumsum(rng.normal(drift, 0.01, n)))
+        if trial % 4 == 0:
+            equity = np.repeat(equity[: n // 40 + 1], 40)[:n]  # flat stretches like cash periods
+        naive = (1 - (equity / np.maximum.accumulate(equity)).min()) * 100
+        assert max_drawdown_pct(equity) == pytest.approx(naive, abs=1e-9)
+    assert max_drawdown_pct(np.full(50_000, 1000.0)) == 0.0
+
+
 @pytest.mark.parametrize(("mutate", "words"), [
     (lambda d: d.update(close=d["close"][:-1]), "different lengths"),
     (lambda d: [d.update({k: v[:1]}) for k, v in list(d.items())], "at least 2"),
@@ -255,7 +268,8 @@ BAR = st.tuples(st.floats(-0.06, 0.06), st.floats(-0.03, 0.03), st.floats(0, 0.0
                 st.floats(0, 0.04), st.floats(0, 1000))
 
 
-def build(rows: list[tuple[float, float, float, float, float]], start: float = 100.0) -> dict[str, np.ndarray]:
+def build(rows: list[tuple[float, float, float, float, float]],
+          start: float = 100.0) -> dict[str, np.ndarray]:
     """Valid candles (low <= open, close <= high) from (ret, gap, up, down, volume) draws."""
     o, h, lo, c, v = [], [], [], [], []
     prev = start
@@ -323,10 +337,11 @@ def test_accounting_invariants(rows: list[Any], strat: dict[str, Any], fee: int,
         assert t.entry_price == pytest.approx(data["open"][t.entry_index] * (1 + slip_f))
         raw_exit = t.exit_price / (1 - slip_f)
         assert data["low"][t.exit_index] * (1 - 1e-12) <= raw_exit <= data["high"][t.exit_index] * (1 + 1e-12)
+        rm = strat["risk_management"]
         if t.exit_reason == "stop_loss":
-            assert raw_exit <= t.entry_price * (1 - strat["risk_management"]["stop_loss_percent"] / 100) + 1e-9
+            assert raw_exit <= t.entry_price * (1 - rm["stop_loss_percent"] / 100) + 1e-9
         if t.exit_reason == "take_profit":
-            assert raw_exit >= t.entry_price * (1 + strat["risk_management"]["take_profit_percent"] / 100) - 1e-9
+            assert raw_exit >= t.entry_price * (1 + rm["take_profit_percent"] / 100) - 1e-9
         if t.exit_reason == "end":
             assert t.exit_index == n - 1
         assert t.entry_index - 1 in res.signal_indices["buy"]

@@ -114,7 +114,8 @@ def test_explanations_in_the_users_terms() -> None:
     assert latest.buy_reasons == ("price dropped 3.1% in 1h ≥ your 3%",
                                   "volume 2.4× the 1h average ≥ your +100%")
     assert latest.index == 2 and latest.close == pytest.approx(96.9)
-    assert latest.explanation() == "price dropped 3.1% in 1h ≥ your 3%; volume 2.4× the 1h average ≥ your +100%"
+    assert latest.explanation() == ("price dropped 3.1% in 1h ≥ your 3%; "
+                                    "volume 2.4× the 1h average ≥ your +100%")
 
     level = strat({"type": "price_level", "price": 0.0012, "direction": "above"},
                   {"type": "price_rise", "threshold": 2, "timeframe": "1h", "signal": "sell"}, sell=True)

@@ -79,13 +79,17 @@ def error_answer(
     status: int, error_type: str, message: str, *, headers: dict[str, str] | None = None
 ) -> FakeAnswer:
     """An API error with the real `{"type": "error", "error": {...}}` body."""
-    return FakeAnswer(status=status, error_type=error_type, error_message=message, headers=dict(headers or {}))
+    return FakeAnswer(
+        status=status, error_type=error_type, error_message=message, headers=dict(headers or {})
+    )
 
 
 def rate_limited(retry_after: float = 0) -> FakeAnswer:
     """429 `rate_limit_error` with a `retry-after` header."""
     return error_answer(
-        429, "rate_limit_error", "Number of requests has exceeded your rate limit.",
+        429,
+        "rate_limit_error",
+        "Number of requests has exceeded your rate limit.",
         headers={"retry-after": f"{retry_after:g}"},
     )
 
@@ -167,7 +171,10 @@ class AnthropicFake:
         server.block_on_close = False
         self._server = server
         self._stopping.clear()
-        self._thread = threading.Thread(target=server.serve_forever, name="anthropic-fake", daemon=True)
+        # A short poll interval keeps `stop()` (server.shutdown) fast in test teardown.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="anthropic-fake", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -272,10 +279,14 @@ def _content_blocks(fake: AnthropicFake, answer: FakeAnswer) -> list[dict[str, A
     if answer.text is not None:
         blocks.append({"type": "text", "text": answer.text})
     if answer.tool_name is not None:
-        blocks.append({
-            "type": "tool_use", "id": fake._new_id("toolu"), "name": answer.tool_name,
-            "input": answer.tool_input,
-        })
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": fake._new_id("toolu"),
+                "name": answer.tool_name,
+                "input": answer.tool_input,
+            }
+        )
     if not blocks:
         blocks.append({"type": "text", "text": ""})
     return blocks
@@ -289,7 +300,9 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
             return
 
         # -- helpers ----------------------------------------------------------------------
-        def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -300,7 +313,9 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_error(self, status: int, etype: str, message: str, headers: dict[str, str] | None = None) -> None:
+        def _send_error(
+            self, status: int, etype: str, message: str, headers: dict[str, str] | None = None
+        ) -> None:
             self._send_json(status, {"type": "error", "error": {"type": etype, "message": message}}, headers)
 
         def _authorised(self) -> bool:
@@ -324,10 +339,13 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             path = self.path.split("?", 1)[0].rstrip("/")
-            fake._record(RecordedRequest(
-                self.path, {k.lower(): v for k, v in self.headers.items()},
-                body if isinstance(body, dict) else None,
-            ))
+            fake._record(
+                RecordedRequest(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body if isinstance(body, dict) else None,
+                )
+            )
             if not self._authorised():
                 self._send_error(401, "authentication_error", "invalid x-api-key")
                 return
@@ -355,8 +373,12 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
             if fake._stopping.is_set():
                 return
             if answer.status != 200:
-                self._send_error(answer.status, answer.error_type or "api_error",
-                                 answer.error_message or "error", answer.headers)
+                self._send_error(
+                    answer.status,
+                    answer.error_type or "api_error",
+                    answer.error_message or "error",
+                    answer.headers,
+                )
                 return
             if answer.raw_body is not None:
                 data = answer.raw_body.encode()
@@ -371,8 +393,13 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
             out_tokens = sum(_approx_tokens(b.get("text") or json.dumps(b.get("input"))) for b in blocks)
             stop_reason = answer.stop_reason or ("tool_use" if answer.tool_name else "end_turn")
             message = {
-                "id": fake._new_id("msg"), "type": "message", "role": "assistant", "model": body["model"],
-                "content": blocks, "stop_reason": stop_reason, "stop_sequence": None,
+                "id": fake._new_id("msg"),
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": blocks,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
                 "usage": {"input_tokens": prompt_tokens, "output_tokens": out_tokens},
             }
             if body.get("stream"):
@@ -392,30 +419,66 @@ def _make_handler(fake: AnthropicFake) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
 
-            start = dict(message, content=[], stop_reason=None,
-                         usage={"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1})
+            start = dict(
+                message,
+                content=[],
+                stop_reason=None,
+                usage={"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1},
+            )
             event("message_start", {"type": "message_start", "message": start})
             for index, block in enumerate(message["content"]):
                 if block["type"] == "text":
-                    event("content_block_start", {"type": "content_block_start", "index": index,
-                                                  "content_block": {"type": "text", "text": ""}})
+                    event(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {"type": "text", "text": ""},
+                        },
+                    )
                     text = block["text"]
                     for i in range(0, len(text), 40) or [0]:
-                        event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                      "delta": {"type": "text_delta", "text": text[i:i + 40]}})
+                        event(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "text_delta", "text": text[i : i + 40]},
+                            },
+                        )
                 else:
-                    event("content_block_start", {"type": "content_block_start", "index": index,
-                                                  "content_block": {"type": "tool_use", "id": block["id"],
-                                                                    "name": block["name"], "input": {}}})
+                    event(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": index,
+                            "content_block": {
+                                "type": "tool_use",
+                                "id": block["id"],
+                                "name": block["name"],
+                                "input": {},
+                            },
+                        },
+                    )
                     payload = json.dumps(block["input"])
                     for i in range(0, len(payload), 40):
-                        event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                      "delta": {"type": "input_json_delta",
-                                                                "partial_json": payload[i:i + 40]}})
+                        event(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": index,
+                                "delta": {"type": "input_json_delta", "partial_json": payload[i : i + 40]},
+                            },
+                        )
                 event("content_block_stop", {"type": "content_block_stop", "index": index})
-            event("message_delta", {"type": "message_delta",
-                                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                    "usage": {"output_tokens": message["usage"]["output_tokens"]}})
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                    "usage": {"output_tokens": message["usage"]["output_tokens"]},
+                },
+            )
             event("message_stop", {"type": "message_stop"})
 
     return Handler

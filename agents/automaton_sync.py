@@ -1,0 +1,194 @@
+"""Keeps local agents and their Automaton (Conway) counterparts in step (SPEC §9, §7 step 6).
+
+One `run_once()`:
+
+1. **Create** (when `create_missing`): every live local agent without `remote_agent_id` gets a
+   remote agent named after its local id, with its current balance. The agent is first marked
+   `remote_status = 'creating'`; the id is stored right after the create answers. If the process
+   dies in between, the next run creates again with the same name and the same `Idempotency-Key`
+   header (`create:<local id>`), so a server that honours the key (or an operator, by name) maps
+   it back to the same agent: we never knowingly create twice.
+2. **Poll** every agent with a `remote_agent_id`:
+   * a remote child not yet known locally becomes a local child (`adopt_remote_child`,
+     idempotent per remote child id). It runs first, because adoption already lowers the
+     parent's recorded remote balance by the child's amount;
+   * a balance different from the last synced `remote_balance` becomes ONE `sync_adjust` ledger
+     row keyed `sync:<agent>:<remote updated_at>` (or old>new balance when the server sends no
+     stamp), so identical answers polled again — or a poll replayed after a crash — count once;
+   * `remote_balance`, `remote_status` and `remote_synced_at` are stored.
+3. **Failures** (5xx, timeouts, 401, malformed answers): `remote_status = 'unknown'` and nothing
+   else changes — never a false zero balance. `remote_balance_display` shows "unknown" then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from agents.automaton_client import AutomatonClient, AutomatonError, RemoteStatus
+from agents.errors import AgentError
+from agents.manager import IsolatedAIManager
+from agents.money import fmt_usdc, from_micro, to_micro
+from storage import Database
+
+__all__ = ["AutomatonSync", "SyncReport", "remote_balance_display"]
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+CREATING = "creating"
+
+
+@dataclass
+class SyncReport:
+    """What one sync run did."""
+
+    created: int = 0
+    polled: int = 0
+    adjusted: int = 0
+    adopted: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def remote_balance_display(agent: Mapping[str, Any]) -> str | None:
+    """The remote balance for display: None for a local-only agent, "unknown" after a failed sync."""
+    if not agent.get("remote_agent_id"):
+        return None
+    balance = agent.get("remote_balance")
+    status = agent.get("remote_status")
+    if balance is None or status in (None, UNKNOWN, CREATING):
+        return UNKNOWN
+    amount = balance if isinstance(balance, Decimal) else from_micro(int(balance))
+    return f"{fmt_usdc(amount)} USDC ({status})"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class AutomatonSync:
+    """Creates remote agents and mirrors remote balances and children into the local ledger."""
+
+    def __init__(self, db: Database, manager: IsolatedAIManager, client: AutomatonClient, *,
+                 create_missing: bool = True, concurrency: int = 4,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.manager = manager
+        self.client = client
+        self.create_missing = create_missing
+        self._concurrency = max(1, concurrency)
+        self._clock = clock
+
+    async def run_once(self) -> SyncReport:
+        """One create + poll pass over every live agent (see the module docstring)."""
+        report = SyncReport()
+        if self.create_missing:
+            rows = await self.db.fetchall(
+                "SELECT agent_id, user_id, isolated_balance FROM automaton_agents"
+                " WHERE remote_agent_id IS NULL AND status IN ('active', 'paused')"
+                " ORDER BY created_at, agent_id")
+            for row in rows:
+                await self._create(row, report)
+        rows = await self.db.fetchall(
+            "SELECT agent_id, remote_agent_id FROM automaton_agents"
+            " WHERE remote_agent_id IS NOT NULL AND status <> 'closed' ORDER BY created_at, agent_id")
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def poll(row: Any) -> None:
+            async with gate:
+                await self._poll(row["agent_id"], row["remote_agent_id"], report)
+
+        await asyncio.gather(*(poll(r) for r in rows))
+        return report
+
+    # --- create -------------------------------------------------------------------------------
+
+    async def _create(self, row: Any, report: SyncReport) -> None:
+        agent_id = row["agent_id"]
+        await self.db.execute(
+            "UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ? AND remote_agent_id IS NULL",
+            (CREATING, agent_id))
+        try:
+            remote_id = await self.client.create_agent(agent_id, str(row["user_id"]),
+                                                       from_micro(row["isolated_balance"]))
+        except AutomatonError as exc:
+            report.failed += 1
+            report.errors.append(f"create {agent_id}: {exc}")
+            await self._mark_unknown(agent_id)
+            return
+        async with self.db.transaction() as tx:
+            taken = await tx.fetchone("SELECT agent_id FROM automaton_agents WHERE remote_agent_id = ?",
+                                      (remote_id,))
+            if taken is not None and taken["agent_id"] != agent_id:
+                report.failed += 1
+                report.errors.append(f"create {agent_id}: remote {remote_id} is {taken['agent_id']}'s")
+                await tx.execute("UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ?",
+                                 (UNKNOWN, agent_id))
+                return
+            await tx.execute(
+                "UPDATE automaton_agents SET remote_agent_id = ?, remote_balance = ?,"
+                " remote_status = 'running', remote_synced_at = ?"
+                " WHERE agent_id = ? AND remote_agent_id IS NULL",
+                (remote_id, row["isolated_balance"], _iso(self._clock()), agent_id))
+        report.created += 1
+
+    # --- poll ---------------------------------------------------------------------------------
+
+    async def _poll(self, agent_id: str, remote_id: str, report: SyncReport) -> None:
+        try:
+            status = await self.client.get_status(remote_id)
+        except AutomatonError as exc:
+            report.failed += 1
+            report.errors.append(f"status {agent_id}: {exc}")
+            await self._mark_unknown(agent_id)
+            return
+        report.polled += 1
+        try:
+            if status.child_info is not None:
+                known = await self.db.fetchone("SELECT 1 FROM automaton_agents WHERE remote_agent_id = ?",
+                                               (status.child_info.agent_id,))
+                if known is None:
+                    info = status.child_info
+                    child = await self.manager.adopt_remote_child(agent_id, info.agent_id, info.balance,
+                                                                  info.reason)
+                    if child is not None:
+                        report.adopted += 1
+            if await self._apply_balance(agent_id, status):
+                report.adjusted += 1
+        except AgentError as exc:
+            # e.g. a remote loss larger than what is not locked in positions: retried next run
+            report.failed += 1
+            report.errors.append(f"sync {agent_id}: {exc}")
+            await self._mark_unknown(agent_id)
+
+    async def _apply_balance(self, agent_id: str, status: RemoteStatus) -> bool:
+        """Book the change since the last synced remote balance; returns whether a row was written."""
+        row = await self.db.fetchone("SELECT remote_balance, status FROM automaton_agents WHERE agent_id = ?",
+                                     (agent_id,))
+        if row is None:
+            return False
+        new = to_micro(status.balance, what="Remote balance", allow_zero=True)
+        old = row["remote_balance"]
+        booked = False
+        if old is not None and new != old and row["status"] != "closed":
+            stamp = str(status.updated_at) if status.updated_at is not None else f"{old}>{new}"
+            await self.manager.record_agent_profit(
+                agent_id, from_micro(new - old), "remote balance sync",
+                idempotency_key=f"sync:{agent_id}:{stamp}", kind="sync_adjust")
+            booked = True
+        await self.db.execute(
+            "UPDATE automaton_agents SET remote_balance = ?, remote_status = ?, remote_synced_at = ?"
+            " WHERE agent_id = ?",
+            (new, status.status, _iso(self._clock()), agent_id))
+        return booked
+
+    async def _mark_unknown(self, agent_id: str) -> None:
+        await self.db.execute("UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ?",
+                              (UNKNOWN, agent_id))

@@ -1,0 +1,121 @@
+"""The spawn worker (SPEC §7 step 5): decide, for agents with new earnings, whether to spawn.
+
+An agent is looked at when it is active and has a positive `profit` / `sync_adjust` ledger row
+newer than its last stored spawn decision (and, within this process, newer than the last row
+this worker already looked at). For each such agent:
+
+1. `manager.spawn_bounds(agent_id)`; not eligible → nothing is decided (and nothing stored);
+2. eligible → a `SpawnContext` (balance, earnings, bounds, win rate over closed trades, drawdown
+   from the ledger peak) goes to `SpawnPolicy.decide` (LLM or rule);
+3. every decision is stored with its reason: a spawn through `manager.spawn_child_agent(...,
+   source=decision.source)` (which records it and publishes `ChildSpawned`), anything else through
+   `manager.record_spawn_decision`. The amount is clamped again to [min_child, max_child] here
+   (defence in depth). The spawn's idempotency key names the ledger row that triggered it, so a
+   run replayed after a crash spawns once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from agents.errors import AgentError
+from agents.manager import IsolatedAIManager
+from agents.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
+from storage import Database
+
+__all__ = ["SpawnReport", "Spawner"]
+
+logger = logging.getLogger(__name__)
+
+_CANDIDATES_SQL = (
+    "SELECT a.agent_id, a.generation, a.isolated_balance, a.peak_balance, MAX(l.entry_id) AS last_entry"
+    " FROM automaton_agents a"
+    " JOIN ledger_entries l ON l.agent_id = a.agent_id"
+    "  AND l.kind IN ('profit', 'sync_adjust') AND l.amount > 0"
+    " WHERE a.status = 'active'"
+    " GROUP BY a.agent_id"
+    " HAVING MAX(l.created_at) >= COALESCE("
+    "   (SELECT MAX(d.created_at) FROM spawn_decisions d WHERE d.agent_id = a.agent_id), '')"
+)
+
+
+@dataclass
+class SpawnReport:
+    """What one spawn pass did."""
+
+    considered: int = 0
+    decided: int = 0
+    spawned: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Spawner:
+    """Runs the spawn decision for agents with new earnings; see the module docstring."""
+
+    def __init__(self, db: Database, manager: IsolatedAIManager, policy: SpawnPolicy) -> None:
+        self.db = db
+        self.manager = manager
+        self.policy = policy
+        self._seen: dict[str, int] = {}
+
+    async def run_once(self) -> SpawnReport:
+        """One pass; returns the ids of the children spawned and how many decisions were stored."""
+        report = SpawnReport()
+        rows = await self.db.fetchall(_CANDIDATES_SQL)
+        for row in rows:
+            agent_id, last_entry = row["agent_id"], int(row["last_entry"])
+            if self._seen.get(agent_id, -1) >= last_entry:
+                continue
+            report.considered += 1
+            try:
+                await self._consider(agent_id, row["generation"], row["isolated_balance"],
+                                     row["peak_balance"], last_entry, report)
+            except AgentError as exc:
+                report.errors.append(f"{agent_id}: {exc}")
+            self._seen[agent_id] = last_entry
+        return report
+
+    async def _consider(self, agent_id: str, generation: int, balance: int, peak: int, last_entry: int,
+                        report: SpawnReport) -> None:
+        bounds = await self.manager.spawn_bounds(agent_id)
+        if not bounds["eligible"]:
+            return
+        rules = self.manager.rules
+        trades = await self.db.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(pnl > 0), 0) AS wins FROM trades WHERE agent_id = ?",
+            (agent_id,))
+        count = int(trades["n"]) if trades else 0
+        win_rate = (100.0 * int(trades["wins"]) / count) if trades and count else None
+        drawdown = max(0.0, (peak - balance) / peak * 100.0) if peak > 0 else 0.0
+        ctx = SpawnContext(
+            agent_id=agent_id, generation=generation, balance=Decimal(balance) / 1_000_000,
+            available=bounds["available"], net_earnings=bounds["net_earnings"], spawnable=bounds["spawnable"],
+            suggested=bounds["suggested"], min_child=rules.min_child_balance, max_child=bounds["max_child"],
+            live_children=int(bounds["live_children"]), max_children=rules.max_children,
+            win_rate_pct=win_rate, trades=count, drawdown_pct=round(drawdown, 2))
+        decision = await self.policy.decide(ctx)
+        await self._apply(ctx, decision, last_entry, report)
+
+    async def _apply(self, ctx: SpawnContext, decision: SpawnDecision, last_entry: int,
+                     report: SpawnReport) -> None:
+        amount = quantize_usdc(min(max(decision.amount, ctx.min_child), ctx.max_child))
+        if not decision.spawn or amount < ctx.min_child:
+            reason = decision.reason if not decision.spawn else (
+                f"{decision.reason} (refused: at most {ctx.max_child} USDC may fund a child)")
+            await self.manager.record_spawn_decision(ctx.agent_id, False, Decimal(0), reason, decision.source)
+            report.decided += 1
+            return
+        try:
+            child = await self.manager.spawn_child_agent(
+                ctx.agent_id, amount, decision.reason, idempotency_key=f"spawn:{ctx.agent_id}:{last_entry}",
+                source=decision.source)
+        except AgentError as exc:
+            # the agent changed between the check and the spawn (a trade locked funds, a user paused it)
+            await self.manager.record_spawn_decision(
+                ctx.agent_id, False, amount, f"{decision.reason} (spawn refused: {exc})", decision.source)
+            report.decided += 1
+            return
+        report.decided += 1
+        report.spawned.append(child["agent_id"])

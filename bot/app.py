@@ -1,0 +1,134 @@
+"""The PTB `Application` factory: handlers, error handler, command menu, workers on the JobQueue.
+
+Resources are opened in `post_init` and closed in `post_shutdown`, so the same factory
+serves Telegram long polling, the console channel and the tests.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import Forbidden, NetworkError, TimedOut
+from telegram.ext import AIORateLimiter, Application, ChatMemberHandler, ContextTypes
+from telegram.request import BaseRequest
+
+from bot.context import AppContext
+from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
+from bot.services import Services, open_services
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+CONSOLE_TOKEN = "0:CONSOLE"
+
+
+def build_application(settings: Settings, *, request: BaseRequest | None = None,
+                      get_updates_request: BaseRequest | None = None, console: bool = False,
+                      services: Services | None = None) -> Application:
+    """Build the application. Tests and the console inject `request` objects instead of HTTP."""
+    token = CONSOLE_TOKEN if console else settings.telegram_bot_token.get_secret_value()
+    builder = (
+        Application.builder()
+        .token(token)
+        .context_types(ContextTypes(context=AppContext))
+        .concurrent_updates(64)  # one user's slow backtest must not hold up everyone else
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(get_updates_request or request)
+    else:
+        builder = (builder.base_url(settings.telegram_base_url)
+                   .base_file_url(settings.telegram_base_url.replace("/bot", "/file/bot", 1))
+                   .connect_timeout(10).read_timeout(20).write_timeout(20).pool_timeout(10)
+                   .get_updates_read_timeout(35))
+    if not console:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    app = builder.build()
+    app.bot_data["settings"] = settings
+    app.bot_data["console"] = console
+    if services is not None:
+        app.bot_data["services"] = services
+    register_handlers(app)
+    app.add_error_handler(error_handler)
+    return app
+
+
+def register_handlers(app: Application) -> None:
+    """Every feature module registers its own handlers; fallbacks go last."""
+    for module in (start, automaton, portfolio, withdraw, settings, admin, bots, backtest, simulate):
+        module.register(app)
+    app.add_handler(ChatMemberHandler(_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    bots.register_text(app)
+    start.register_fallbacks(app)
+
+
+async def _post_init(app: Application) -> None:
+    settings: Settings = app.bot_data["settings"]
+    if "services" not in app.bot_data:
+        app.bot_data["services"] = await open_services(settings, app.bot)
+    services: Services = app.bot_data["services"]
+    services.notifier.start()
+    await app.bot.set_my_commands(start.bot_commands())
+    _schedule_workers(app, services)
+    log.info("bot ready (market: %s, LLM: %s, automaton API: %s)",
+             "demo" if services.market.is_demo else "AVE", "on" if settings.llm_enabled else "rule-based",
+             "on" if settings.automaton_enabled else "off")
+
+
+async def _post_shutdown(app: Application) -> None:
+    services: Services | None = app.bot_data.get("services")
+    if services is not None:
+        await services.close()
+
+
+async def _run_worker(context: AppContext) -> None:
+    name = context.job.data if context.job else None
+    if isinstance(name, str):
+        await context.services.coordinator.run(name)
+
+
+def _schedule_workers(app: Application, services: Services) -> None:
+    if app.job_queue is None:
+        raise RuntimeError("python-telegram-bot[job-queue] is required")
+    for name, interval, first in services.worker_schedule():
+        # max_instances=1 + coalesce: a tick that overruns is never started twice concurrently.
+        app.job_queue.run_repeating(_run_worker, interval=interval, first=first, name=f"worker:{name}", data=name,
+                                    job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+
+
+async def _my_chat_member(update: Update, context: AppContext) -> None:
+    """Track users blocking / unblocking the bot so notifications skip them."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    blocked = change.new_chat_member.status in ("kicked", "left")
+    await context.services.users.mark_blocked(change.chat.id, blocked)
+
+
+async def error_handler(update: object, context: AppContext) -> None:
+    """Log every unhandled error and tell the user something went wrong; never crash."""
+    err = context.error
+    if isinstance(err, NetworkError | TimedOut) and not isinstance(update, Update):
+        log.warning("network problem talking to Telegram: %s", err)
+        return
+    log.error("unhandled error while processing an update", exc_info=err)
+    if isinstance(update, Update) and update.effective_chat is not None and not isinstance(err, Forbidden):
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer("⚠️ Something went wrong. Please try again.", show_alert=True)
+            else:
+                await context.bot.send_message(
+                    update.effective_chat.id,
+                    "⚠️ Something went wrong on my side. Please try again in a moment.",
+                    parse_mode=ParseMode.HTML)
+        except Exception as exc:  # the error reply itself failing must not loop
+            log.debug("could not report error to user: %s", html.escape(str(exc)))
+
+
+def job_names(app: Application) -> list[Any]:
+    """Scheduled worker job names (for /health and tests)."""
+    return [j.name for j in app.job_queue.jobs()] if app.job_queue else []

@@ -1,0 +1,67 @@
+"""/health and /stats for ADMIN_USER_IDS only (others get the unknown-command reply)."""
+
+from __future__ import annotations
+
+import time
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler, filters
+
+from agents.money import from_micro
+from bot.context import AppContext
+from bot.guards import command, reply
+from bot.render import esc, usdc
+
+NOT_ALLOWED = "I don't know that command. Use /help to see what I can do."
+
+
+def _is_admin(update: Update, context: AppContext) -> bool:
+    return bool(update.effective_user and update.effective_user.id in context.services.settings.admin_user_ids)
+
+
+@command
+async def health_cmd(update: Update, context: AppContext) -> None:
+    """Workers, last tick, cache hit rate, API calls per minute, queue sizes."""
+    if not _is_admin(update, context):
+        await reply(update, NOT_ALLOWED)
+        return
+    s = context.services
+    lines = ["🩺 <b>Health</b>", f"Uptime: {int(time.monotonic() - s.started_at)} s",
+             f"Market: {'demo' if s.market.is_demo else 'AVE (' + esc(s.settings.ave_api_plan) + ')'}", ""]
+    for w in s.coordinator.health():
+        age = "never" if w.last_heartbeat_age is None else f"{w.last_heartbeat_age:.0f}s ago"
+        err = f" — {esc(w.last_error)}" if w.last_error else ""
+        lines.append(f"• {esc(w.name)}: {esc(w.state)}, runs {w.runs}, last {age}{err}")
+    stats = s.market.stats()
+    hit = stats.get("hit_rate")
+    lines += ["", f"Price cache hit rate: {hit * 100:.0f}%" if hit is not None else "Price cache: no requests yet",
+              f"Market API calls/min: {stats.get('upstream_calls_per_minute', 0)}",
+              f"Backtests: {s.pool.running()} running, {s.pool.queue_size()} queued",
+              f"Notification queue: {s.notifier.queue_size()}"]
+    await reply(update, "\n".join(lines))
+
+
+@command
+async def stats_cmd(update: Update, context: AppContext) -> None:
+    """User and agent counts, total balances."""
+    if not _is_admin(update, context):
+        await reply(update, NOT_ALLOWED)
+        return
+    db = context.services.db
+    users = await db.fetchval("SELECT COUNT(*) FROM users")
+    rows = await db.fetchall("SELECT status, COUNT(*) AS n, COALESCE(SUM(isolated_balance), 0) AS bal"
+                             " FROM automaton_agents GROUP BY status ORDER BY status")
+    total = sum(r["bal"] for r in rows)
+    lines = ["📈 <b>Stats</b>", f"Users: {users}", f"Agents: {sum(r['n'] for r in rows)}"]
+    lines += [f"• {esc(r['status'])}: {r['n']} ({usdc(from_micro(r['bal']))})" for r in rows]
+    lines.append(f"Total balances: {usdc(from_micro(total))}")
+    bots = await db.fetchval("SELECT COUNT(*) FROM bots")
+    sims = await db.fetchval("SELECT COUNT(*) FROM simulations WHERE status = 'running'")
+    lines += [f"Strategy bots: {bots}", f"Running simulations: {sims}"]
+    await reply(update, "\n".join(lines))
+
+
+def register(app: Application) -> None:
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("health", health_cmd, filters=private))
+    app.add_handler(CommandHandler("stats", stats_cmd, filters=private))

@@ -1,0 +1,140 @@
+"""/automaton and /deposit: create the generation-1 agent, add capital, pause/resume, assign a strategy."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from agents.errors import AgentNotFoundError
+from bot import keyboards
+from bot.callbacks import match, pattern
+from bot.context import AppContext
+from bot.guards import UserFacingError, button, command, edit, reply, toast
+from bot.render import agent_summary, esc, usdc
+
+
+def _one_arg(context: AppContext, usage: str) -> str | None:
+    args = context.args or []
+    if len(args) > 1:
+        raise UserFacingError(f"Usage: {usage}")
+    return args[0] if args else None
+
+
+async def show_automaton(update: Update, context: AppContext) -> None:
+    """The user's main agent with its buttons, or preset amounts to create one."""
+    services = context.services
+    agent = await services.manager.get_main_agent(update.effective_user.id)
+    if agent is None:
+        text = ("🤖 You don't have an automaton yet.\n\nChoose a starting balance (paper USDC), or send "
+                f"<code>/automaton 250</code>. Minimum {services.settings.min_deposit} USDC.")
+        await reply(update, text, keyboards.preset_amounts("new"))
+        return
+    await reply(update, agent_summary(agent, demo=services.market.is_demo), keyboards.automaton_menu(agent))
+
+
+async def _create(update: Update, context: AppContext, amount: str) -> None:
+    services = context.services
+    agent = await services.manager.create_user_main_agent(update.effective_user.id, amount)
+    await reply(update, "✅ Your automaton is live!\n\n" + agent_summary(agent, demo=services.market.is_demo),
+                keyboards.automaton_menu(agent))
+
+
+@command
+async def automaton_cmd(update: Update, context: AppContext) -> None:
+    """/automaton [amount]."""
+    amount = _one_arg(context, "/automaton [amount]")
+    if amount is None or await context.services.manager.get_main_agent(update.effective_user.id):
+        await show_automaton(update, context)
+        return
+    await _create(update, context, amount)
+
+
+@command
+async def deposit_cmd(update: Update, context: AppContext) -> None:
+    """/deposit <amount>."""
+    amount = _one_arg(context, "/deposit <amount>")
+    if amount is None:
+        await reply(update, "Usage: <code>/deposit 100</code> (paper USDC).", keyboards.preset_amounts("dep"))
+        return
+    await _deposit(update, context, amount)
+
+
+async def _deposit(update: Update, context: AppContext, amount: str) -> None:
+    try:
+        agent = await context.services.manager.deposit(update.effective_user.id, amount)
+    except AgentNotFoundError:
+        raise UserFacingError("You don't have an automaton yet. Use /automaton to create one.") from None
+    await reply(update, f"✅ Deposited. Your automaton's balance is now <b>{usdc(agent['isolated_balance'])}</b>.",
+                keyboards.automaton_menu(agent))
+
+
+@button
+async def create_button(update: Update, context: AppContext) -> None:
+    (amount,) = match("create", update.callback_query.data) or ("",)
+    if await context.services.manager.get_main_agent(update.effective_user.id):
+        await show_automaton(update, context)
+        return
+    await _create(update, context, amount)
+
+
+@button
+async def deposit_button(update: Update, context: AppContext) -> None:
+    (amount,) = match("deposit", update.callback_query.data) or ("",)
+    await _deposit(update, context, amount)
+
+
+@button
+async def pause_button(update: Update, context: AppContext) -> None:
+    (agent_id,) = match("pause", update.callback_query.data) or ("",)
+    agent = await context.services.manager.pause_agent(agent_id, update.effective_user.id)
+    await toast(update, context, "Agent paused.")
+    await edit(update, agent_summary(agent, demo=context.services.market.is_demo), keyboards.automaton_menu(agent))
+
+
+@button
+async def resume_button(update: Update, context: AppContext) -> None:
+    (agent_id,) = match("resume", update.callback_query.data) or ("",)
+    agent = await context.services.manager.resume_agent(agent_id, update.effective_user.id)
+    await toast(update, context, "Agent resumed.")
+    await edit(update, agent_summary(agent, demo=context.services.market.is_demo), keyboards.automaton_menu(agent))
+
+
+@button
+async def assign_button(update: Update, context: AppContext) -> None:
+    """Choose which strategy bot drives this agent."""
+    (agent_id,) = match("assign", update.callback_query.data) or ("",)
+    uid = update.effective_user.id
+    await context.services.manager.get_agent_info(agent_id, uid)  # ownership
+    bots = await context.services.bots.list(uid)
+    text = "🧠 Choose the strategy for this agent." + (
+        "" if bots else "\n\nYou have no strategy bots yet: create one with /newbot, or keep the default.")
+    await edit(update, text, keyboards.bots_to_assign(agent_id, bots))
+
+
+@button
+async def assign_bot_button(update: Update, context: AppContext) -> None:
+    agent_id, bot_id = match("assign_bot", update.callback_query.data) or ("", "0")
+    uid = update.effective_user.id
+    services = context.services
+    if int(bot_id) == 0:
+        await services.manager.assign_strategy(agent_id, uid, None, None)
+        await edit(update, "✅ The agent now uses the default strategy.")
+        return
+    bot = await services.bots.get(uid, int(bot_id))
+    strategy = services.bots.strategy(bot)
+    if strategy is None:
+        raise UserFacingError("That bot has no strategy yet: describe one in a message first.")
+    await services.manager.assign_strategy(agent_id, uid, bot.bot_id, strategy.model_dump_json())
+    await edit(update, f"✅ Agent <code>{esc(agent_id)}</code> now trades with <b>{esc(bot.name)}</b>.")
+
+
+def register(app: Application) -> None:
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("automaton", automaton_cmd, filters=private))
+    app.add_handler(CommandHandler("deposit", deposit_cmd, filters=private))
+    app.add_handler(CallbackQueryHandler(create_button, pattern=pattern("create")))
+    app.add_handler(CallbackQueryHandler(deposit_button, pattern=pattern("deposit")))
+    app.add_handler(CallbackQueryHandler(pause_button, pattern=pattern("pause")))
+    app.add_handler(CallbackQueryHandler(resume_button, pattern=pattern("resume")))
+    app.add_handler(CallbackQueryHandler(assign_button, pattern=pattern("assign")))
+    app.add_handler(CallbackQueryHandler(assign_bot_button, pattern=pattern("assign_bot")))

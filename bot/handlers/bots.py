@@ -1,0 +1,212 @@
+"""/bots and /newbot: strategy bots (max 3); plain text while a bot is selected goes to the designer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from telegram import Update
+from telegram.constants import ChatAction
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot import keyboards
+from bot.callbacks import match, pattern
+from bot.context import AppContext
+from bot.guards import UserFacingError, button, command, edit, reply
+from bot.render import clip, esc
+from engine.strategy import describe_strategy
+
+RENAMING = "renaming_bot"
+MAX_TEXT_IN = 2000
+
+
+def _bot_text(bot: object, strategy: object | None, selected: bool) -> str:
+    name = esc(getattr(bot, "name", ""))
+    lines = [f"🧠 <b>{name}</b>" + (" ✅ selected" if selected else "")]
+    if strategy is None:
+        lines += ["", "No strategy yet. Describe one in a message, for example:",
+                  "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>"]
+    else:
+        config = json.dumps(strategy.to_config(), indent=1)  # type: ignore[attr-defined]
+        lines += ["", esc(describe_strategy(strategy)), "", f"<pre>{esc(config)}</pre>"]
+    return clip("\n".join(lines))
+
+
+async def show_bots(update: Update, context: AppContext, *, edit_in_place: bool) -> None:
+    services = context.services
+    uid = update.effective_user.id
+    bots = await services.bots.list(uid)
+    selected = await services.bots.selected(uid)
+    if not bots:
+        text = "🧠 You have no strategy bots yet. Create one to design a strategy by chatting."
+    else:
+        text = ("🧠 <b>Your strategy bots</b> (max 3)\n\nTap one to see its strategy, backtest or simulate it."
+                + ("\nMessages you send now edit <b>" + esc(selected.name) + "</b>." if selected else ""))
+    markup = keyboards.bots_list(bots, selected.bot_id if selected else None)
+    await (edit if edit_in_place else reply)(update, text, markup)
+
+
+async def show_bot(update: Update, context: AppContext, bot_id: int, *, edit_in_place: bool) -> None:
+    services = context.services
+    uid = update.effective_user.id
+    bot = await services.bots.get(uid, bot_id)
+    selected = await services.bots.selected(uid)
+    is_selected = selected is not None and selected.bot_id == bot.bot_id
+    text = _bot_text(bot, services.bots.strategy(bot), is_selected)
+    await (edit if edit_in_place else reply)(update, text, keyboards.bot_actions(bot.bot_id, is_selected))
+
+
+@command
+async def bots_cmd(update: Update, context: AppContext) -> None:
+    """/bots."""
+    await show_bots(update, context, edit_in_place=False)
+
+
+@command
+async def newbot_cmd(update: Update, context: AppContext) -> None:
+    """/newbot [name]."""
+    name = " ".join(context.args or []).strip() or None
+    await _create(update, context, name)
+
+
+async def _create(update: Update, context: AppContext, name: str | None) -> None:
+    bot = await context.services.bots.create(update.effective_user.id, name)
+    await reply(update, f"✅ Strategy bot <b>{esc(bot.name)}</b> created and selected.\n\n"
+                        "Now describe your strategy in plain words, for example:\n"
+                        "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>",
+                keyboards.bot_actions(bot.bot_id, True))
+
+
+@button
+async def list_button(update: Update, context: AppContext) -> None:
+    await show_bots(update, context, edit_in_place=True)
+
+
+@button
+async def new_button(update: Update, context: AppContext) -> None:
+    await _create(update, context, None)
+
+
+@button
+async def show_button(update: Update, context: AppContext) -> None:
+    (bot_id,) = match("bot_show", update.callback_query.data) or ("0",)
+    await show_bot(update, context, int(bot_id), edit_in_place=True)
+
+
+@button
+async def select_button(update: Update, context: AppContext) -> None:
+    (bot_id,) = match("bot_select", update.callback_query.data) or ("0",)
+    await context.services.bots.select(update.effective_user.id, int(bot_id))
+    await show_bot(update, context, int(bot_id), edit_in_place=True)
+
+
+@button
+async def rename_button(update: Update, context: AppContext) -> None:
+    (bot_id,) = match("bot_rename", update.callback_query.data) or ("0",)
+    bot = await context.services.bots.get(update.effective_user.id, int(bot_id))
+    context.user_data[RENAMING] = bot.bot_id
+    await reply(update, f"Send the new name for <b>{esc(bot.name)}</b> (1–32 characters), or /cancel.")
+
+
+@button
+async def delete_button(update: Update, context: AppContext) -> None:
+    (bot_id,) = match("bot_delete", update.callback_query.data) or ("0",)
+    bot = await context.services.bots.get(update.effective_user.id, int(bot_id))
+    await edit(update, f"Delete <b>{esc(bot.name)}</b> and its conversation? Running simulations of it stop.",
+               keyboards.confirm_delete_bot(bot.bot_id))
+
+
+@button
+async def delete_ok_button(update: Update, context: AppContext) -> None:
+    (bot_id,) = match("bot_delete_ok", update.callback_query.data) or ("0",)
+    uid = update.effective_user.id
+    bot = await context.services.bots.get(uid, int(bot_id))
+    await context.services.simulations.stop_for_bot(uid, bot.bot_id)
+    await context.services.bots.delete(uid, bot.bot_id)
+    await edit(update, f"🗑 Deleted <b>{esc(bot.name)}</b>.")
+
+
+@button
+async def backtest_button(update: Update, context: AppContext) -> None:
+    from bot.handlers.backtest import run_backtest_for
+
+    (bot_id,) = match("bot_backtest", update.callback_query.data) or ("0",)
+    uid = update.effective_user.id
+    await context.services.bots.select(uid, int(bot_id))
+    await run_backtest_for(update, context, [])
+
+
+@button
+async def simulate_button(update: Update, context: AppContext) -> None:
+    from bot.handlers.simulate import start_simulation
+
+    (bot_id,) = match("bot_simulate", update.callback_query.data) or ("0",)
+    uid = update.effective_user.id
+    await context.services.bots.select(uid, int(bot_id))
+    await start_simulation(update, context)
+
+
+async def _typing(update: Update, context: AppContext, stop: asyncio.Event) -> None:
+    """Keep Telegram's 'typing…' indicator on while the designer works (it expires after ~5 s)."""
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 4.0)
+
+
+@command
+async def text_message(update: Update, context: AppContext) -> None:
+    """Plain text: a pending rename, else a message to the selected bot's strategy designer."""
+    services = context.services
+    uid = update.effective_user.id
+    text = (update.effective_message.text or "").strip()
+    if RENAMING in context.user_data:
+        bot_id = context.user_data.pop(RENAMING)
+        bot = await services.bots.rename(uid, bot_id, text)
+        await reply(update, f"✅ Renamed to <b>{esc(bot.name)}</b>.")
+        return
+    bot = await services.bots.selected(uid)
+    if bot is None:
+        await reply(update, "To design a strategy, create or select a strategy bot first: /newbot or /bots.\n"
+                            "Use /help to see everything I can do.")
+        return
+    if len(text) > MAX_TEXT_IN:
+        raise UserFacingError(f"That message is too long ({len(text)} characters); keep it under {MAX_TEXT_IN}.")
+    current = services.bots.strategy(bot)
+    history = await services.bots.history(uid, bot.bot_id)
+    stop = asyncio.Event()
+    typing = asyncio.create_task(_typing(update, context, stop))
+    try:
+        result = await services.designer.design(uid, text, current, history)
+    finally:
+        stop.set()
+        await typing
+    await services.bots.add_message(uid, bot.bot_id, "user", text)
+    if not result.ok or result.strategy is None:
+        answer = result.error or result.explanation or "I couldn't turn that into a strategy."
+        await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
+        await reply(update, "🤔 " + esc(answer))
+        return
+    await services.bots.set_strategy(uid, bot.bot_id, result.strategy)
+    await services.bots.add_message(uid, bot.bot_id, "assistant", result.explanation)
+    head = "✅ Strategy updated" if result.changed else "ℹ️ Strategy unchanged"
+    source = " (AI crew)" if result.used_llm else ""
+    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(result.explanation)}",
+                keyboards.bot_actions(bot.bot_id, True))
+
+
+def register(app: Application) -> None:
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("bots", bots_cmd, filters=private))
+    app.add_handler(CommandHandler("newbot", newbot_cmd, filters=private))
+    for name, fn in (("bot_list", list_button), ("bot_new", new_button), ("bot_show", show_button),
+                     ("bot_select", select_button), ("bot_rename", rename_button), ("bot_delete", delete_button),
+                     ("bot_delete_ok", delete_ok_button), ("bot_backtest", backtest_button),
+                     ("bot_simulate", simulate_button)):
+        app.add_handler(CallbackQueryHandler(fn, pattern=pattern(name)))
+
+
+def register_text(app: Application) -> None:
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, text_message))

@@ -1,0 +1,78 @@
+"""/simulate start|stop|status: live paper simulation of the selected strategy bot."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from bot import keyboards
+from bot.callbacks import match, pattern
+from bot.context import AppContext
+from bot.guards import UserFacingError, button, command, edit, reply
+from bot.render import clip, esc
+
+USAGE = "Usage: /simulate start | stop | status"
+
+
+async def start_simulation(update: Update, context: AppContext) -> None:
+    services = context.services
+    uid = update.effective_user.id
+    bot = await services.bots.selected(uid)
+    if bot is None:
+        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
+    strategy = services.bots.strategy(bot)
+    if strategy is None:
+        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy)
+    demo = " on the demo market" if services.market.is_demo else ""
+    await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo}.\n\n"
+                        "I'll message you when a signal fires or a paper trade opens or closes. "
+                        "Use /simulate status to check on it, /simulate stop to end it.")
+
+
+async def _status(update: Update, context: AppContext) -> None:
+    sims = await context.services.simulations.status(update.effective_user.id)
+    if not sims:
+        await reply(update, "No simulation is running. Start one with /simulate start.")
+        return
+    blocks = [context.services.simulations.describe(s) for s in sims]
+    await reply(update, clip("📡 <b>Simulations</b>\n\n" + "\n\n".join(esc(b) for b in blocks)),
+                keyboards.simulations(sims))
+
+
+@command
+async def simulate_cmd(update: Update, context: AppContext) -> None:
+    """/simulate start|stop|status."""
+    args = [a.lower() for a in (context.args or [])]
+    if len(args) != 1 or args[0] not in ("start", "stop", "status"):
+        raise UserFacingError(USAGE)
+    if args[0] == "start":
+        await start_simulation(update, context)
+    elif args[0] == "status":
+        await _status(update, context)
+    else:
+        sims = await context.services.simulations.status(update.effective_user.id)
+        if not sims:
+            await reply(update, "No simulation is running.")
+            return
+        await reply(update, "Which simulation should stop?", keyboards.simulations(sims))
+
+
+@button
+async def stop_button(update: Update, context: AppContext) -> None:
+    (sim_id,) = match("sim_stop", update.callback_query.data) or ("0",)
+    sim = await context.services.simulations.get(update.effective_user.id, int(sim_id))
+    await edit(update, f"Stop simulation #{sim.simulation_id}?", keyboards.confirm_stop_simulation(sim.simulation_id))
+
+
+@button
+async def stop_ok_button(update: Update, context: AppContext) -> None:
+    (sim_id,) = match("sim_stop_ok", update.callback_query.data) or ("0",)
+    sim = await context.services.simulations.stop(update.effective_user.id, int(sim_id))
+    await edit(update, f"⏹ Simulation #{sim.simulation_id} stopped.")
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("simulate", simulate_cmd, filters=filters.ChatType.PRIVATE))
+    app.add_handler(CallbackQueryHandler(stop_button, pattern=pattern("sim_stop")))
+    app.add_handler(CallbackQueryHandler(stop_ok_button, pattern=pattern("sim_stop_ok")))

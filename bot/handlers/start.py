@@ -1,0 +1,135 @@
+"""/start, /help, /cancel, the main menu, and the fallbacks (unknown commands, stale buttons, groups)."""
+
+from __future__ import annotations
+
+from telegram import BotCommand, Update
+from telegram.constants import ChatType
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot import keyboards
+from bot.callbacks import pattern
+from bot.context import AppContext
+from bot.guards import PRIVATE_ONLY, button, command, edit, reply, toast
+from bot.render import esc
+
+COMMANDS: list[tuple[str, str, str]] = [
+    ("start", "", "Welcome and main menu"),
+    ("help", "", "All commands"),
+    ("automaton", "[amount]", "Create or show your generation-1 agent"),
+    ("deposit", "<amount>", "Add paper USDC to your main agent"),
+    ("ai_portfolio", "", "Your agents, balances and earnings"),
+    ("ai_status", "[agent_id]", "Details of one agent"),
+    ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
+    ("bots", "", "Your strategy bots (max 3)"),
+    ("newbot", "[name]", "Create a strategy bot"),
+    ("backtest", "[token] [timeframe] [days]", "Backtest the selected bot"),
+    ("simulate", "start|stop|status", "Live paper simulation of the selected bot"),
+    ("settings", "", "Notification preferences"),
+    ("cancel", "", "Leave the current conversation"),
+]
+ADMIN_COMMANDS = [("health", "", "Workers, cache and API health (admins)"),
+                  ("stats", "", "Users, agents and balances (admins)")]
+
+
+def bot_commands() -> list[BotCommand]:
+    """The command menu registered with set_my_commands."""
+    return [BotCommand(name, desc) for name, _, desc in COMMANDS]
+
+
+def help_text(is_admin: bool) -> str:
+    rows = COMMANDS + (ADMIN_COMMANDS if is_admin else [])
+    lines = ["<b>Commands</b>", ""]
+    for name, args, desc in rows:
+        lines.append(f"/{name} {esc(args)}".rstrip() + f" — {esc(desc)}")
+    lines += ["", "While a strategy bot is selected, plain messages describe or edit its strategy, e.g. "
+              "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>."]
+    return "\n".join(lines)
+
+
+def welcome_text(first_name: str | None, demo: bool) -> str:
+    name = esc(first_name or "there")
+    return "\n".join([
+        f"👋 Hi {name}! I run an <b>autonomous trading agent</b> for you.",
+        "",
+        "• /automaton creates your generation-1 agent with paper USDC.",
+        "• It trades on live DEX prices" + (" (demo market now)" if demo else "")
+        + ", and when it earns enough it spawns child agents funded from its earnings.",
+        "• Design strategies by chatting in /bots, test them with /backtest and /simulate.",
+        "",
+        "Everything here is paper trading: no real funds move.",
+    ])
+
+
+@command
+async def start(update: Update, context: AppContext) -> None:
+    """Register the user and show the main menu."""
+    user = update.effective_user
+    await reply(update, welcome_text(user.first_name if user else None, context.services.market.is_demo),
+                keyboards.main_menu())
+
+
+@command
+async def help_cmd(update: Update, context: AppContext) -> None:
+    """List every command with its usage."""
+    uid = update.effective_user.id if update.effective_user else 0
+    await reply(update, help_text(uid in context.services.settings.admin_user_ids))
+
+
+@command
+async def cancel(update: Update, context: AppContext) -> None:
+    """Leave any pending conversation state (strategy chat, pending withdrawal)."""
+    had = bool(context.user_data) if context.user_data is not None else False
+    if context.user_data is not None:
+        context.user_data.clear()
+    await context.services.users.select_bot(update.effective_user.id, None)
+    await reply(update, "Cancelled." if had else "Nothing to cancel. Use /help to see what I can do.")
+
+
+@button
+async def menu(update: Update, context: AppContext) -> None:
+    """Main menu buttons: show the matching screen as a new message."""
+    from bot.handlers import automaton, bots, portfolio, settings  # local: avoid import cycles
+
+    target = update.callback_query.data.split(":", 1)[1]
+    if target == "help":
+        await edit(update, help_text(update.effective_user.id in context.services.settings.admin_user_ids))
+    elif target == "portfolio":
+        await portfolio.show_portfolio(update, context, page=0, edit_in_place=False)
+    elif target == "automaton":
+        await automaton.show_automaton(update, context)
+    elif target == "settings":
+        await settings.show_settings(update, context, edit_in_place=False)
+    elif target in ("bots", "backtest", "simulate"):
+        await bots.show_bots(update, context, edit_in_place=False)
+
+
+async def unknown_command(update: Update, context: AppContext) -> None:
+    """Any other /command gets a clear reply."""
+    if update.effective_chat and update.effective_chat.type != ChatType.PRIVATE:
+        return
+    await reply(update, "I don't know that command. Use /help to see what I can do.")
+
+
+async def group_message(update: Update, context: AppContext) -> None:
+    """Commands in group chats are refused: agents are controlled privately."""
+    await reply(update, PRIVATE_ONLY)
+
+
+async def stale_button(update: Update, context: AppContext) -> None:
+    """Callback data that matches no pattern: malformed, forged, overlong, or from an old version."""
+    await toast(update, context, "This button is no longer valid.", alert=False)
+
+
+def register(app: Application) -> None:
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("start", start, filters=private))
+    app.add_handler(CommandHandler("help", help_cmd, filters=private))
+    app.add_handler(CommandHandler("cancel", cancel, filters=private))
+    app.add_handler(CallbackQueryHandler(menu, pattern=pattern("menu")))
+
+
+def register_fallbacks(app: Application) -> None:
+    """Registered after every feature: within a group the first matching handler wins."""
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.GROUPS, group_message))
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    app.add_handler(CallbackQueryHandler(stale_button))

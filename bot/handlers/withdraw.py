@@ -1,0 +1,89 @@
+"""/withdraw <amount|all>: proportional withdrawal from the whole tree, after a confirmation button.
+
+The pending request lives in `user_data` under a random nonce that the buttons carry, so
+a forged or stale confirmation (wrong nonce) cannot withdraw anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+
+from agents.money import from_micro, to_micro
+from bot import keyboards
+from bot.callbacks import match, pattern
+from bot.context import AppContext
+from bot.guards import UserFacingError, button, command, edit, reply, toast
+from bot.render import esc, usdc
+
+PENDING = "pending_withdrawal"
+
+
+async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, object]:
+    uid = update.effective_user.id
+    portfolio = await context.services.manager.get_user_ai_portfolio(uid)
+    available = portfolio["total_available"]
+    if raw.lower() == "all":
+        amount_text, amount = "all", available
+    else:
+        micro = to_micro(raw, what="Withdrawal")
+        amount_text, amount = str(from_micro(micro)), from_micro(micro)
+    if available <= 0:
+        raise UserFacingError("Nothing is available to withdraw.")
+    if amount > available:
+        raise UserFacingError(f"You can withdraw at most {usdc(available)} (available across all your agents).")
+    nonce = secrets.token_hex(4)
+    context.user_data[PENDING] = {"nonce": nonce, "amount": amount_text}
+    text = (f"💸 Withdraw <b>{usdc(amount)}</b> from your agents, proportionally to each agent's available "
+            f"balance?\n\nAvailable now: {usdc(available)}.")
+    return text, keyboards.withdraw_confirm(nonce)
+
+
+@command
+async def withdraw_cmd(update: Update, context: AppContext) -> None:
+    """/withdraw <amount|all>: asks for confirmation first."""
+    args = context.args or []
+    if len(args) != 1:
+        raise UserFacingError("Usage: /withdraw <amount|all>, e.g. /withdraw 25 or /withdraw all")
+    text, markup = await _ask(update, context, args[0].strip())
+    await reply(update, text, markup)
+
+
+@button
+async def withdraw_ask_button(update: Update, context: AppContext) -> None:
+    """The Withdraw button on the portfolio: offer 'all' with a confirmation."""
+    text, markup = await _ask(update, context, "all")
+    await reply(update, text + "\n\nFor part of it, send <code>/withdraw 25</code>.", markup)
+
+
+@button
+async def withdraw_confirm_button(update: Update, context: AppContext) -> None:
+    (nonce,) = match("withdraw_confirm", update.callback_query.data) or ("",)
+    pending = context.user_data.get(PENDING)
+    if not pending or pending.get("nonce") != nonce:
+        await toast(update, context, "This withdrawal request expired. Send /withdraw again.", alert=True)
+        return
+    del context.user_data[PENDING]
+    result = await context.services.manager.withdraw(update.effective_user.id, pending["amount"],
+                                                     idempotency_key=f"withdraw:{nonce}")
+    parts = "\n".join(f"• <code>{esc(a)}</code>: {usdc(v, 6)}" for a, v in list(result["parts"].items())[:20])
+    await edit(update, f"✅ Withdrew <b>{usdc(result['amount'])}</b>.\n\n{parts}\n\n"
+                       f"Still available: {usdc(result['total_available'])}.")
+
+
+@button
+async def withdraw_cancel_button(update: Update, context: AppContext) -> None:
+    (nonce,) = match("withdraw_cancel", update.callback_query.data) or ("",)
+    pending = context.user_data.get(PENDING)
+    if pending and pending.get("nonce") == nonce:
+        del context.user_data[PENDING]
+    await edit(update, "Withdrawal cancelled. Nothing was changed.")
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("withdraw", withdraw_cmd, filters=filters.ChatType.PRIVATE))
+    app.add_handler(CallbackQueryHandler(withdraw_ask_button, pattern=pattern("withdraw_ask")))
+    app.add_handler(CallbackQueryHandler(withdraw_confirm_button, pattern=pattern("withdraw_confirm")))
+    app.add_handler(CallbackQueryHandler(withdraw_cancel_button, pattern=pattern("withdraw_cancel")))

@@ -1,0 +1,147 @@
+"""HTML formatting of bot replies. Pure functions: data in, Telegram-safe HTML out.
+
+Every user-supplied or stored string goes through `esc`. Long output is cut to fit
+Telegram's 4096-character limit by the callers' pagination; `clip` is the last guard.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from agents.money import fmt_usdc
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+PAGE_SIZE = 8
+
+STATUS_ICON = {"active": "🟢", "paused": "⏸", "dead": "💀", "closed": "⚪"}
+
+
+def esc(value: object) -> str:
+    """Escape anything for HTML parse mode."""
+    return html.escape(str(value), quote=False)
+
+
+def usdc(value: Decimal | None, places: int = 2) -> str:
+    return "unknown" if value is None else f"{fmt_usdc(value, places=places)} USDC"
+
+
+def signed(value: Decimal, places: int = 2) -> str:
+    sign = "+" if value > 0 else ""
+    return f"{sign}{fmt_usdc(value, places=places)}"
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """Last-resort guard: cut at a line break so no tag is split (our HTML never spans lines)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 2)
+    return text[: cut if cut > 0 else limit - 2] + "\n…"
+
+
+def page_count(total: int, size: int = PAGE_SIZE) -> int:
+    return max(1, (total + size - 1) // size)
+
+
+def portfolio_text(portfolio: dict[str, Any], page: int, *, risk: dict[str, Any] | None = None,
+                   unrealized: Decimal | None = None, demo: bool = False) -> str:
+    """The /ai_portfolio message: totals, risk figures, then one page of the agent tree."""
+    agents = portfolio["agents"]
+    pages = page_count(len(agents))
+    page = min(max(page, 0), pages - 1)
+    lines = [
+        "📊 <b>Your AI portfolio</b>" + (" <i>(demo market)</i>" if demo else ""),
+        "",
+        f"💰 Total balance: <b>{usdc(portfolio['total_balance'])}</b>",
+        f"💵 Available: {usdc(portfolio['total_available'])}",
+        f"📈 Total earnings: {signed(portfolio['total_earnings'])} USDC",
+        f"🤖 Agents: {portfolio['agent_count']}",
+    ]
+    if unrealized is not None:
+        lines.append(f"📉 Open positions (unrealized): {signed(unrealized)} USDC")
+    if risk:
+        parts = []
+        if risk.get("sharpe") is not None:
+            parts.append(f"Sharpe {risk['sharpe']:.2f}")
+        if risk.get("max_drawdown_pct") is not None:
+            parts.append(f"max DD {risk['max_drawdown_pct']:.1f}%")
+        if risk.get("var95_pct") is not None:
+            parts.append(f"VaR95 {risk['var95_pct']:.1f}%")
+        if parts:
+            lines.append("⚖️ Risk: " + ", ".join(parts))
+    if not agents:
+        lines += ["", "You have no agents yet. Use /automaton to create one."]
+        return "\n".join(lines)
+    lines += ["", "<b>Agent hierarchy</b>" + (f" (page {page + 1}/{pages})" if pages > 1 else "")]
+    for agent in agents[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]:
+        indent = "   " * int(agent.get("depth", agent["generation"] - 1))
+        icon = STATUS_ICON.get(agent["status"], "•")
+        branch = "└ " if agent["generation"] > 1 else ""
+        lines.append(
+            f"{indent}{branch}{icon} <code>{esc(agent['agent_id'])}</code> G{agent['generation']}"
+            f" · {fmt_usdc(agent['isolated_balance'])} · {signed(agent['total_earnings'])}"
+            + (f" · {agent['child_count']} child" + ("ren" if agent["child_count"] != 1 else "")
+               if agent["child_count"] else "")
+        )
+    return clip("\n".join(lines))
+
+
+def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (),
+               trades: Sequence[dict[str, Any]] = (), children: Sequence[str] = (),
+               strategy: str | None = None, remote: str | None = None) -> str:
+    """The /ai_status message for one agent."""
+    icon = STATUS_ICON.get(agent["status"], "•")
+    lines = [
+        f"🤖 <b>Agent</b> <code>{esc(agent['agent_id'])}</code>",
+        "",
+        f"Generation: {agent['generation']}",
+        f"Status: {icon} {esc(agent['status'])}"
+        + (f" ({esc(agent['status_reason'])})" if agent.get("status_reason") else ""),
+        f"Balance: <b>{usdc(agent['isolated_balance'])}</b>",
+        f"Available: {usdc(agent['available_balance'])}",
+        f"Earnings: {signed(agent['total_earnings'])} USDC",
+        f"Parent: {('<code>' + esc(agent['parent_agent_id']) + '</code>') if agent['parent_agent_id'] else '—'}",
+        f"Children: {agent['child_count']}",
+    ]
+    if agent.get("spawn_reason"):
+        lines.append(f"Spawned because: <i>{esc(agent['spawn_reason'])}</i>")
+    if remote is not None:
+        lines.append(f"Remote automaton balance: {esc(remote)}")
+    lines.append(f"Strategy: {esc(strategy) if strategy else 'default (buy 20% on a 3% 1h dip, SL 5%, TP 8%)'}")
+    if children:
+        lines.append("Child agents: " + ", ".join(f"<code>{esc(c)}</code>" for c in children[:10])
+                     + (" …" if len(children) > 10 else ""))
+    if positions:
+        lines += ["", "<b>Open positions</b>"]
+        for p in positions[:5]:
+            lines.append(f"• {esc(p['symbol'])}: {p['size']:.6g} @ {p['entry_price']:.6g} (cost {usdc(p['cost'])})")
+    if trades:
+        lines += ["", "<b>Last trades</b>"]
+        for t in trades[:5]:
+            lines.append(f"• {esc(t['symbol'])} {t['entry_price']:.6g} → {t['exit_price']:.6g}: "
+                         f"{signed(t['pnl'])} USDC ({esc(t['exit_reason'])})")
+    return clip("\n".join(lines))
+
+
+def agent_summary(agent: dict[str, Any], *, demo: bool) -> str:
+    """The /automaton reply for an existing agent."""
+    icon = STATUS_ICON.get(agent["status"], "•")
+    return "\n".join([
+        "🤖 <b>Your automaton</b>" + (" <i>(demo market)</i>" if demo else ""),
+        "",
+        f"ID: <code>{esc(agent['agent_id'])}</code>",
+        f"Status: {icon} {esc(agent['status'])}",
+        f"Balance: <b>{usdc(agent['isolated_balance'])}</b> (available {usdc(agent['available_balance'])})",
+        f"Earnings: {signed(agent['total_earnings'])} USDC",
+        f"Children: {agent['child_count']}",
+        "",
+        "It trades on its own and spawns child agents from its earnings.",
+    ])
+
+
+def lines_block(title: str, rows: Iterable[tuple[str, str]]) -> str:
+    """A bold title and `label: value` rows (values already safe)."""
+    return "\n".join([f"<b>{esc(title)}</b>", *(f"{esc(k)}: {v}" for k, v in rows)])

@@ -1,0 +1,146 @@
+"""The composition root's object graph: built once per process, passed to handlers via bot_data."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from telegram import Bot
+
+from agents import IsolatedAIManager, get_isolated_ai_manager
+from agents.agent_loop import AgentLoop
+from agents.automaton_client import AutomatonClient
+from agents.automaton_sync import AutomatonSync
+from agents.coordinator import Coordinator
+from agents.designer import StrategyDesigner
+from agents.llm_config import llm_settings_from
+from agents.risk import RiskWorker
+from agents.simulations import SimulationService
+from agents.spawn_policy import SpawnPolicy
+from agents.spawner import Spawner
+from agents.strategy_bots import StrategyBots
+from bot.notifier import Notifier
+from bot.settings import Settings
+from engine.backtest_service import BacktestService
+from engine.market.cache import CachedMarketData
+from engine.market.factory import PLAN_POLL_SECONDS, build_market_data
+from engine.pool import BacktestPool
+from engine.strategy import describe_strategy, parse_strategy
+from storage import Database, open_database
+from storage.repos import UserRepo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the handlers and workers use. Built by `open_services`, closed by `close`."""
+
+    settings: Settings
+    db: Database
+    manager: IsolatedAIManager
+    users: UserRepo
+    market: CachedMarketData
+    pool: BacktestPool
+    bots: StrategyBots
+    designer: StrategyDesigner
+    backtests: BacktestService
+    simulations: SimulationService
+    notifier: Notifier
+    agent_loop: AgentLoop
+    risk: RiskWorker
+    spawner: Spawner
+    sync: AutomatonSync | None
+    coordinator: Coordinator
+    started_at: float = field(default_factory=time.monotonic)
+    known_users: set[int] = field(default_factory=set)
+
+    def worker_schedule(self) -> list[tuple[str, float, float]]:
+        """(worker name, interval seconds, first delay) for the JobQueue."""
+        tick = self.settings.agent_tick_seconds
+        poll = float(PLAN_POLL_SECONDS[self.settings.ave_api_plan])
+        rows = [("data", tick, 0.5), ("agent_loop", tick, 1.0), ("risk", tick, 2.0),
+                ("simulations", poll, 1.5)]
+        if self.sync is not None:
+            rows.append(("automaton_sync", tick, 3.0))
+        return rows
+
+    async def portfolio_extras(self, user_id: int, portfolio: dict[str, Any]) -> tuple[dict[str, Any] | None,
+                                                                                        Decimal | None]:
+        """Risk figures and unrealized P&L of open positions for /ai_portfolio."""
+        risk = await self.risk.user_risk_metrics(user_id)
+        unrealized = await self.agent_loop.unrealized_pnl(user_id)
+        return risk, unrealized
+
+    async def agent_extras(self, agent: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(strategy description, remote balance text) for /ai_status."""
+        strategy = None
+        if agent.get("strategy_json"):
+            with contextlib.suppress(Exception):
+                strategy = describe_strategy(parse_strategy(agent["strategy_json"]))
+        remote = None
+        if self.sync is not None and agent.get("remote_agent_id"):
+            remote = self.sync.display_balance(agent)
+        return strategy, remote
+
+    async def close(self) -> None:
+        """Stop background pieces, then close resources in reverse order of opening."""
+        with contextlib.suppress(Exception):
+            await self.notifier.stop()
+        self.pool.shutdown()
+        if self.sync is not None:
+            with contextlib.suppress(Exception):
+                await self.sync.aclose()
+        with contextlib.suppress(Exception):
+            await self.market.aclose()
+        await self.db.close()
+
+
+async def open_services(settings: Settings, bot: Bot) -> Services:
+    """Open the database (migrating it), the market, the pool and the workers."""
+    db = await open_database(settings.database_url)
+    users = UserRepo(db)
+
+    async def get_pref(user_id: int, kind: str) -> str:
+        return getattr(await users.get_prefs(user_id), kind)
+
+    async def mark_blocked(user_id: int) -> None:
+        await users.mark_blocked(user_id, True)
+
+    notifier = Notifier(bot, get_pref=get_pref, is_blocked=users.is_blocked, mark_blocked=mark_blocked)
+    manager = get_isolated_ai_manager(db, settings.money_rules(), notifier)
+    market = build_market_data(api_key=settings.ave_api_key.get_secret_value(), base_url=settings.ave_base_url,
+                               plan=settings.ave_api_plan)
+    pool = BacktestPool(settings.backtest_workers, max_queue=settings.backtest_queue_size)
+    llm = llm_settings_from(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url or None,
+                            settings.llm_model)
+    bots = StrategyBots(db)
+    designer = StrategyDesigner(llm=llm, daily_limit=settings.llm_daily_limit, timeout=settings.llm_timeout_seconds)
+    backtests = BacktestService(db, market, pool, timeout=settings.backtest_timeout_seconds)
+    simulations = SimulationService(db, market, notifier, poll_seconds=PLAN_POLL_SECONDS[settings.ave_api_plan],
+                                    max_duration_hours=settings.simulate_max_hours)
+    agent_loop = AgentLoop(db, manager, market, notifier)
+    risk = RiskWorker(db, manager, market, notifier)
+    spawner = Spawner(db, manager, SpawnPolicy(llm))
+    sync = None
+    if settings.automaton_enabled:
+        client = AutomatonClient(settings.automaton_base_url, settings.automaton_api_key.get_secret_value())
+        sync = AutomatonSync(db, manager, client)
+
+    async def agent_step() -> None:
+        await agent_loop.tick()
+        await spawner.run_once()
+
+    workers = {"data": agent_loop.refresh_prices, "agent_loop": agent_step, "risk": risk.run_once,
+               "simulations": simulations.poll_once}
+    if sync is not None:
+        workers["automaton_sync"] = sync.run_once
+    coordinator = Coordinator(workers, base_backoff=settings.agent_tick_seconds)
+    await simulations.resume_all()
+    return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
+                    designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
+                    agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator)

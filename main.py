@@ -1,0 +1,79 @@
+"""Entry point: `python main.py` (Telegram long polling) or `python main.py --console`.
+
+The composition root: settings are read once here, everything else is built from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("main")
+CONSOLE_USER_ID = 1
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Telegram trading bot with autonomous per-user AI agents")
+    parser.add_argument("--console", action="store_true",
+                        help="run in the terminal instead of Telegram (no token needed)")
+    return parser.parse_args(argv)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s.get_secret_value() for s in (settings.telegram_bot_token, settings.ave_api_key,
+                                           settings.automaton_api_key, settings.anthropic_api_key)]
+
+
+def run_telegram(settings: Settings) -> None:
+    """Long polling until SIGINT/SIGTERM; PTB stops polling, then post_shutdown closes resources."""
+    from telegram import Update
+
+    from bot.app import build_application
+
+    app = build_application(settings)
+    # bootstrap_retries=-1: keep retrying the start-up calls while the Bot API is unreachable.
+    app.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1, drop_pending_updates=False)
+
+
+def run_console(settings: Settings) -> None:
+    from bot.app import build_application
+    from bot.console import run_console as console_loop
+
+    admins = settings.admin_user_ids | {CONSOLE_USER_ID}
+    settings = settings.model_copy(update={"admin_user_ids": admins})
+
+    def build(request: object, updates_request: object):  # noqa: ANN202 - PTB types
+        return build_application(settings, request=request, get_updates_request=updates_request,  # type: ignore[arg-type]
+                                 console=True)
+
+    asyncio.run(console_loop(build, user_id=CONSOLE_USER_ID))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, _secrets(settings),
+                      stream=sys.stderr if args.console else sys.stdout)
+    if args.console:
+        run_console(settings)
+        return 0
+    if not settings.telegram_bot_token.get_secret_value():
+        print("Invalid configuration: TELEGRAM_BOT_TOKEN: required to run on Telegram "
+              "(or run `python main.py --console`)", file=sys.stderr)
+        return 2
+    run_telegram(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
