@@ -40,13 +40,14 @@ def run_telegram(settings: Settings) -> None:
 
 
 def run_console(settings: Settings) -> None:
-    from bot.app import build_application
     from bot.console import run_console as console_loop
+
+    from bot.app import build_application
 
     admins = settings.admin_user_ids | {CONSOLE_USER_ID}
     settings = settings.model_copy(update={"admin_user_ids": admins})
 
-    def build(request: object, updates_request: object):  # noqa: ANN202 - PTB types
+    def build(request: object, updates_request: object):
         return build_application(settings, request=request, get_updates_request=updates_request,  # type: ignore[arg-type]
                                  console=True)
 

@@ -292,7 +292,7 @@ class AgentLoop:
             if group is None:
                 agent.strategy_key = None  # invalid strategy or unresolvable token: nothing to evaluate
             else:
-                agent.token_id, agent.group = group
+                agent.token_id, agent.group = group[0], group
 
     async def _resolve(self, token: str, chain: str, report: TickReport) -> TokenInfo | None:
         key = (token.casefold(), chain)

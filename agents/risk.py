@@ -21,6 +21,7 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from agents.errors import AgentError
 from agents.events import AgentPaused, EventSink
 from agents.manager import IsolatedAIManager
+from agents.money import from_micro
 from engine.market.base import MarketData, MarketDataError
 from storage import Database
 
@@ -133,6 +135,27 @@ class RiskWorker:
         except Exception:
             logger.exception("event sink failed for AgentPaused")
         return True
+
+    async def unrealized_pnl(self, user_id: int) -> Decimal | None:
+        """Unrealized P&L of the user's open positions at current (cached) prices, exit fee included.
+
+        None when the user has open positions but prices are unavailable (never a false zero).
+        """
+        rows = await self.db.fetchall(
+            "SELECT token_id, size, cost FROM positions WHERE user_id = ? AND status = 'open'", (user_id,))
+        if not rows:
+            return Decimal("0")
+        try:
+            quotes = await self.market.get_prices(sorted({r["token_id"] for r in rows}))
+        except MarketDataError:
+            return None
+        total = 0
+        for r in rows:
+            quote = quotes.get(r["token_id"])
+            if quote is None:
+                return None
+            total += int(r["size"] * quote.price_usd * self._exit_factor * _MICRO) - r["cost"]
+        return from_micro(total)
 
     # --- metrics ------------------------------------------------------------------------------
 

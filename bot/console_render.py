@@ -9,6 +9,7 @@ draws from.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -287,7 +288,7 @@ def render_text(text: str, entities: list[dict[str, Any]] | None = None, *, ansi
             spans.append((start, end, entity))
     cuts = sorted({0, len(text)} | {s for s, _, _ in spans} | {e for _, e, _ in spans})
     out: list[str] = []
-    for left, right in zip(cuts, cuts[1:], strict=False):
+    for left, right in itertools.pairwise(cuts):
         chunk = text[left:right]
         codes = sorted({_ANSI[e["type"]] for s, t, e in spans if s <= left and right <= t and e["type"] in _ANSI})
         out.append(f"\x1b[{';'.join(codes)}m{chunk}\x1b[0m" if ansi and codes else chunk)
@@ -349,6 +350,6 @@ def format_message(body: str, reply_markup: dict[str, Any] | None = None, *, pre
     """A whole bot message as printed: optional prefix, the body, then its keyboard indented."""
     lines = body.split("\n") if body else []
     if prefix:
-        lines = [prefix + (lines[0] if lines else "")] + lines[1:]
+        lines = [prefix + (lines[0] if lines else ""), *lines[1:]]
     lines += ["   " + line for line in keyboard_lines(reply_markup)]
     return "\n".join(lines)

@@ -115,7 +115,8 @@ def confirm_delete_bot(bot_id: int) -> Markup:
 
 
 def confirm_stop_simulation(sim_id: int) -> Markup:
-    return Markup([[Btn("⏹ Stop simulation", callback_data=f"ssc:{sim_id}"), Btn("✖️ Keep running", callback_data="bl")]])
+    return Markup([[Btn("⏹ Stop simulation", callback_data=f"ssc:{sim_id}"),
+                     Btn("✖️ Keep running", callback_data="bl")]])
 
 
 def simulations(sims: Sequence[Any]) -> Markup | None:

@@ -68,8 +68,8 @@ def portfolio_text(portfolio: dict[str, Any], page: int, *, risk: dict[str, Any]
             parts.append(f"Sharpe {risk['sharpe']:.2f}")
         if risk.get("max_drawdown_pct") is not None:
             parts.append(f"max DD {risk['max_drawdown_pct']:.1f}%")
-        if risk.get("var95_pct") is not None:
-            parts.append(f"VaR95 {risk['var95_pct']:.1f}%")
+        if risk.get("var_95_pct") is not None:
+            parts.append(f"VaR95 {risk['var_95_pct']:.1f}%")
         if parts:
             lines.append("⚖️ Risk: " + ", ".join(parts))
     if not agents:

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from agents.simulations import SimulationService
 from telegram import Bot
 
 from agents import IsolatedAIManager, get_isolated_ai_manager
 from agents.agent_loop import AgentLoop
 from agents.automaton_client import AutomatonClient
-from agents.automaton_sync import AutomatonSync
-from agents.coordinator import Coordinator
+from agents.automaton_sync import AutomatonSync, remote_balance_display
+from agents.coordinator import Coordinator, DataWorker
 from agents.designer import StrategyDesigner
 from agents.llm_config import llm_settings_from
 from agents.risk import RiskWorker
-from agents.simulations import SimulationService
 from agents.spawn_policy import SpawnPolicy
 from agents.spawner import Spawner
 from agents.strategy_bots import StrategyBots
@@ -60,20 +60,16 @@ class Services:
     known_users: set[int] = field(default_factory=set)
 
     def worker_schedule(self) -> list[tuple[str, float, float]]:
-        """(worker name, interval seconds, first delay) for the JobQueue."""
-        tick = self.settings.agent_tick_seconds
-        poll = float(PLAN_POLL_SECONDS[self.settings.ave_api_plan])
-        rows = [("data", tick, 0.5), ("agent_loop", tick, 1.0), ("risk", tick, 2.0),
-                ("simulations", poll, 1.5)]
-        if self.sync is not None:
-            rows.append(("automaton_sync", tick, 3.0))
-        return rows
+        """(worker name, interval seconds, first delay) for the JobQueue; staggered so the data
+        worker warms the price cache just before the agent loop reads it."""
+        firsts = {"data": 0.5, "agent_loop": 1.0, "risk": 2.0, "simulations": 1.5, "automaton_sync": 3.0}
+        return [(name, self.coordinator.period(name), firsts.get(name, 1.0)) for name in self.coordinator.names()]
 
     async def portfolio_extras(self, user_id: int, portfolio: dict[str, Any]) -> tuple[dict[str, Any] | None,
                                                                                         Decimal | None]:
         """Risk figures and unrealized P&L of open positions for /ai_portfolio."""
         risk = await self.risk.user_risk_metrics(user_id)
-        unrealized = await self.agent_loop.unrealized_pnl(user_id)
+        unrealized = await self.risk.unrealized_pnl(user_id)
         return risk, unrealized
 
     async def agent_extras(self, agent: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -84,7 +80,7 @@ class Services:
                 strategy = describe_strategy(parse_strategy(agent["strategy_json"]))
         remote = None
         if self.sync is not None and agent.get("remote_agent_id"):
-            remote = self.sync.display_balance(agent)
+            remote = remote_balance_display(agent)
         return strategy, remote
 
     async def close(self) -> None:
@@ -132,14 +128,23 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
         sync = AutomatonSync(db, manager, client)
 
     async def agent_step() -> None:
-        await agent_loop.tick()
+        # SPEC §7 steps 1-5 in order: prices, evaluation, fills, then spawn decisions
+        # (risk runs as its own worker right after, on the same period).
+        await agent_loop.run()
         await spawner.run_once()
 
-    workers = {"data": agent_loop.refresh_prices, "agent_loop": agent_step, "risk": risk.run_once,
-               "simulations": simulations.poll_once}
+    tick = settings.agent_tick_seconds
+
+    async def report_crash(name: str, error: BaseException) -> None:
+        log.error("worker %s crashed: %s (restarting with backoff)", name, error)
+
+    coordinator = Coordinator(on_crash=report_crash, max_backoff=max(900.0, tick * 8))
+    coordinator.register("data", DataWorker(market, agent_loop.needed_token_ids).run_once, period=tick)
+    coordinator.register("agent_loop", agent_step, period=tick)
+    coordinator.register("risk", risk.run_once, period=tick)
+    coordinator.register("simulations", simulations.poll_once, period=float(PLAN_POLL_SECONDS[settings.ave_api_plan]))
     if sync is not None:
-        workers["automaton_sync"] = sync.run_once
-    coordinator = Coordinator(workers, base_backoff=settings.agent_tick_seconds)
+        coordinator.register("automaton_sync", sync.run_once, period=tick)
     await simulations.resume_all()
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,

@@ -57,7 +57,7 @@ from engine.pool import (
 from engine.signals import evaluate, explain_condition
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy
 from storage.db import Database
-from storage.repos import BacktestRepo, NewSignal, SignalRepo, dumps, to_iso
+from storage.repos import BacktestRepo, NewSignal, SignalRepo, UserRepo, dumps, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +288,7 @@ class BacktestService:
         self._clock = clock
         self._backtests = BacktestRepo(db)
         self._signals = SignalRepo(db)
+        self._users = UserRepo(db)
         self._active: set[int] = set()
 
     @staticmethod
@@ -325,9 +326,15 @@ class BacktestService:
         token = request.token or strategy.token
         chain = request.chain if request.token else strategy.chain
         demo = bool(self.market.is_demo)
-        backtest_id = await self._backtests.create(
-            user_id, bot_id, token, token.upper()[:64], request.timeframe, request.days,
-            dumps(strategy.to_config()), demo=demo)
+        async with self.db.transaction() as tx:
+            await self._users.ensure(user_id, tx=tx)
+            # the bot may have been deleted since the command was parsed: keep the run, detached
+            if bot_id is not None and await tx.fetchone("SELECT 1 FROM bots WHERE bot_id = ? AND user_id = ?",
+                                                        (bot_id, user_id)) is None:
+                bot_id = None
+            backtest_id = await self._backtests.create(
+                user_id, bot_id, token, token.upper()[:64], request.timeframe, request.days,
+                dumps(strategy.to_config()), demo=demo, tx=tx)
         try:
             await self._progress(progress, "Fetching candles…")
             info = await self._resolve(token, chain)

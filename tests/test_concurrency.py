@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agents import (
+    AgentExistsError,
     InsufficientFundsError,
     IsolatedAIManager,
     MoneyRules,
@@ -113,4 +114,27 @@ async def test_mixed_race_never_overdraws(managers: list[IsolatedAIManager], db:
     assert sum(spawned) <= D(900)
     ledger_withdrawn = -await db.fetchval("SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE kind = 'withdraw'")
     assert ledger_withdrawn == sum(withdrawn) * 1_000_000
+    await check_invariants(db)
+
+
+async def test_concurrent_creates_make_one_root(managers: list[IsolatedAIManager], db: Database) -> None:
+    tasks = [asyncio.create_task(managers[i % 3].create_user_main_agent(USER, D(10 + i))) for i in range(12)]
+    done = outcomes(await asyncio.gather(*tasks, return_exceptions=True), (AgentExistsError,))
+    assert len(done) == 1
+    assert await db.fetchval("SELECT COUNT(*) FROM automaton_agents") == 1
+    await check_invariants(db)
+
+
+async def test_concurrent_replays_of_one_key_apply_once(managers: list[IsolatedAIManager], db: Database) -> None:
+    await managers[0].create_user_main_agent(USER, D(100))
+    tasks = [asyncio.create_task(managers[i % 3].deposit(USER, D(25), idempotency_key="same"))
+             for i in range(12)]
+    tasks += [asyncio.create_task(managers[i % 3].withdraw(USER, D(30), idempotency_key="once"))
+              for i in range(12)]
+    results = outcomes(await asyncio.gather(*tasks, return_exceptions=True), ())
+    deposits, withdrawals = results[:12], results[12:]
+    assert len({d["agent_id"] for d in deposits}) == 1
+    assert all(w == withdrawals[0] for w in withdrawals)
+    assert await total_balance(db) == 95 * 1_000_000
+    assert await db.fetchval("SELECT COUNT(*) FROM ledger_entries") == 3
     await check_invariants(db)

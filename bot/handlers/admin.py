@@ -29,9 +29,14 @@ async def health_cmd(update: Update, context: AppContext) -> None:
     lines = ["🩺 <b>Health</b>", f"Uptime: {int(time.monotonic() - s.started_at)} s",
              f"Market: {'demo' if s.market.is_demo else 'AVE (' + esc(s.settings.ave_api_plan) + ')'}", ""]
     for w in s.coordinator.health():
-        age = "never" if w.last_heartbeat_age is None else f"{w.last_heartbeat_age:.0f}s ago"
+        age = "never" if w.heartbeat_age is None else f"{w.heartbeat_age:.0f}s ago"
         err = f" — {esc(w.last_error)}" if w.last_error else ""
         lines.append(f"• {esc(w.name)}: {esc(w.state)}, runs {w.runs}, last {age}{err}")
+    last = s.agent_loop.last_report
+    if last is not None:
+        lines += ["", f"Last tick: {last.agents_evaluated} agents, {last.trades_opened} opened, "
+                      f"{last.trades_closed} closed, {last.price_calls} price calls, {last.duration * 1000:.0f} ms"
+                      + (" (skipped)" if last.skipped else "") + (" (aborted)" if last.aborted else "")]
     stats = s.market.stats()
     hit = stats.get("hit_rate")
     lines += ["", f"Price cache hit rate: {hit * 100:.0f}%" if hit is not None else "Price cache: no requests yet",

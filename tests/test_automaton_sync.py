@@ -1,0 +1,152 @@
+"""Tests of the Automaton sync: remote creation, balance adjustments, child adoption, failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+
+import pytest
+
+from agents.automaton_client import AutomatonClient
+from agents.automaton_sync import AutomatonSync, remote_balance_display
+from agents.events import ChildSpawned, CollectingSink
+from agents.manager import IsolatedAIManager
+from storage import Database
+from tests.fakes.automaton_api import AutomatonFake
+from tests.invariants import check_invariants, money_snapshot
+
+KEY = "sync-key"
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def fake() -> Iterator[AutomatonFake]:
+    with AutomatonFake(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake: AutomatonFake) -> AsyncIterator[AutomatonClient]:
+    async with AutomatonClient(fake.base_url, KEY, sleep=no_sleep, timeout=0.3, retries=1) as c:
+        yield c
+
+
+async def _synced_agent(db: Database, manager: IsolatedAIManager, sync: AutomatonSync,
+                        user_id: int = 1) -> tuple[str, str]:
+    agent_id = (await manager.create_user_main_agent(user_id, Decimal("100")))["agent_id"]
+    report = await sync.run_once()
+    assert report.created == 1
+    row = await db.fetchone("SELECT remote_agent_id FROM automaton_agents WHERE agent_id = ?", (agent_id,))
+    return agent_id, row["remote_agent_id"]
+
+
+async def _sync_rows(db: Database, agent_id: str) -> list[int]:
+    rows = await db.fetchall("SELECT amount FROM ledger_entries WHERE agent_id = ? AND kind = 'sync_adjust'",
+                             (agent_id,))
+    return [r["amount"] for r in rows]
+
+
+async def test_creates_each_remote_agent_once(db: Database, manager: IsolatedAIManager,
+                                              client: AutomatonClient, fake: AutomatonFake) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync)
+    remote = fake.agents[remote_id]
+    assert remote.name == agent_id and remote.owner == "1" and remote.balance == Decimal("100")
+    info = await manager.get_agent_info(agent_id, 1)
+    assert info["remote_balance"] == Decimal("100.000000") and info["remote_status"] == "running"
+    assert remote_balance_display(info) == "100.00 USDC (running)"
+    for _ in range(2):
+        assert (await sync.run_once()).created == 0
+    assert len(fake.agents) == 1
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+async def test_local_only_mode_does_not_create(db: Database, manager: IsolatedAIManager,
+                                               client: AutomatonClient, fake: AutomatonFake) -> None:
+    agent_id = (await manager.create_user_main_agent(1, Decimal("100")))["agent_id"]
+    await AutomatonSync(db, manager, client, create_missing=False).run_once()
+    assert fake.agents == {}
+    assert remote_balance_display(await manager.get_agent_info(agent_id, 1)) is None
+
+
+async def test_balance_change_is_one_sync_adjust_across_identical_polls(
+        db: Database, manager: IsolatedAIManager, client: AutomatonClient, fake: AutomatonFake) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync)
+    fake.set_balance(remote_id, "112.25")
+    for _ in range(3):
+        await sync.run_once()
+    fake.set_repeat_last_answer(True)  # a stale cache repeats the same answer byte for byte
+    for _ in range(3):
+        await sync.run_once()
+    assert await _sync_rows(db, agent_id) == [12_250_000]
+    info = await manager.get_agent_info(agent_id, 1)
+    assert info["isolated_balance"] == Decimal("112.250000") and info["remote_balance"] == Decimal("112.250000")
+    fake.set_repeat_last_answer(False)
+    fake.set_balance(remote_id, "100")
+    await sync.run_once()
+    await sync.run_once()
+    assert await _sync_rows(db, agent_id) == [12_250_000, -12_250_000]
+    await check_invariants(db)
+
+
+async def test_remote_child_is_adopted_once(db: Database, manager: IsolatedAIManager, client: AutomatonClient,
+                                            fake: AutomatonFake, events: CollectingSink) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync)
+    fake.spawn_remote_child(remote_id, "remote-kid", "30", "earned enough", debit_parent=True)
+    for _ in range(3):
+        await sync.run_once()
+    portfolio = await manager.get_user_ai_portfolio(1)
+    kids = [a for a in portfolio["agents"] if a["parent_agent_id"] == agent_id]
+    assert len(kids) == 1
+    kid = kids[0]
+    assert kid["remote_agent_id"] == "remote-kid" and kid["isolated_balance"] == Decimal("30.000000")
+    assert kid["generation"] == 2 and kid["spawn_reason"] == "earned enough"
+    parent = await manager.get_agent_info(agent_id, 1)
+    # the debit is the transfer to the child, not a loss
+    assert parent["isolated_balance"] == Decimal("70.000000") and await _sync_rows(db, agent_id) == []
+    assert len([e for e in events.events if isinstance(e, ChildSpawned)]) == 1
+    decision = await db.fetchone("SELECT source FROM spawn_decisions WHERE child_agent_id = ?", (kid["agent_id"],))
+    assert decision["source"] == "remote"
+    await check_invariants(db)
+
+
+@pytest.mark.parametrize("fault", ["5xx", "timeout", "401"])
+async def test_failures_show_unknown_and_change_no_money(db: Database, manager: IsolatedAIManager,
+                                                         client: AutomatonClient, fake: AutomatonFake,
+                                                         fault: str) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync)
+    fake.set_balance(remote_id, "0")
+    before = await db.fetchone("SELECT isolated_balance, remote_balance FROM automaton_agents WHERE agent_id = ?",
+                               (agent_id,))
+    ledger = (await money_snapshot(db))["ledger_entries"]
+    if fault == "5xx":
+        fake.fail_next(2, 500)
+    elif fault == "timeout":
+        fake.delay_next(2, 0.6)
+    else:
+        fake.set_auth_failure(True)
+    report = await sync.run_once()
+    assert report.failed == 1 and report.adjusted == 0 and KEY not in " ".join(report.errors)
+    info = await manager.get_agent_info(agent_id, 1)
+    assert info["remote_status"] == "unknown" and remote_balance_display(info) == "unknown"
+    after = await db.fetchone("SELECT isolated_balance, remote_balance FROM automaton_agents WHERE agent_id = ?",
+                              (agent_id,))
+    assert tuple(after) == tuple(before)
+    assert (await money_snapshot(db))["ledger_entries"] == ledger
+
+
+async def test_create_failure_leaves_no_remote_id(db: Database, manager: IsolatedAIManager,
+                                                  client: AutomatonClient, fake: AutomatonFake) -> None:
+    agent_id = (await manager.create_user_main_agent(1, Decimal("100")))["agent_id"]
+    fake.fail_next(2, 503)
+    report = await AutomatonSync(db, manager, client).run_once()
+    assert report.created == 0 and report.failed == 1
+    info = await manager.get_agent_info(agent_id, 1)
+    assert info["remote_agent_id"] is None and info["remote_status"] == "unknown"
+    assert (await AutomatonSync(db, manager, client).run_once()).created == 1

@@ -1,0 +1,206 @@
+"""End-to-end autonomy without Telegram: AVE fake → AveClient → cache → agent loop, spawner, risk.
+
+A scripted price path makes a user's agent buy a dip and take profit, spawn a child, the child
+trade and spawn a grandchild, and finally a crash pauses agents past the drawdown limit. Along the
+way: an AVE outage mid-run, a replayed tick and the coordinator's backoff are exercised, and the
+money invariants are checked after every step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from agents.agent_loop import AgentLoop
+from agents.coordinator import Coordinator, DataWorker
+from agents.events import AgentPaused, ChildSpawned, CollectingSink, TradeClosed, TradeOpened
+from agents.manager import IsolatedAIManager
+from agents.risk import RiskWorker
+from agents.spawn_policy import SpawnPolicy
+from agents.spawner import Spawner
+from engine.market.ave import AveClient
+from engine.market.cache import CachedMarketData
+from storage import Database
+from tests.fakes.ave_api import AveFake
+from tests.invariants import check_invariants, money_snapshot
+
+HOUR = 3600
+START = 472223 * HOUR + 600
+TOKEN = "0x00000000000000000000000000000000000000aa-bsc"
+STRATEGY = json.dumps({
+    "conditions": [{"type": "price_drop", "token": "GROW", "chain": "bsc", "threshold": 3, "timeframe": "1h"}],
+    "match": "any",
+    "actions": [{"type": "buy", "amount_percent": 100, "token": "GROW", "chain": "bsc"}],
+    "risk_management": {"stop_loss_percent": 10, "take_profit_percent": 90},
+})
+
+
+class World:
+    """Shared fake time plus the scripted price path of GROW."""
+
+    def __init__(self, fake: AveFake) -> None:
+        self.now = float(START)
+        self.fake = fake
+        self.closes: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def step(self, close: float, *, hours: int = 1) -> None:
+        """Advance `hours`; the bar that just closed closes at `close`, and so does the price."""
+        self.now += hours * HOUR
+        self.closes.append(close)
+        self._publish()
+        self.fake.set_price(TOKEN, close)
+
+    def start(self, closes: list[float]) -> None:
+        self.closes = list(closes)
+        self._publish()
+        self.fake.set_price(TOKEN, closes[-1])
+
+    def _publish(self) -> None:
+        end = int(self.now // HOUR) * HOUR
+        first = end - HOUR * len(self.closes)
+        rows = []
+        prev = self.closes[0]
+        for i, c in enumerate(self.closes):
+            rows.append((first + i * HOUR, prev, max(prev, c), min(prev, c), c, 5000.0))
+            prev = c
+        self.fake.set_candles(TOKEN, 60, rows)
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def fake() -> Iterator[AveFake]:
+    with AveFake(rate_limit=False) as server:
+        server.add_token(TOKEN, "GROW", name="Grow", tvl=5_000_000.0, price=100.0)
+        yield server
+
+
+@pytest.fixture
+def world(fake: AveFake) -> World:
+    w = World(fake)
+    fake.clock = w.clock
+    return w
+
+
+@pytest.fixture
+async def market(fake: AveFake, world: World) -> AsyncIterator[CachedMarketData]:
+    ave = AveClient("test-pro-key", base_url=fake.base_url, plan="pro", sleep=no_sleep, retries=1,
+                    base_delay=0.01, rate_per_second=1000)
+    cache = CachedMarketData(ave, price_ttl=10.0, clock=world.clock, wall_clock=world.clock)
+    yield cache
+    await cache.aclose()
+
+
+def kinds(events: CollectingSink, kind: type) -> list[Any]:
+    return [e for e in events.events if isinstance(e, kind)]
+
+
+async def test_agent_family_grows_then_risk_pauses(db: Database, manager: IsolatedAIManager,
+                                                   events: CollectingSink, market: CachedMarketData,
+                                                   world: World, fake: AveFake) -> None:
+    loop = AgentLoop(db, manager, market, events, clock=world.clock)
+    risk = RiskWorker(db, manager, market, events)
+    spawner = Spawner(db, manager, SpawnPolicy())
+    data = DataWorker(market, loop.needed_token_ids)
+    coord = Coordinator(clock=world.clock)
+    coord.register("data", data.run_once, period=60)
+    coord.register("agent_loop", loop.run, period=60)
+    coord.register("risk", risk.run_once, period=60)
+    coord.register("spawner", spawner.run_once, period=60)
+
+    async def tick() -> None:
+        for name in ("agent_loop", "risk", "spawner"):
+            await coord.run(name)
+        await check_invariants(db)
+
+    root = (await manager.create_user_main_agent(42, Decimal("100")))["agent_id"]
+    await manager.assign_strategy(root, 42, None, STRATEGY)
+
+    # 1. a 5% dip on the last closed bar: the root buys with all of its 100 USDC
+    world.start([100, 100, 100, 95])
+    await tick()
+    assert loop.last_report is not None and loop.last_report.trades_opened == 1
+    assert loop.last_report.price_calls == 1
+    [pos] = await manager.open_positions(root)
+    assert pos["symbol"] == "GROW" and pos["cost"] == Decimal("100.000000")
+
+    # 2. the price doubles: take-profit, then the spawner funds a child from the earnings
+    world.step(190)
+    await tick()
+    [trade] = await manager.recent_trades(root)
+    assert trade["exit_reason"] == "take-profit" and trade["pnl"] > Decimal("95")
+    [spawned] = kinds(events, ChildSpawned)
+    child = spawned.child_agent_id
+    assert spawned.parent_agent_id == root and spawned.generation == 2
+    child_info = await manager.get_agent_info(child, 42)
+    assert child_info["strategy_json"] == STRATEGY and child_info["isolated_balance"] >= Decimal("10")
+
+    # 3. an AVE outage mid-run: the tick aborts, nothing changes, the worker backs off one tick
+    world.step(180)  # -5.3%: a new dip
+    before = await money_snapshot(db)
+    fake.fail_next(2, 500)
+    assert await coord.run("agent_loop") is False
+    health = {h.name: h for h in coord.health()}["agent_loop"]
+    assert health.state == "backoff" and "prices" in (health.last_error or "")
+    assert await money_snapshot(db) == before
+    world.now += 60
+    assert await coord.run("agent_loop") is True
+    assert loop.last_report is not None and loop.last_report.trades_opened == 2  # root and child buy
+    await check_invariants(db)
+
+    # 4. the price doubles again: both take profit; the child spawns a grandchild
+    world.step(360)
+    await coord.run("data")  # warms the price cache: the loop then needs no upstream price call
+    await tick()
+    assert loop.last_report is not None and loop.last_report.price_calls == 0
+    assert loop.last_report.trades_closed == 2
+    # replaying the same tick (same candle, same prices) changes nothing
+    snapshot = await money_snapshot(db)
+    replay = await loop.tick()
+    assert replay.trades_opened == replay.trades_closed == 0
+    assert await money_snapshot(db) == snapshot
+    spawned_events = kinds(events, ChildSpawned)
+    grandchildren = [e for e in spawned_events if e.parent_agent_id == child]
+    assert len(grandchildren) == 1 and grandchildren[0].generation == 3
+    portfolio = await manager.get_user_ai_portfolio(42)
+    assert max(a["generation"] for a in portfolio["agents"]) == 3
+    assert portfolio["total_earnings"] > Decimal("200")
+
+    # 5. a dip everyone buys, then a crash through every stop: realized losses past 50% → paused
+    world.step(340)
+    await tick()
+    holders = [a["agent_id"] for a in (await manager.get_user_ai_portfolio(42))["agents"]
+               if await manager.open_positions(a["agent_id"])]
+    assert root in holders and child in holders
+    fake.set_price(TOKEN, 110.0)
+    world.now += 60  # same bar, price cache expired
+    await tick()
+    paused = kinds(events, AgentPaused)
+    paused_ids = {e.agent_id for e in paused}
+    assert root in paused_ids and child in paused_ids
+    for event in paused:
+        assert event.reason.startswith("risk: drawdown") and event.drawdown_pct is not None
+        assert event.drawdown_pct > 50
+        info = await manager.get_agent_info(event.agent_id, 42)
+        assert info["status"] == "paused" and await manager.open_positions(event.agent_id) == []
+    # paused agents do not trade on the next dip, and are not paused (or notified) twice
+    world.step(100)
+    await tick()
+    assert [a for a in paused_ids if await manager.open_positions(a)] == []
+    assert len(kinds(events, AgentPaused)) == len(paused)
+
+    opened, closed = kinds(events, TradeOpened), kinds(events, TradeClosed)
+    assert opened and closed and all(e.user_id == 42 and e.demo is False for e in opened + closed)
+    assert {e.reason for e in closed} >= {"take-profit", "stop-loss"}
+    metrics = await risk.user_risk_metrics(42)
+    assert metrics["observations"] > 0 and metrics["max_drawdown_pct"] is not None
+    await check_invariants(db)

@@ -1,0 +1,443 @@
+"""SimulationService against a scripted market: signals, paper trades, events, ownership, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.events import CollectingSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from agents.simulations import (
+    MARKET_DOWN,
+    SimulationError,
+    SimulationExistsError,
+    SimulationLimitError,
+    SimulationNotFoundError,
+    SimulationService,
+    window_bars_for,
+)
+from agents.strategy_bots import StrategyBots
+from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
+from engine.signals import evaluate, explain_latest
+from engine.strategy import Strategy, parse_strategy
+from storage import Database, open_database
+from storage.repos import BotRepo, SignalRepo, TradeRepo, UserRepo
+
+H = 3600
+T0 = 1_700_000_000 // H * H
+ALICE, BOB = 71, 72
+TOKEN_ID = "0x70c0000000000000000000000000000000000001-bsc"
+
+STRATEGY: Strategy = parse_strategy({
+    "conditions": [{"type": "price_drop", "token": "TOK", "chain": "bsc", "threshold": 3, "timeframe": "1h"}],
+    "actions": [{"type": "buy", "token": "TOK", "chain": "bsc", "amount_percent": 50}],
+    "risk_management": {"stop_loss_percent": 5, "take_profit_percent": 8},
+})
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedMarket:
+    """A `MarketData` test double: hourly bars and a current price the test controls."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.is_demo = False
+        self.bars: list[tuple[float, ...]] = [(T0 + i * H, 100.0, 100.5, 99.5, 100.0, 10.0) for i in range(48)]
+        self.price = 100.0
+        self.fail: Exception | None = None
+        self.kline_calls: list[dict[str, Any]] = []
+        self.price_calls: list[list[str]] = []
+
+    def add_bar(self, close: float, open_: float | None = None) -> None:
+        last = self.bars[-1]
+        o = last[4] if open_ is None else open_
+        self.bars.append((last[0] + H, o, max(o, close), min(o, close), close, 10.0))
+
+    async def resolve_token(self, symbol_or_id: str, chain: str | None = None) -> TokenInfo:
+        if self.fail:
+            raise self.fail
+        if symbol_or_id.upper() != "TOK":
+            raise TokenNotFoundError(f"No token called {symbol_or_id} on {chain or 'any chain'}")
+        return TokenInfo(token_id=TOKEN_ID, symbol="TOK", chain="bsc")
+
+    async def get_klines(self, token_id: str, interval_minutes: int, *, limit: int = 300,
+                         from_time: int | None = None, to_time: int | None = None) -> Candles:
+        self.kline_calls.append({"limit": limit, "to_time": to_time})
+        if self.fail:
+            raise self.fail
+        assert interval_minutes == 60 and token_id == TOKEN_ID
+        end = self.clock.now if to_time is None else to_time
+        rows = [b for b in self.bars if b[0] <= end][-limit:]
+        return Candles.from_rows(rows)
+
+    async def get_prices(self, token_ids: Sequence[str]) -> dict[str, PriceQuote]:
+        self.price_calls.append(list(token_ids))
+        if self.fail:
+            raise self.fail
+        return {t: PriceQuote(t, self.price, int(self.clock.now)) for t in token_ids if t == TOKEN_ID}
+
+    async def search_tokens(self, keyword: str, chain: str | None = None, limit: int = 20) -> list[TokenInfo]:
+        return [await self.resolve_token(keyword, chain)]
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def sim_db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(f"sqlite:///{tmp_path / 'sim.db'}")
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + 48 * H + 600)  # ten minutes into the live bar after 48 closed ones
+
+
+@pytest.fixture
+def market(clock: Clock) -> ScriptedMarket:
+    return ScriptedMarket(clock)
+
+
+@pytest.fixture
+def sink() -> CollectingSink:
+    return CollectingSink()
+
+
+def make_service(db: Database, market: ScriptedMarket, sink: CollectingSink, clock: Clock,
+                 **kw: Any) -> SimulationService:
+    return SimulationService(db, market, sink, poll_seconds=60, clock=clock, **kw)
+
+
+async def new_bot(db: Database, user_id: int, name: str = "Dip bot") -> int:
+    bots = StrategyBots(db)
+    bot = await bots.create(user_id, name)
+    await bots.set_strategy(user_id, bot.bot_id, STRATEGY)
+    return bot.bot_id
+
+
+async def dip_and_poll(service: SimulationService, market: ScriptedMarket, clock: Clock) -> Any:
+    """Bar 48 closes 3.5% lower; poll a minute into bar 49 at 96.6."""
+    market.add_bar(96.5, open_=100.0)
+    clock.now = T0 + 49 * H + 60
+    market.price = 96.6
+    return await service.poll_once()
+
+
+async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                                  clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    bot_id = await new_bot(sim_db, ALICE)
+    record = await service.start(ALICE, bot_id, "Dip bot", STRATEGY)
+    assert record.running and record.symbol == "TOK" and record.token_id == TOKEN_ID
+    assert record.state["last_bar_time"] == T0 + 47 * H  # the live bar is never part of the window
+    assert market.kline_calls[-1] == {"limit": window_bars_for(STRATEGY, 60), "to_time": T0 + 48 * H - 1}
+
+    quiet = await service.poll_once()  # same bar: nothing new to evaluate
+    assert quiet.simulations == 1 and quiet.evaluated == 0 and quiet.signals == 0 and not quiet.errors
+    assert sink.events == []
+
+    report = await dip_and_poll(service, market, clock)
+    assert (report.evaluated, report.signals, report.opened, report.closed) == (1, 1, 1, 0)
+    fired, opened = sink.events
+    assert isinstance(fired, SignalFired) and isinstance(opened, TradeOpened)
+    assert fired.explanation == "price dropped 3.5% in 1h ≥ your 3%"
+    assert (fired.side, fired.price, fired.bot_name, fired.simulation_id) == ("buy", 96.5, "Dip bot",
+                                                                              record.simulation_id)
+    assert opened.cost == Decimal("500.000000") and opened.price == pytest.approx(96.6 * 1.001)
+    [signal] = await SignalRepo(sim_db).for_simulation(ALICE, record.simulation_id)
+    assert (signal.side, signal.bar_time, signal.reason) == ("buy", T0 + 48 * H, fired.explanation)
+    assert signal.bot_id == bot_id
+
+    # polling again within the bar neither re-signals nor re-buys
+    again = await service.poll_once()
+    assert (again.evaluated, again.signals, again.opened) == (0, 0, 0)
+    assert len(sink.events) == 2
+
+    [status] = await service.status(ALICE)
+    assert status.position is not None and status.position.cost == Decimal("500.000000")
+    assert status.signals == 1 and status.trades == 0 and status.cash == Decimal("1000.000000")
+    assert status.time_left_seconds == pytest.approx(24 * H - (H - 600 + 60))
+    assert "price drops 3% within 1h" in status.strategy_description
+
+    market.price = 105.0  # above the 8% take-profit from a 96.6966 fill
+    closing = await service.poll_once()
+    assert closing.closed == 1 and closing.signals == 0
+    closed = sink.events[-1]
+    assert isinstance(closed, TradeClosed) and closed.reason == "take_profit" and closed.agent_id is None
+    size = 500 / (96.6 * 1.001 * 1.003)
+    expected_pnl = size * 105.0 * 0.999 * 0.997 - 500
+    assert float(closed.pnl) == pytest.approx(expected_pnl, abs=2e-6) and closed.pnl > 0
+    [trade] = await TradeRepo(sim_db).for_simulation(ALICE, record.simulation_id)
+    assert trade.pnl == closed.pnl and trade.exit_reason == "take_profit" and trade.cost == Decimal("500.000000")
+    [status] = await service.status(ALICE)
+    assert status.position is None and status.trades == 1
+    assert status.equity == status.cash == Decimal(1000) + closed.pnl
+    assert status.pnl == closed.pnl and status.pnl_pct == pytest.approx(float(closed.pnl) / 10)
+
+
+async def test_stop_loss_and_no_reentry_in_the_same_poll(sim_db: Database, market: ScriptedMarket,
+                                                         sink: CollectingSink, clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    await dip_and_poll(service, market, clock)
+    # the next bar dips again (new buy signal) while the price is through the stop-loss
+    market.add_bar(91.0, open_=96.5)
+    clock.now = T0 + 50 * H + 30
+    market.price = 90.0
+    report = await service.poll_once()
+    assert (report.signals, report.closed, report.opened) == (1, 1, 0)
+    closed = [e for e in sink.events if isinstance(e, TradeClosed)]
+    assert len(closed) == 1 and closed[0].reason == "stop_loss" and closed[0].pnl < 0
+    [status] = await service.status(ALICE)
+    assert status.position is None and status.signals == 2 and status.trades == 1
+    assert status.cash == Decimal(1000) + closed[0].pnl
+    assert record.simulation_id == status.simulation_id
+
+
+async def test_sell_signal_exits(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                 clock: Clock) -> None:
+    strategy = parse_strategy({
+        "conditions": [{"type": "price_drop", "token": "TOK", "threshold": 3},
+                       {"type": "price_rise", "token": "TOK", "threshold": 2, "signal": "sell"}],
+        "actions": [{"type": "buy", "token": "TOK", "amount_percent": 100}, {"type": "sell", "token": "TOK"}],
+    })
+    service = make_service(sim_db, market, sink, clock)
+    await service.start(ALICE, await new_bot(sim_db, ALICE), "Swing", strategy)
+    await dip_and_poll(service, market, clock)
+    market.add_bar(99.0, open_=96.5)  # +2.6% in 1h: sell signal
+    clock.now = T0 + 50 * H + 5
+    market.price = 99.1
+    report = await service.poll_once()
+    assert (report.signals, report.closed) == (1, 1)
+    sell = [e for e in sink.events if isinstance(e, SignalFired)][-1]
+    assert sell.side == "sell" and sell.explanation == "price rose 2.6% in 1h ≥ your 2%"
+    assert [e.reason for e in sink.events if isinstance(e, TradeClosed)] == ["signal"]
+
+
+async def test_market_error_leaves_state_unchanged(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                                   clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    before = (await service._sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
+    market.add_bar(96.5, open_=100.0)
+    clock.now = T0 + 49 * H + 60
+    market.fail = TemporaryMarketError("AVE is down")
+    report = await service.poll_once()
+    assert report.market_error == MARKET_DOWN and report.errors == {record.simulation_id: MARKET_DOWN}
+    after = (await service._sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
+    assert after == before and sink.events == []
+    # recovery: the missed bar is evaluated on the next good poll
+    market.fail = None
+    market.price = 96.6
+    assert (await service.poll_once()).signals == 1
+
+
+async def test_one_batched_price_call_for_all_simulations(sim_db: Database, market: ScriptedMarket,
+                                                          sink: CollectingSink, clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    await service.start(ALICE, await new_bot(sim_db, ALICE, "a"), "a", STRATEGY)
+    await service.start(BOB, await new_bot(sim_db, BOB, "b"), "b", STRATEGY)
+    market.price_calls.clear()
+    market.kline_calls.clear()
+    report = await dip_and_poll(service, market, clock)
+    assert report.simulations == 2 and report.signals == 2
+    assert market.price_calls == [[TOKEN_ID]]  # one call, token de-duplicated
+    assert len(market.kline_calls) == 1  # shared window for the same token and timeframe
+    assert {e.user_id for e in sink.events if isinstance(e, SignalFired)} == {ALICE, BOB}
+
+
+async def test_start_stop_status_and_ownership(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                               clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    mine = await new_bot(sim_db, ALICE)
+    theirs = await new_bot(sim_db, BOB)
+    with pytest.raises(SimulationNotFoundError):
+        await service.start(ALICE, theirs, "x", STRATEGY)  # someone else's bot
+    with pytest.raises(SimulationNotFoundError):
+        await service.start(ALICE, "1; DROP", "x", STRATEGY)  # type: ignore[arg-type]
+    with pytest.raises(SimulationError, match="Unknown timeframe"):
+        await service.start(ALICE, mine, "x", STRATEGY, timeframe="2h")
+    other_token = STRATEGY.with_token("NOPE", "bsc")
+    with pytest.raises(SimulationError, match="No token called NOPE"):
+        await service.start(ALICE, mine, "x", other_token)
+    record = await service.start(ALICE, mine, "Dip bot", STRATEGY)
+    with pytest.raises(SimulationExistsError):
+        await service.start(ALICE, mine, "Dip bot", STRATEGY)
+    bob_sim = await service.start(BOB, theirs, "Bob bot", STRATEGY)
+
+    assert [s.simulation_id for s in await service.status(ALICE)] == [record.simulation_id]
+    assert [s.simulation_id for s in await service.status(BOB)] == [bob_sim.simulation_id]
+    for bad in (bob_sim.simulation_id, 10_000, "abc", -1, True):
+        with pytest.raises(SimulationNotFoundError):
+            await service.stop(ALICE, bad)
+        with pytest.raises(SimulationNotFoundError):
+            await service.summary(ALICE, bad)
+    with pytest.raises(SimulationNotFoundError):
+        await service.stop(ALICE, bot_id=theirs)
+    with pytest.raises(SimulationError):
+        await service.stop(ALICE)
+
+    await dip_and_poll(service, market, clock)  # Alice now holds a position
+    market.price = 98.0
+    stopped = await service.stop(ALICE, bot_id=mine)
+    assert stopped.status == "stopped" and stopped.stopped_at is not None
+    [trade] = await TradeRepo(sim_db).for_simulation(ALICE, record.simulation_id)
+    assert trade.exit_reason == "stopped" and trade.exit_price == pytest.approx(98.0 * 0.999)
+    assert await service.status(ALICE) == []
+    assert [s.status for s in await service.status(ALICE, include_finished=True)] == ["stopped"]
+    with pytest.raises(SimulationError, match="already stopped"):
+        await service.stop(ALICE, record.simulation_id)
+    # Bob's simulation is untouched, and a stopped bot can be simulated again
+    assert (await service.summary(BOB, bob_sim.simulation_id)).status == "running"
+    assert (await service.start(ALICE, mine, "Dip bot", STRATEGY)).running
+
+
+async def test_at_most_three_running_per_user(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                              clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    await UserRepo(sim_db).ensure(ALICE)
+    ids = [(await BotRepo(sim_db).create(ALICE, f"b{i}")).bot_id for i in range(4)]  # bypasses the bot limit
+    for bot_id in ids[:3]:
+        await service.start(ALICE, bot_id, "b", STRATEGY)
+    with pytest.raises(SimulationLimitError):
+        await service.start(ALICE, ids[3], "b", STRATEGY)
+
+
+async def test_max_duration_ends_the_simulation(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                                clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock, max_duration_hours=2)
+    record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    await dip_and_poll(service, market, clock)
+    clock.now = T0 + 48 * H + 600 + 2 * H + 1
+    market.price = 97.0
+    report = await service.poll_once()
+    assert report.finished == 1 and report.signals == 0
+    ended = sink.events[-1]
+    assert isinstance(ended, SimulationEnded) and ended.simulation_id == record.simulation_id
+    assert "maximum duration of 2 h" in ended.reason and ended.bot_name == "Dip bot"
+    assert [e.reason for e in sink.events if isinstance(e, TradeClosed)] == ["end"]
+    [summary] = await service.status(ALICE, include_finished=True)
+    assert summary.status == "finished" and summary.time_left_seconds == 0 and summary.position is None
+    assert (await service.poll_once()).simulations == 0
+
+
+async def test_resume_continues_without_duplicate_signals(sim_db: Database, market: ScriptedMarket,
+                                                          sink: CollectingSink, clock: Clock) -> None:
+    first = make_service(sim_db, market, sink, clock)
+    record = await first.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    await dip_and_poll(first, market, clock)
+    assert len(sink.events) == 2
+
+    # "restart": a new service over the same database, mid-bar
+    second_sink = CollectingSink()
+    second = make_service(sim_db, market, second_sink, clock)
+    resumed = await second.resume_all()
+    assert (resumed.resumed, resumed.finished, resumed.failed) == (1, 0, 0)
+    clock.now += 120
+    report = await second.poll_once()
+    assert (report.evaluated, report.signals, report.opened) == (0, 0, 0)
+    assert second_sink.events == []
+    assert await SignalRepo(sim_db).count_for_simulation(record.simulation_id) == 1
+    # and it keeps trading from the stored position
+    market.price = 105.0
+    assert (await second.poll_once()).closed == 1
+    assert isinstance(second_sink.events[-1], TradeClosed)
+
+
+async def test_concurrent_pollers_do_not_double_signal(sim_db: Database, market: ScriptedMarket,
+                                                       sink: CollectingSink, clock: Clock) -> None:
+    a = make_service(sim_db, market, sink, clock)
+    b = make_service(sim_db, market, sink, clock)  # e.g. an old process still running
+    record = await a.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    market.add_bar(96.5, open_=100.0)
+    clock.now = T0 + 49 * H + 60
+    market.price = 96.6
+    await asyncio.gather(a.poll_once(), b.poll_once())
+    assert await SignalRepo(sim_db).count_for_simulation(record.simulation_id) == 1
+    assert [type(e).__name__ for e in sink.events] == ["SignalFired", "TradeOpened"]
+
+
+async def test_resume_finishes_expired_orphaned_and_broken(sim_db: Database, market: ScriptedMarket,
+                                                           sink: CollectingSink, clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock, max_duration_hours=1)
+    expired = await service.start(ALICE, await new_bot(sim_db, ALICE, "a"), "a", STRATEGY)
+    orphan_bot = await new_bot(sim_db, BOB, "b")
+    orphan = await service.start(BOB, orphan_bot, "b", STRATEGY)
+    broken = await service.start(BOB, await new_bot(sim_db, BOB, "c"), "c", STRATEGY)
+    await sim_db.execute("DELETE FROM bots WHERE bot_id = ?", (orphan_bot,))  # FK sets bot_id NULL
+    await sim_db.execute("UPDATE simulations SET state_json = '{\"cash_micro\": \"x\"}' WHERE simulation_id = ?",
+                         (broken.simulation_id,))
+    clock.now += 2 * H
+    restarted = make_service(sim_db, market, sink, clock)
+    report = await restarted.resume_all()
+    assert (report.resumed, report.finished, report.failed) == (0, 2, 1)
+    ended = {e.simulation_id: e.reason for e in sink.events if isinstance(e, SimulationEnded)}
+    assert ended == {expired.simulation_id: "it reached the maximum duration of 24 h",
+                     orphan.simulation_id: "its strategy bot was deleted"}
+    statuses = {r["simulation_id"]: r["status"] for r in await sim_db.fetchall(
+        "SELECT simulation_id, status FROM simulations")}
+    assert statuses == {expired.simulation_id: "finished", orphan.simulation_id: "finished",
+                        broken.simulation_id: "failed"}
+
+
+async def test_deleting_the_bot_stops_its_simulation(sim_db: Database, market: ScriptedMarket,
+                                                     sink: CollectingSink, clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    bot_id = await new_bot(sim_db, ALICE)
+    record = await service.start(ALICE, bot_id, "Dip bot", STRATEGY)
+    await StrategyBots(sim_db).delete(ALICE, bot_id)
+    assert (await service.poll_once()).simulations == 0
+    assert (await service.summary(ALICE, record.simulation_id)).status == "stopped"
+
+
+class FailingSink:
+    async def publish(self, event: Any) -> None:
+        raise RuntimeError("telegram down")
+
+
+async def test_a_failing_sink_never_breaks_the_poll(sim_db: Database, market: ScriptedMarket, clock: Clock) -> None:
+    service = SimulationService(sim_db, market, FailingSink(), clock=clock)
+    record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
+    report = await dip_and_poll(service, market, clock)
+    assert report.signals == 1 and not report.errors
+    assert await SignalRepo(sim_db).count_for_simulation(record.simulation_id) == 1
+
+
+@pytest.mark.parametrize("conditions", [
+    [{"type": "price_drop", "token": "T", "threshold": 1.5, "timeframe": "4h"}],
+    [{"type": "volume_spike", "token": "T", "threshold": 50, "timeframe": "1d"}],
+    [{"type": "price_level", "token": "T", "price": 100, "direction": "below"},
+     {"type": "price_rise", "token": "T", "threshold": 1, "timeframe": "30m", "signal": "sell"}],
+])
+def test_window_reproduces_the_full_history_evaluation(conditions: list[dict[str, Any]]) -> None:
+    """The simulation's short closed-bar window gives the backtest's answer on every bar."""
+    strategy = parse_strategy({"conditions": conditions, "match": "any",
+                               "actions": [{"type": "buy", "token": "T", "amount_percent": 10}]})
+    rng = np.random.default_rng(3)
+    n = 400
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    candles = {"time": np.arange(n) * 900, "open": close, "high": close, "low": close, "close": close,
+               "volume": rng.lognormal(3, 1, n)}
+    full = evaluate(strategy, candles, 15)
+    bars = window_bars_for(strategy, 15)
+    for i in range(bars, n):
+        window = {k: v[i - bars + 1:i + 1] for k, v in candles.items()}
+        latest = explain_latest(strategy, window, 15)
+        assert (latest is not None and latest.buy) == bool(full.buy[i])
+        assert (latest is not None and latest.sell) == bool(full.sell[i])
