@@ -53,7 +53,7 @@ from engine.market.base import (
     TokenNotFoundError,
 )
 from engine.market.factory import PLAN_POLL_SECONDS
-from engine.signals import explain_latest, lookback_bars
+from engine.signals import explain_latest, format_price, lookback_bars
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy, parse_strategy
 from storage.db import Database
 from storage.repos import (
@@ -379,6 +379,25 @@ class SimulationService:
         assert updated is not None
         return updated
 
+    async def stop_for_bot(self, user_id: int, bot_id: object) -> SimulationRecord | None:
+        """Stop the running simulation of the caller's bot, if there is one (None otherwise)."""
+        checked = valid_id(bot_id)
+        record = None if checked is None else await self._sims.running_for_bot(user_id, checked)
+        if record is None:
+            return None
+        try:
+            return await self.stop(user_id, record.simulation_id)
+        except SimulationError:
+            return None  # it ended in between
+
+    async def get(self, user_id: int, simulation_id: object) -> SimulationRecord:
+        """The caller's simulation record in any status (`SimulationNotFoundError` otherwise)."""
+        sim_id = valid_id(simulation_id)
+        record = None if sim_id is None else await self._sims.get(user_id, sim_id)
+        if record is None:
+            raise SimulationNotFoundError()
+        return record
+
     async def _find(self, user_id: int, simulation_id: object, bot_id: object) -> SimulationRecord:
         if simulation_id is not None:
             sim_id = valid_id(simulation_id)
@@ -450,6 +469,29 @@ class SimulationService:
             started_at=record.started_at, ends_at=record.ends_at, time_left_seconds=left,
             strategy_description=description, last_error=state.last_error)
 
+    @staticmethod
+    def describe(status: SimulationStatus) -> str:
+        """A plain-text block for one simulation (the bot layer escapes it for HTML)."""
+        demo = " (demo market)" if status.demo else ""
+        lines = [f"#{status.simulation_id} {status.bot_name} · {status.symbol} {status.timeframe}{demo} · "
+                 f"{status.status}",
+                 f"Equity {_fmt_money(status.equity)} USDC ({_fmt_signed(status.pnl)}, {status.pnl_pct:+.2f}%)"]
+        pos = status.position
+        if pos is not None:
+            size = f"{pos.size:,.0f}" if pos.size >= 1000 else f"{pos.size:.6g}"
+            lines.append(f"Position {size} {status.symbol} @ {_fmt_price(pos.entry_price)}, "
+                         f"cost {_fmt_money(pos.cost)} USDC, unrealized {_fmt_signed(status.unrealized_pnl or 0)}")
+        else:
+            lines.append("No open position")
+        price = "n/a" if status.last_price is None else _fmt_price(status.last_price)
+        lines.append(f"Signals {status.signals} · trades {status.trades} · last price {price}")
+        if status.status == "running":
+            minutes = int(status.time_left_seconds // 60)
+            lines.append(f"Time left {minutes // 60}h {minutes % 60:02d}m")
+        if status.last_error:
+            lines.append(f"Last problem: {status.last_error}")
+        return "\n".join(lines)
+
     # -- restart ---------------------------------------------------------------------------
     async def resume_all(self) -> ResumeReport:
         """On start: keep valid running simulations, end the ones whose bot was deleted or whose
@@ -465,7 +507,7 @@ class SimulationService:
                 await self._end(record, state, state.last_price, "finished", "its strategy bot was deleted")
                 report.finished += 1
             elif now >= from_iso(record.ends_at):
-                await self._end(record, state, state.last_price, "finished", self._duration_text())
+                await self._end(record, state, state.last_price, "finished", self._duration_text(record))
                 report.finished += 1
             else:
                 report.resumed += 1
@@ -474,8 +516,10 @@ class SimulationService:
                      report.resumed, report.finished, report.failed)
         return report
 
-    def _duration_text(self) -> str:
-        return f"it reached the maximum duration of {self.max_duration_hours:g} h"
+    @staticmethod
+    def _duration_text(record: SimulationRecord) -> str:
+        hours = (from_iso(record.ends_at) - from_iso(record.started_at)) / 3600.0
+        return f"it reached the maximum duration of {round(hours, 2):g} h"
 
     # -- polling ---------------------------------------------------------------------------
     async def poll_once(self) -> PollReport:
@@ -509,7 +553,7 @@ class SimulationService:
         for record, state, strategy in live:
             price = prices.get(record.token_id)
             if record.bot_id is None or now >= from_iso(record.ends_at):
-                reason = "its strategy bot was deleted" if record.bot_id is None else self._duration_text()
+                reason = "its strategy bot was deleted" if record.bot_id is None else self._duration_text(record)
                 if await self._end(record, state, price or state.last_price, "finished", reason):
                     report.finished += 1
                 continue
@@ -757,3 +801,15 @@ def _valid_price(value: float | None) -> float | None:
     price = float(value)
     return price if math.isfinite(price) and price > 0 else None
 
+
+def _fmt_money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _fmt_signed(value: Decimal | int) -> str:
+    amount = Decimal(value)
+    return f"{'+' if amount > 0 else ''}{amount:,.2f}"
+
+
+def _fmt_price(price: float) -> str:
+    return format_price(price) if price < 1000 else f"{price:,.2f}"

@@ -104,6 +104,9 @@ class ConsoleOutput:
         self.stream = stream
         self.ansi = ansi
         self.interactive = interactive
+        # Set by the reader thread while `input()` shows the prompt: only then is there a
+        # prompt to redraw (a plain bool is enough, the GIL makes the flip atomic).
+        self.prompt_visible = False
 
     def _line_buffer(self) -> str:
         try:
@@ -114,7 +117,7 @@ class ConsoleOutput:
 
     def show(self, block: str) -> None:
         """Print one block (a message, a toast, an error line)."""
-        if self.interactive:
+        if self.interactive and self.prompt_visible:
             self.stream.write(f"\r\x1b[K{block}\n{PROMPT}{self._line_buffer()}")
         else:
             self.stream.write(block + "\n")
@@ -647,16 +650,21 @@ class _LineReader(threading.Thread):
     would make `asyncio.run` wait for it at exit.
     """
 
-    def __init__(self, stdin: TextIO, deliver: Callable[[str | None], bool], *, interactive: bool) -> None:
+    def __init__(self, stdin: TextIO, deliver: Callable[[str | None], bool], *,
+                 output: ConsoleOutput) -> None:
         super().__init__(name="console-stdin", daemon=True)
         self.stdin = stdin
         self.deliver = deliver
-        self.interactive = interactive
+        self.output = output
 
     def _read(self) -> str | None:
         try:
-            if self.interactive:
-                return input(PROMPT)
+            if self.output.interactive:
+                self.output.prompt_visible = True
+                try:
+                    return input(PROMPT)
+                finally:
+                    self.output.prompt_visible = False
             raw = self.stdin.readline()
         except EOFError:
             return None
@@ -712,7 +720,7 @@ async def run_console(build_app: Callable[[BaseRequest, BaseRequest], Applicatio
                 await app.post_init(app)
             await app.updater.start_polling(poll_interval=0)
             await app.start()
-            _LineReader(stdin, deliver, interactive=interactive).start()
+            _LineReader(stdin, deliver, output=output).start()
             try:
                 await api.finished.wait()
             finally:

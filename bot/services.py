@@ -63,7 +63,7 @@ class Services:
         """(worker name, interval seconds, first delay) for the JobQueue; staggered so the data
         worker warms the price cache just before the agent loop reads it."""
         firsts = {"data": 0.5, "agent_loop": 1.0, "risk": 2.0, "simulations": 1.5, "automaton_sync": 3.0}
-        return [(name, self.coordinator.period(name), firsts.get(name, 1.0)) for name in self.coordinator.names()]
+        return [(name, self.coordinator.period(name), firsts.get(name, 1.0)) for name in self.coordinator.names]
 
     async def portfolio_extras(self, user_id: int, portfolio: dict[str, Any]) -> tuple[dict[str, Any] | None,
                                                                                         Decimal | None]:
@@ -146,6 +146,7 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
     if sync is not None:
         coordinator.register("automaton_sync", sync.run_once, period=tick)
     await simulations.resume_all()
+    await backtests.recover_interrupted()
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator)

@@ -296,6 +296,11 @@ class BacktestService:
         """See `parse_backtest_args`."""
         return parse_backtest_args(args)
 
+    @staticmethod
+    def format_metrics(report: BacktestReport) -> list[tuple[str, str]]:
+        """See the module-level `format_metrics`."""
+        return format_metrics(report)
+
     def is_busy(self, user_id: int) -> bool:
         """True while a backtest of this user is fetching data or running."""
         return user_id in self._active

@@ -174,8 +174,8 @@ async def _pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     await query.answer(f"pressed {query.data}")
-    await query.edit_message_text(f"Showing <i>{query.data}</i>", parse_mode=ParseMode.HTML,
-                                  reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Back", callback_data="back")]]))
+    back = InlineKeyboardMarkup([[InlineKeyboardButton("Back", callback_data="back")]])
+    await query.edit_message_text(f"Showing <i>{query.data}</i>", parse_mode=ParseMode.HTML, reply_markup=back)
 
 
 async def _push(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -301,7 +301,7 @@ async def test_piped_lines_wait_for_the_previous_reply(tmp_path: Path) -> None:
     assert harness.errors == []
 
 
-async def test_number_without_any_keyboard_and_editing_limits(tmp_path: Path) -> None:
+async def test_number_without_a_keyboard_and_two_request_objects(tmp_path: Path) -> None:
     harness, out = Harness(), io.StringIO()
     await asyncio.wait_for(run_console(harness.build, stdin=io.StringIO("3\n"), stdout=out,
                                        media_dir=tmp_path), WAIT)

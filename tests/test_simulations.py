@@ -23,6 +23,8 @@ from agents.simulations import (
 )
 from agents.strategy_bots import StrategyBots
 from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
+from engine.market.cache import CachedMarketData
+from engine.market.demo import DemoMarket
 from engine.signals import evaluate, explain_latest
 from engine.strategy import Strategy, parse_strategy
 from storage import Database, open_database
@@ -305,7 +307,27 @@ async def test_start_stop_status_and_ownership(sim_db: Database, market: Scripte
         await service.stop(ALICE, record.simulation_id)
     # Bob's simulation is untouched, and a stopped bot can be simulated again
     assert (await service.summary(BOB, bob_sim.simulation_id)).status == "running"
-    assert (await service.start(ALICE, mine, "Dip bot", STRATEGY)).running
+    assert (await service.get(ALICE, record.simulation_id)).status == "stopped"
+    with pytest.raises(SimulationNotFoundError):
+        await service.get(ALICE, bob_sim.simulation_id)
+    again = await service.start(ALICE, mine, "Dip bot", STRATEGY)
+    assert again.running
+    assert (await service.stop_for_bot(ALICE, mine)).status == "stopped"  # type: ignore[union-attr]
+    assert await service.stop_for_bot(ALICE, mine) is None  # nothing running any more
+    assert await service.stop_for_bot(ALICE, theirs) is None  # not Alice's
+    assert (await service.summary(BOB, bob_sim.simulation_id)).status == "running"
+
+
+async def test_describe_is_plain_text(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+                                      clock: Clock) -> None:
+    service = make_service(sim_db, market, sink, clock)
+    await service.start(ALICE, await new_bot(sim_db, ALICE, "<b>Dip</b>"), "<b>Dip</b>", STRATEGY)
+    await dip_and_poll(service, market, clock)
+    [status] = await service.status(ALICE)
+    text = service.describe(status)
+    assert text.splitlines()[0].startswith(f"#{status.simulation_id} <b>Dip</b> · TOK 1h · running")
+    assert "Position 5.15" in text and "@ 96.6966" in text and "Signals 1 · trades 0" in text
+    assert "Time left 23h 09m" in text  # started 51 min ago
 
 
 async def test_at_most_three_running_per_user(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
@@ -388,7 +410,7 @@ async def test_resume_finishes_expired_orphaned_and_broken(sim_db: Database, mar
     report = await restarted.resume_all()
     assert (report.resumed, report.finished, report.failed) == (0, 2, 1)
     ended = {e.simulation_id: e.reason for e in sink.events if isinstance(e, SimulationEnded)}
-    assert ended == {expired.simulation_id: "it reached the maximum duration of 24 h",
+    assert ended == {expired.simulation_id: "it reached the maximum duration of 1 h",
                      orphan.simulation_id: "its strategy bot was deleted"}
     statuses = {r["simulation_id"]: r["status"] for r in await sim_db.fetchall(
         "SELECT simulation_id, status FROM simulations")}
@@ -441,3 +463,35 @@ def test_window_reproduces_the_full_history_evaluation(conditions: list[dict[str
         latest = explain_latest(strategy, window, 15)
         assert (latest is not None and latest.buy) == bool(full.buy[i])
         assert (latest is not None and latest.sell) == bool(full.sell[i])
+
+
+async def test_live_signals_match_the_backtest_on_the_same_candles(sim_db: Database) -> None:
+    """A day of polling the (cached) demo market signals on exactly the bars the backtest does."""
+    clock = Clock(1_717_000_000.0)
+    market = CachedMarketData(DemoMarket(clock=clock), clock=clock, wall_clock=clock)
+    strategy = parse_strategy({
+        "conditions": [{"type": "price_drop", "token": "PEPE", "chain": "bsc", "threshold": 0.6, "timeframe": "1h"},
+                       {"type": "price_rise", "token": "PEPE", "chain": "bsc", "threshold": 0.6, "timeframe": "1h",
+                        "signal": "sell"}],
+        "actions": [{"type": "buy", "token": "PEPE", "chain": "bsc", "amount_percent": 20},
+                    {"type": "sell", "token": "PEPE", "chain": "bsc"}],
+    })
+    service = SimulationService(sim_db, market, CollectingSink(), clock=clock, max_duration_hours=48)
+    bots = StrategyBots(sim_db)
+    bot = await bots.create(ALICE)
+    record = await service.start(ALICE, bot.bot_id, bot.name, strategy, timeframe="15m")
+    start = clock.now
+    for _ in range(24 * 6):  # every 10 minutes for 24 h
+        clock.now += 600
+        report = await service.poll_once()
+        assert not report.errors
+    live = [(s.bar_time, s.side) for s in await SignalRepo(sim_db).for_simulation(ALICE, record.simulation_id, 1000)]
+    history = await DemoMarket(clock=clock).get_klines(record.token_id, 15, limit=200)
+    closed = {k: np.asarray(v)[:-1] for k, v in history.items()}  # drop the live bar
+    full = evaluate(strategy, closed, 15)
+    times = closed["time"]
+    evaluated = (times > start - 900) & (times < clock.now - 900)  # bars that closed while running
+    expected = sorted([(int(t), "buy") for t in times[full.buy & evaluated]]
+                      + [(int(t), "sell") for t in times[full.sell & evaluated]])
+    assert len(expected) >= 4  # the threshold is low enough for a busy day
+    assert sorted(live) == expected
