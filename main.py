@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from bot.settings import Settings, SettingsError, load_settings
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from bot.logging_setup import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format, _secrets(settings),
+    level = settings.log_level
+    if args.console and "LOG_LEVEL" not in os.environ:
+        level = "WARNING"  # keep the terminal readable; LOG_LEVEL=INFO brings the logs back
+    configure_logging(level, settings.log_format, _secrets(settings),
                       stream=sys.stderr if args.console else sys.stdout)
     if args.console:
         run_console(settings)

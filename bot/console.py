@@ -2,8 +2,9 @@
 
 `ConsoleBotApi` is a local stand-in for Telegram's servers: typed lines become updates
 (`/command` lines carry a `bot_command` entity, a bare number presses that button of the
-last inline keyboard), and what the bot sends is printed. It applies the Bot API's limits
-and HTML rules, so a bug that would be a `BadRequest` on Telegram is one here too.
+last inline keyboard, a leading `'` sends the rest verbatim), and what the bot sends is
+printed. It applies the Bot API's limits and HTML rules, so a bug that would be a
+`BadRequest` on Telegram is one here too.
 `ConsoleRequest` is the `BaseRequest` seam PTB talks to; `run_console` wires both into an
 application built by the caller and runs it until `quit`, `exit` or end of input.
 
@@ -107,13 +108,17 @@ class ConsoleOutput:
         # Set by the reader thread while `input()` shows the prompt: only then is there a
         # prompt to redraw (a plain bool is enough, the GIL makes the flip atomic).
         self.prompt_visible = False
+        self._readline: Any = None
+        if interactive:
+            # Importing readline makes input() use it: line editing, history, and a readable
+            # line buffer so half-typed input survives a notification.
+            with contextlib.suppress(ImportError):
+                import readline
+
+                self._readline = readline
 
     def _line_buffer(self) -> str:
-        try:
-            import readline  # only on an interactive terminal, where input() uses it
-        except ImportError:
-            return ""
-        return readline.get_line_buffer()
+        return self._readline.get_line_buffer() if self._readline is not None else ""
 
     def show(self, block: str) -> None:
         """Print one block (a message, a toast, an error line)."""
@@ -287,7 +292,7 @@ class ConsoleBotApi:
             return None
         if self.echo_input:
             self.output.show(f"» {text}")
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return self._press(int(text))
         if text.startswith("'") and len(text) > 1:
             text = text[1:]

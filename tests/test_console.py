@@ -142,6 +142,7 @@ class Harness:
         self.requests = (request, updates_request)
         app = Application.builder().token("0:CONSOLE").request(request).get_updates_request(updates_request).build()
         app.add_handler(CommandHandler("start", _start))
+        app.add_handler(CommandHandler("slow", _slow_start))
         app.add_handler(CommandHandler("remind", _remind))
         app.add_handler(CommandHandler("chart", _chart))
         app.add_handler(CommandHandler("long", _long))
@@ -170,6 +171,11 @@ async def _start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                     parse_mode=ParseMode.HTML, reply_markup=_menu())
 
 
+async def _slow_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await asyncio.sleep(0.05)  # like a database round trip: the next piped line must wait for it
+    await _start(update, context)
+
+
 async def _pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
@@ -193,6 +199,7 @@ async def _chart(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert update.message is not None
     await update.message.reply_photo(tiny_png(), filename="chart.png", caption="<b>Equity</b> curve",
                                      parse_mode=ParseMode.HTML)
+    await context.bot.send_photo(update.message.chat_id, tiny_png())  # raw bytes, no file name
     await update.message.reply_document(b"a,b\n1,2\n", filename="report.csv")
 
 
@@ -264,7 +271,10 @@ async def test_interactive_session_over_a_pipe(tmp_path: Path, pipe: PipeInput) 
     chart = media / "chart-1.png"
     assert f"[photo saved to {chart}]\nEquity curve" in out.getvalue()
     assert chart.read_bytes() == tiny_png()
-    assert (media / "report-2.csv").read_bytes() == b"a,b\n1,2\n"
+    assert f"[photo saved to {media / 'photo-2.png'}]" in out.getvalue()
+    assert (media / "photo-2.png").read_bytes() == tiny_png()
+    assert f"[document saved to {media / 'report-3.csv'}]" in out.getvalue()
+    assert (media / "report-3.csv").read_bytes() == b"a,b\n1,2\n"
 
     pipe.send("'42")
     await eventually(lambda: "echo: 42" in out.getvalue(), "a number sent as text")
@@ -290,9 +300,9 @@ async def test_bot_api_limits_surface_as_bad_request(tmp_path: Path) -> None:
 
 
 async def test_piped_lines_wait_for_the_previous_reply(tmp_path: Path) -> None:
-    """`1` right after `/start` in one pipe must press the button of the /start reply."""
+    """`1` right after `/slow` in one pipe must press the button of the (late) /slow reply."""
     harness, out = Harness(), io.StringIO()
-    await asyncio.wait_for(run_console(harness.build, stdin=io.StringIO("/start\n1\n1\nexit\n/start\n"),
+    await asyncio.wait_for(run_console(harness.build, stdin=io.StringIO("/slow\n1\n1\nexit\n/start\n"),
                                        stdout=out, media_dir=tmp_path), WAIT)
     text = out.getvalue()
     assert "(edited) Showing pf:0" in text

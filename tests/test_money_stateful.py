@@ -47,7 +47,8 @@ GOOD_DEPOSIT = st.decimals(min_value=D(10), max_value=D(2000), places=2)
 DEPOSIT = st.one_of(GOOD_DEPOSIT, GOOD_DEPOSIT, GOOD_DEPOSIT, st.sampled_from(
     [D(10), D(1_000_000), D("9.999999"), D("1000000.000001")]), BAD)
 AMOUNT = st.one_of(ROUND, ROUND, ROUND, SMALL, BAD)
-KEY_USE = st.sampled_from(["none", "none", "new"])
+# "foreign": a key another user already used, which must act as a fresh key for this user.
+KEY_USE = st.sampled_from(["none", "none", "new", "foreign"])
 
 
 def micro_of(value: object) -> int | None:
@@ -99,9 +100,14 @@ class MoneyMachine(RuleBasedStateMachine):
         assert must, "accepted although the oracle says it must be refused"
         return result
 
-    def new_key(self, use: str) -> str | None:
+    def new_key(self, use: str, user: int | None = None) -> str | None:
         if use == "none":
             return None
+        if use == "foreign" and user is not None:
+            mine = {k for u, k, _, _ in self.keyed if u == user}
+            theirs = [k for u, k, kind, _ in self.keyed if u != user and kind != "open" and k not in mine]
+            if theirs:
+                return theirs[self.keys % len(theirs)]
         self.keys += 1
         return f"k{self.keys}"
 
@@ -162,7 +168,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def create(self, user: int, amount: object, key_use: str) -> None:
         micro = micro_of(amount)
         valid = micro is not None and 10 * MICRO <= micro <= 1_000_000 * MICRO
-        key = self.new_key(key_use)
+        key = self.new_key(key_use, user)
 
         def op() -> Awaitable[Any]:
             return self.manager.create_user_main_agent(user, amount, idempotency_key=key)
@@ -175,7 +181,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def deposit(self, user: int, amount: object, key_use: str) -> None:
         micro = micro_of(amount)
         valid = micro is not None and 10 * MICRO <= micro <= 1_000_000 * MICRO
-        key = self.new_key(key_use)
+        key = self.new_key(key_use, user)
 
         def op() -> Awaitable[Any]:
             return self.manager.deposit(user, amount, idempotency_key=key)
@@ -197,7 +203,7 @@ class MoneyMachine(RuleBasedStateMachine):
             negative = micro_of(-Decimal(amount))  # a negative amount is a loss
             delta = None if negative is None else -negative
         must = delta is not None and agent["status"] != "closed" and -delta <= agent["avail"]
-        key = self.new_key(key_use)
+        key = self.new_key(key_use, agent["user_id"])
 
         def op() -> Awaitable[Any]:
             return self.manager.record_agent_profit(agent["agent_id"], signed, "sm", key,
@@ -226,11 +232,25 @@ class MoneyMachine(RuleBasedStateMachine):
         if agents:
             self.spawn(data.draw(st.sampled_from(agents)), amount, key_use)
 
+    @rule(data=st.data(), edge=st.sampled_from(["spawnable", "min_child", "suggested"]),
+          offset=st.sampled_from([-1, 0, 1]), key_use=KEY_USE)
+    def spawn_edge(self, data: st.DataObject, edge: str, offset: int, key_use: str) -> None:
+        """Amounts one micro-USDC around the rule's bounds."""
+        agents = self.agents()
+        if not agents:
+            return
+        agent = data.draw(st.sampled_from(agents))
+        _, suggested, spawnable = self.spawn_oracle(agent["agent_id"])
+        base = {"spawnable": spawnable, "suggested": suggested,
+                "min_child": RULES.micro(RULES.min_child_balance)}[edge]
+        if base + offset > 0:
+            self.spawn(agent, D(base + offset) / MICRO, key_use)
+
     def spawn(self, agent: Any, amount: object, key_use: str) -> None:
         eligible, _, spawnable = self.spawn_oracle(agent["agent_id"])
         micro = micro_of(amount)
         must = eligible and micro is not None and RULES.micro(RULES.min_child_balance) <= micro <= spawnable
-        key = self.new_key(key_use)
+        key = self.new_key(key_use, agent["user_id"])
 
         def op() -> Awaitable[Any]:
             return self.manager.spawn_child_agent(agent["agent_id"], amount, "sm spawn", idempotency_key=key)
@@ -249,7 +269,7 @@ class MoneyMachine(RuleBasedStateMachine):
         take_all = isinstance(amount, str) and amount.lower() == "all"
         micro = total if take_all else micro_of(amount)
         must = total > 0 and micro is not None and micro <= total
-        key = self.new_key(key_use)
+        key = self.new_key(key_use, user)
 
         def op() -> Awaitable[Any]:
             return self.manager.withdraw(user, amount, idempotency_key=key)
