@@ -83,5 +83,9 @@ async def apply_migrations(conn: aiosqlite.Connection, directory: Path = MIGRATI
         except Exception as exc:
             if conn.in_transaction:
                 await conn.rollback()
+            # Another connection may have applied this file while we waited for the write
+            # lock (two processes starting on a fresh database); that is success, not failure.
+            if (await _applied(conn)).get(mig.version) == mig.checksum:
+                continue
             raise MigrationError(f"migration {mig.version:03d}_{mig.name} failed: {exc}") from exc
     return max([*applied, *(m.version for m in migrations)], default=0)

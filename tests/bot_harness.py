@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class BotHarness:
     app: Application
     settings: Settings
     pressed: list[str] = field(default_factory=list)
+    unhandled: list[logging.LogRecord] = field(default_factory=list)
 
     @property
     def services(self) -> Services:
@@ -81,6 +83,12 @@ class BotHarness:
         """Wait until every queued update was fetched and fully processed by the application."""
         await self.fake.wait_for_async(lambda: self.fake.pending_updates == 0, timeout)
         await asyncio.wait_for(self.app.update_queue.join(), timeout)
+
+    async def drain_notifications(self, timeout: float = DEFAULT_TIMEOUT) -> None:  # noqa: ASYNC109
+        """Wait until every queued notification was delivered (or given up on)."""
+        # The notifier's queue is joined directly: `queue_size()` reaches 0 while the last
+        # event is still being sent.
+        await asyncio.wait_for(self.services.notifier._queue.join(), timeout)
 
     def _last_bot_id(self, chat_id: int) -> int:
         messages = self.fake.messages(chat_id)
@@ -106,12 +114,12 @@ class BotHarness:
         assert replies, f"the bot did not reply to {text[:80]!r}"
         return replies[-1]
 
-    async def press(self, user_id: int, message_id: int, data: str, *,
+    async def press(self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None,
                     timeout: float = DEFAULT_TIMEOUT) -> PressResult:  # noqa: ASYNC109
         """Press a button (any callback data, even forged) and wait until the bot answered it."""
-        chat_id = user_id
+        chat_id = user_id if chat_id is None else chat_id
         before = self._last_bot_id(chat_id)
-        query_id = self.fake.user_presses(user_id, message_id, data)
+        query_id = self.fake.user_presses(user_id, message_id, data, chat_id=chat_id)
         self.pressed.append(query_id)
         await self.idle(timeout)
         answer = await self.fake.wait_for_async(lambda: _answer(self.fake, query_id), timeout)
@@ -128,6 +136,8 @@ class BotHarness:
         assert self.fake.unanswered_callbacks == [], self.fake.unanswered_callbacks
         answered = {a.callback_query_id for a in self.fake.answered_callbacks}
         assert set(self.pressed) <= answered
+        # Nothing reached the application's error handler: every bad input was a clear reply.
+        assert [r.getMessage() for r in self.unhandled] == []
 
     async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row that holds money, agents, bots or simulations (compare before/after)."""
@@ -137,6 +147,17 @@ class BotHarness:
             rows = await db.fetchall(f"SELECT {columns} FROM {table} ORDER BY rowid")  # noqa: S608 - constants
             result[table] = [tuple(r) for r in rows]
         return result
+
+
+class _Collector(logging.Handler):
+    """Keeps the ERROR records of `bot.app` (its error handler logs every unhandled exception)."""
+
+    def __init__(self, sink: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record)
 
 
 def _chat_id(user_id: int, chat_type: str) -> int:
@@ -179,9 +200,12 @@ async def run_app(fake: TelegramFake, settings: Settings) -> AsyncIterator[BotHa
         await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
         await app.start()
         harness = BotHarness(fake=fake, app=app, settings=settings)
+        collector = _Collector(harness.unhandled)
+        logging.getLogger("bot.app").addHandler(collector)
         try:
             yield harness
         finally:
+            logging.getLogger("bot.app").removeHandler(collector)
             if app.updater.running:
                 await app.updater.stop()
             if app.running:

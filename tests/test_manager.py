@@ -571,6 +571,31 @@ class ExplodingSink:
         raise RuntimeError("telegram is down")
 
 
+class CommitCheckingSink:
+    """Records, for each ChildSpawned, whether the child was already committed when it arrived."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.seen: list[tuple[str, bool]] = []
+
+    async def publish(self, event: object) -> None:
+        if isinstance(event, ChildSpawned):
+            # The reader connection sees committed rows only.
+            found = await self.db.fetchval("SELECT COUNT(*) FROM ledger_entries WHERE agent_id = ?"
+                                           " AND kind = 'spawn_in'", (event.child_agent_id,))
+            self.seen.append((event.child_agent_id, found == 1))
+
+
+async def test_spawn_event_is_published_after_commit(db: Database) -> None:
+    sink = CommitCheckingSink(db)
+    manager = get_isolated_ai_manager(db, events=sink)
+    root = await rich_root(manager)
+    child = await manager.spawn_child_agent(root, D(20), "r")
+    adopted = await manager.adopt_remote_child(root, "remote-9", D(5), "remote")
+    assert adopted is not None
+    assert sink.seen == [(child["agent_id"], True), (adopted["agent_id"], True)]
+
+
 async def test_failing_sink_does_not_undo_a_spawn(db: Database) -> None:
     manager = get_isolated_ai_manager(db, events=ExplodingSink())  # type: ignore[arg-type]
     root = await rich_root(manager)

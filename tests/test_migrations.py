@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import subprocess
@@ -90,6 +91,20 @@ def test_run_migrations_script_refuses_newer_database(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "newer" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_concurrent_first_starts_all_succeed(tmp_path: Path) -> None:
+    """Two processes (here: connections) migrating a fresh file at once must both start."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    opened = await asyncio.gather(*(open_database(url) for _ in range(4)), return_exceptions=True)
+    try:
+        assert not [o for o in opened if isinstance(o, BaseException)]
+        assert {o.schema_version for o in opened if isinstance(o, Database)} == {len(load_migrations())}
+    finally:
+        for o in opened:
+            if isinstance(o, Database):
+                await o.close()
+    assert len({name for _, name, _ in schema(tmp_path / "race.db")}) > len(TABLES)
 
 
 async def test_database_newer_than_code_is_refused(tmp_path: Path, migrations: Path) -> None:

@@ -7,7 +7,7 @@ from telegram.constants import ChatType
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import keyboards
-from bot.callbacks import pattern
+from bot.callbacks import match, pattern
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, button, command, edit, reply, toast
 from bot.render import esc
@@ -81,6 +81,8 @@ async def cancel(update: Update, context: AppContext) -> None:
     had = bool(context.user_data) if context.user_data is not None else False
     if context.user_data is not None:
         context.user_data.clear()
+    # A selected strategy bot is the strategy conversation: leaving it is a real cancel.
+    had = had or await context.services.bots.selected(update.effective_user.id) is not None
     await context.services.users.select_bot(update.effective_user.id, None)
     await reply(update, "Cancelled." if had else "Nothing to cancel. Use /help to see what I can do.")
 
@@ -90,7 +92,13 @@ async def menu(update: Update, context: AppContext) -> None:
     """Main menu buttons: show the matching screen as a new message."""
     from bot.handlers import automaton, bots, portfolio, settings  # local: avoid import cycles
 
-    target = update.callback_query.data.split(":", 1)[1]
+    # PTB hands a query with empty data to the first patterned handler, which is this one,
+    # so the data is parsed again strictly here.
+    parsed = match("menu", update.callback_query.data)
+    if parsed is None:
+        await stale_button(update, context)
+        return
+    (target,) = parsed
     if target == "help":
         await edit(update, help_text(update.effective_user.id in context.services.settings.admin_user_ids))
     elif target == "portfolio":
