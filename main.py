@@ -41,9 +41,8 @@ def run_telegram(settings: Settings) -> None:
 
 
 def run_console(settings: Settings) -> None:
-    from bot.console import run_console as console_loop
-
     from bot.app import build_application
+    from bot.console import run_console as console_loop
 
     admins = settings.admin_user_ids | {CONSOLE_USER_ID}
     settings = settings.model_copy(update={"admin_user_ids": admins})

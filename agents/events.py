@@ -85,6 +85,15 @@ class SimulationEnded(Event):
     kind: NotifyKind = field(init=False, default="signals")
 
 
+@dataclass(frozen=True)
+class WorkerCrashed(Event):
+    """Sent to each admin when a background worker crashes (throttled by the caller)."""
+
+    worker: str
+    error: str
+    kind: NotifyKind = field(init=False, default="risk")
+
+
 class EventSink(Protocol):
     """Receives events after the change that caused them has committed."""
 

@@ -27,6 +27,7 @@ from agents.events import (
     SimulationEnded,
     TradeClosed,
     TradeOpened,
+    WorkerCrashed,
 )
 from bot.render import clip, esc, signed, usdc
 
@@ -63,6 +64,9 @@ def format_event(event: Event) -> str:
                 f"{esc(event.explanation)}\nPrice: {event.price:.8g}")
     if isinstance(event, SimulationEnded):
         return f"🏁 <b>Simulation #{event.simulation_id} ended</b> ({esc(event.bot_name)}): {esc(event.reason)}"
+    if isinstance(event, WorkerCrashed):
+        return (f"🛠 <b>Worker {esc(event.worker)} crashed</b>\n\n{esc(event.error)}\n"
+                "It restarts with backoff; see /health.")
     return esc(type(event).__name__)
 
 

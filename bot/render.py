@@ -7,6 +7,7 @@ Telegram's 4096-character limit by the callers' pagination; `clip` is the last g
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,8 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 PAGE_SIZE = 8
 
+_TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
+_ANY_TAG = re.compile(r"<[^>]*>")
 STATUS_ICON = {"active": "🟢", "paused": "⏸", "dead": "💀", "closed": "⚪"}
 
 
@@ -34,12 +37,42 @@ def signed(value: Decimal, places: int = 2) -> str:
     return f"{sign}{fmt_usdc(value, places=places)}"
 
 
+def _utf16_len(text: str) -> int:
+    # Telegram counts UTF-16 code units; the raw HTML is never shorter than what it shows.
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _balanced(fragment: str) -> bool:
+    """True when every tag opened in `fragment` is closed in it (and no tag is cut)."""
+    if fragment.count("<") != fragment.count(">"):
+        return False
+    stack: list[str] = []
+    for closing, name in _TAG.findall(fragment):
+        if not closing:
+            stack.append(name.lower())
+        elif not stack or stack.pop() != name.lower():
+            return False
+    return not stack
+
+
 def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """Last-resort guard: cut at a line break so no tag is split (our HTML never spans lines)."""
-    if len(text) <= limit:
+    """Last-resort guard: cut at a line break where no tag is open; else fall back to plain text.
+
+    Without a safe line break (one overlong line, or a tag spanning the cut) the markup is
+    dropped and the plain text is cut, so the result is always valid HTML within `limit`.
+    """
+    if _utf16_len(text) <= limit:
         return text
     cut = text.rfind("\n", 0, limit - 2)
-    return text[: cut if cut > 0 else limit - 2] + "\n…"
+    while cut > 0:
+        head = text[:cut]
+        if _utf16_len(head) <= limit - 2 and _balanced(head):
+            return head + "\n…"
+        cut = text.rfind("\n", 0, cut)
+    plain = html.unescape(_ANY_TAG.sub("", text))
+    while (excess := _utf16_len(plain) - (limit - 1)) > 0:
+        plain = plain[: len(plain) - max(1, (excess + 1) // 2)]  # a character is 1 or 2 units
+    return esc(plain) + "…"
 
 
 def page_count(total: int, size: int = PAGE_SIZE) -> int:

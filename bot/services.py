@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agents.simulations import SimulationService
 from telegram import Bot
 
 from agents import IsolatedAIManager, get_isolated_ai_manager
@@ -18,8 +17,10 @@ from agents.automaton_client import AutomatonClient
 from agents.automaton_sync import AutomatonSync, remote_balance_display
 from agents.coordinator import Coordinator, DataWorker
 from agents.designer import StrategyDesigner
+from agents.events import WorkerCrashed
 from agents.llm_config import llm_settings_from
 from agents.risk import RiskWorker
+from agents.simulations import SimulationService
 from agents.spawn_policy import SpawnPolicy
 from agents.spawner import Spawner
 from agents.strategy_bots import StrategyBots
@@ -34,6 +35,7 @@ from storage import Database, open_database
 from storage.repos import UserRepo
 
 log = logging.getLogger(__name__)
+ALERT_EVERY = 600.0
 
 
 @dataclass
@@ -135,8 +137,16 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
 
     tick = settings.agent_tick_seconds
 
+    last_alert: dict[str, float] = {}
+
     async def report_crash(name: str, error: BaseException) -> None:
         log.error("worker %s crashed: %s (restarting with backoff)", name, error)
+        now = time.monotonic()
+        if now - last_alert.get(name, -1e9) < ALERT_EVERY:  # one alert per worker per 10 minutes
+            return
+        last_alert[name] = now
+        for admin in settings.admin_user_ids:
+            await notifier.publish(WorkerCrashed(user_id=admin, worker=name, error=str(error)[:300]))
 
     coordinator = Coordinator(on_crash=report_crash, max_backoff=max(900.0, tick * 8))
     coordinator.register("data", DataWorker(market, agent_loop.needed_token_ids).run_once, period=tick)

@@ -148,7 +148,7 @@ async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_
     """Open (creating the folder if needed) and migrate the database at `database_url`."""
     path = sqlite_path(database_url)
     if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
     writer = await _connect(path)
     try:
         version = await apply_migrations(writer, migrations_dir)

@@ -144,7 +144,7 @@ class BotHarness:
         db = self.services.db
         result: dict[str, list[tuple[Any, ...]]] = {}
         for table, columns in SNAPSHOT_TABLES.items():
-            rows = await db.fetchall(f"SELECT {columns} FROM {table} ORDER BY rowid")  # noqa: S608 - constants
+            rows = await db.fetchall(f"SELECT {columns} FROM {table} ORDER BY rowid")  # names are constants
             result[table] = [tuple(r) for r in rows]
         return result
 
@@ -189,8 +189,13 @@ def bot_settings(fake: TelegramFake, tmp_path: Path, *, ave: AveFake | None = No
 
 
 @contextlib.asynccontextmanager
-async def run_app(fake: TelegramFake, settings: Settings) -> AsyncIterator[BotHarness]:
-    """Run the real application against an already started fake (the run_polling lifecycle)."""
+async def run_app(fake: TelegramFake, settings: Settings, *, workers: bool = False) -> AsyncIterator[BotHarness]:
+    """Run the real application against an already started fake (the run_polling lifecycle).
+
+    The background workers are scheduled as in production but paused unless `workers` is
+    True: their first run comes ~1 s after start, whatever the tick, and a trade opened by
+    the agent loop in the middle of a test would make its assertions timing-dependent.
+    """
     app = build_application(settings)
     await app.initialize()
     try:
@@ -199,6 +204,9 @@ async def run_app(fake: TelegramFake, settings: Settings) -> AsyncIterator[BotHa
         assert app.updater is not None
         await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
         await app.start()
+        if not workers and app.job_queue is not None:
+            for job in app.job_queue.jobs():
+                job.enabled = False
         harness = BotHarness(fake=fake, app=app, settings=settings)
         collector = _Collector(harness.unhandled)
         logging.getLogger("bot.app").addHandler(collector)
@@ -220,12 +228,13 @@ async def run_app(fake: TelegramFake, settings: Settings) -> AsyncIterator[BotHa
 
 @contextlib.asynccontextmanager
 async def running_bot(tmp_path: Path, *, ave: AveFake | None = None, fake: TelegramFake | None = None,
-                      **overrides: Any) -> AsyncIterator[BotHarness]:
+                      workers: bool = False, **overrides: Any) -> AsyncIterator[BotHarness]:
     """Start a fake (unless given), build settings and run the app; everything stops on exit."""
     own = fake is None
     server = TelegramFake().start() if fake is None else fake
     try:
-        async with run_app(server, bot_settings(server, tmp_path, ave=ave, **overrides)) as harness:
+        settings = bot_settings(server, tmp_path, ave=ave, **overrides)
+        async with run_app(server, settings, workers=workers) as harness:
             yield harness
     finally:
         if own:

@@ -271,7 +271,7 @@ class FailingPool:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def submit(self, user_id: int, job: BacktestJob, timeout: float = 60.0) -> Any:  # noqa: ASYNC109
+    async def submit(self, user_id: int, job: BacktestJob, timeout: float = 60.0) -> Any:
         raise self.error
 
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
         root_remote = await tg.wait_for_async(
             lambda: next((a for a in auto.agents.values() if root_id in a.name), None), timeout=30)
         ledger_before = await _count_sync_rows(tmp_path)
-        auto.set_balance(root_remote.agent_id, Decimal_str(root_remote.balance, 5))
+        auto.set_balance(root_remote.agent_id, _plus(root_remote.balance, 5))
         await asyncio.sleep(4)  # several polls with identical answers
         auto.spawn_remote_child(root_remote.agent_id, "remote-kid-1", 20, "remote automaton decided",
                                 debit_parent=True)
@@ -196,9 +197,7 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
         await db.close()
 
 
-def Decimal_str(value: Any, plus: int) -> str:  # noqa: N802 - reads like the constructor it wraps
-    from decimal import Decimal
-
+def _plus(value: Any, plus: int) -> str:
     return str(Decimal(str(value)) + plus)
 
 

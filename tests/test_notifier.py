@@ -27,6 +27,7 @@ from agents.events import (
     TradeOpened,
 )
 from bot.notifier import Notifier, format_event
+from bot.render import clip
 from tests.fakes.telegram_api import TelegramFake
 
 USER = 901
@@ -238,13 +239,12 @@ async def test_stop_delivers_what_is_queued(fake: TelegramFake, bot: Bot, prefs:
 
 
 @pytest.mark.parametrize("text", [EVIL, "plain words", "a < b > c & d", "</code></b>", "&lt;&#60;&#x3c;",
-                                  "💥 émoji ∑ 𝔘", "x" * 5000])
+                                  "💥 émoji ∑ 𝔘", "x" * 5000, "𝔘" * 3000])
 async def test_format_event_is_valid_html_for_every_event_type(fake: TelegramFake, bot: Bot, text: str) -> None:
     for event in every_event(text):
         html_text = format_event(event)
         assert html_text and "<script>" not in html_text
-        message = await bot.send_message(USER, html_text[:4096] if len(html_text) > 4096 else html_text,
-                                         parse_mode=ParseMode.HTML)
+        message = await bot.send_message(USER, clip(html_text), parse_mode=ParseMode.HTML)
         assert message.text
     assert fake.malformed_calls == []
     stored = fake.messages(USER)

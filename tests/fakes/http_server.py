@@ -236,7 +236,7 @@ class LoopbackHTTPService(ABC):
     async def wait_for_async(
         self,
         predicate: Callable[[], T],
-        timeout: float = 10.0,  # noqa: ASYNC109 - mirrors the sync wait_for signature
+        timeout: float = 10.0,
     ) -> T:
         """Async `wait_for`: polls without blocking the event loop."""
         deadline = time.monotonic() + timeout

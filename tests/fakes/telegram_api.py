@@ -650,7 +650,7 @@ class TelegramFake(LoopbackHTTPService):
         *,
         chat_id: int | None = None,
         count: int = 1,
-        timeout: float = 10.0,  # noqa: ASYNC109 - mirrors wait_for_sent
+        timeout: float = 10.0,
     ) -> list[SentCall]:
         """Async `wait_for_sent`."""
         return await self.wait_for_async(lambda: self._enough(method, chat_id, count), timeout)
