@@ -50,6 +50,7 @@ from telegram import Update
 
 from bot.app import build_application
 from bot.settings import load_settings
+from tests.fakes import http_server
 from tests.fakes.telegram_api import SentCall, TelegramFake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +107,8 @@ async def simulated_user(fake: TelegramFake, waiter: Waiter, user_id: int, timeo
             data = next((b["callback_data"] for row in keyboard for b in row
                          if b.get("callback_data", "").startswith("ag:")), None)
             if data is None:
-                missing.append(f"{user_id}: no agent button")
+                texts = [str(c.params.get("text", ""))[-300:] for c in waiter.calls[user_id]][-1:]
+                missing.append(f"{user_id}: no agent button after {texts}")
                 return
             sent_at = time.monotonic()
             fake.user_presses(user_id, portfolio.result["message_id"], data)
@@ -151,16 +153,30 @@ async def serve(base_url: str, token: str, database_url: str, *, rate_limited: b
         await app.post_shutdown(app)  # type: ignore[misc]
 
 
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process `pid` (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _raise_fake_backlog() -> None:
+    # The fakes' ThreadingHTTPServer keeps socketserver's listen backlog of 5; PTB opens up to
+    # 256 connections at once under this load and a full backlog shows up as httpx.ReadError.
+    http_server._QuietServer.request_queue_size = 1024
+
+
 async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, object]:  # noqa: ASYNC109
     """One measurement: start the fake and the bot process, drive the users, stop everything."""
+    _raise_fake_backlog()
     fake = TelegramFake(per_chat_limit=10_000, global_limit=1_000_000).start()
     tmp = tempfile.TemporaryDirectory()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--base-url", f"{fake.base_url}/bot",
            "--token", fake.token, "--database-url", f"sqlite:///{tmp.name}/bot.db"]
     if not rate_limited:
         cmd.append("--no-rate-limiter")
-    if os.environ.get("BENCH_PROF"):
-        cmd = [sys.executable, os.environ["BENCH_PROF"], f"{fake.base_url}/bot", fake.token, f"sqlite:///{tmp.name}/bot.db"]
     child = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     waiter = Waiter(fake)
     stop = asyncio.Event()
@@ -171,10 +187,13 @@ async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, ob
         await fake.wait_for_async(lambda: fake.my_commands() and fake.request_counts.get("getUpdates", 0) >= 2,
                                   timeout=60)
         monitor = asyncio.create_task(waiter.monitor(stop))
-        started = time.monotonic()
+        bot_cpu, own_cpu, started = _process_cpu(child.pid), time.process_time(), time.monotonic()
         await asyncio.gather(*(simulated_user(fake, waiter, FIRST_USER + i, timeout, latencies, missing)
                                for i in range(users)))
         wall = time.monotonic() - started
+        end_cpu = _process_cpu(child.pid)
+        bot_cpu = None if bot_cpu is None or end_cpu is None else end_cpu - bot_cpu
+        own_cpu = time.process_time() - own_cpu
         stop.set()
         await monitor
     finally:
@@ -186,7 +205,8 @@ async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, ob
         fake.stop()
         tmp.cleanup()
     all_lat = [v for values in latencies.values() for v in values]
-    return {"latencies": latencies, "all": all_lat, "missing": missing, "wall": wall,
+    return {"latencies": latencies, "all": all_lat, "missing": missing, "wall": wall, "bot_cpu": bot_cpu,
+            "own_cpu": own_cpu,
             "malformed": len(fake.malformed_calls), "floods": sum(1 for e in fake.errors if e.status == 429),
             "unanswered": len(fake.unanswered_callbacks)}
 
@@ -198,6 +218,9 @@ def report(title: str, users: int, result: dict[str, object]) -> bool:
     print(f"\n== {title} ==")
     print(f"replies received / expected: {len(all_lat)} / {expected}   wall time {result['wall']:.2f} s   "
           f"throughput {len(all_lat) / max(result['wall'], 1e-9):.0f} replies/s")  # type: ignore[arg-type]
+    if result["bot_cpu"] is not None:
+        print(f"CPU during the load: bot process {result['bot_cpu']:.2f} s, fake + simulated users "
+              f"{result['own_cpu']:.2f} s (wall {result['wall']:.2f} s, {os.cpu_count()} CPUs)")
     print(f"malformed calls: {result['malformed']}   429s from the fake: {result['floods']}   "
           f"unanswered button presses: {result['unanswered']}")
     if result["missing"]:

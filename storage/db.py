@@ -9,7 +9,9 @@ inside `transaction()` on the writer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,13 +49,30 @@ def sqlite_path(database_url: str) -> str:
 async def _connect(path: str) -> aiosqlite.Connection:
     # isolation_level=None: no implicit BEGINs; transactions are explicit.
     conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if path != ":memory:":
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = NORMAL")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if path != ":memory:":
+            await _enable_wal(conn)
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await conn.close()  # an unclosed aiosqlite connection's thread keeps the process alive
+        raise
     return conn
+
+
+async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:
+    # Switching a fresh file to WAL needs an exclusive lock and SQLite answers "database is
+    # locked" at once instead of running the busy handler (two processes starting together).
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05)
 
 
 class Transaction:

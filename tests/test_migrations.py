@@ -93,10 +93,12 @@ def test_run_migrations_script_refuses_newer_database(tmp_path: Path) -> None:
     assert "newer" in out.stderr and "Traceback" not in out.stderr
 
 
-async def test_concurrent_first_starts_all_succeed(tmp_path: Path) -> None:
-    """Two processes (here: connections) migrating a fresh file at once must both start."""
+@pytest.mark.parametrize("round_", range(5))
+async def test_concurrent_first_starts_all_succeed(tmp_path: Path, round_: int) -> None:
+    """Processes (here: connections) opening a fresh file at once must all start: the WAL
+    switch and the first migration race for the write lock."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
-    opened = await asyncio.gather(*(open_database(url) for _ in range(4)), return_exceptions=True)
+    opened = await asyncio.gather(*(open_database(url) for _ in range(8)), return_exceptions=True)
     try:
         assert not [o for o in opened if isinstance(o, BaseException)]
         assert {o.schema_version for o in opened if isinstance(o, Database)} == {len(load_migrations())}

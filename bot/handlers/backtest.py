@@ -12,6 +12,7 @@ from telegram.ext import Application, CommandHandler, filters
 
 from bot.context import AppContext
 from bot.guards import UserFacingError, command
+from bot.handlers.bots import selected_strategy
 from bot.render import MAX_CAPTION, clip, esc
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,7 @@ async def run_backtest_for(update: Update, context: AppContext, args: list[str])
     """Backtest the selected bot; used by /backtest and the bot's Backtest button."""
     services = context.services
     uid = update.effective_user.id
-    bot = await services.bots.selected(uid)
-    if bot is None:
-        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
-    strategy = services.bots.strategy(bot)
-    if strategy is None:
-        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    bot, strategy = await selected_strategy(update, context)
     request = services.backtests.parse_args(args)
     chat_id = update.effective_chat.id
     progress_msg: Message = await context.bot.send_message(chat_id, "⏳ Preparing backtest…")

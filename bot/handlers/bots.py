@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 from telegram import Update
 from telegram.constants import ChatAction
@@ -15,7 +16,7 @@ from bot.callbacks import match, pattern
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import clip, esc
-from engine.strategy import describe_strategy
+from engine.strategy import Strategy, describe_strategy
 
 RENAMING = "renaming_bot"
 MAX_TEXT_IN = 2000
@@ -31,6 +32,18 @@ def _bot_text(bot: object, strategy: object | None, selected: bool) -> str:
         config = json.dumps(strategy.to_config(), indent=1)  # type: ignore[attr-defined]
         lines += ["", esc(describe_strategy(strategy)), "", f"<pre>{esc(config)}</pre>"]
     return clip("\n".join(lines))
+
+
+async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, Strategy]:
+    """The caller's selected bot and its strategy, or a clear refusal (backtest, simulate)."""
+    services = context.services
+    bot = await services.bots.selected(update.effective_user.id)
+    if bot is None:
+        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
+    strategy = services.bots.strategy(bot)
+    if strategy is None:
+        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    return bot, strategy
 
 
 async def show_bots(update: Update, context: AppContext, *, edit_in_place: bool) -> None:

@@ -9,6 +9,7 @@ from bot import keyboards
 from bot.callbacks import match, pattern
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
+from bot.handlers.bots import selected_strategy
 from bot.render import clip, esc
 
 USAGE = "Usage: /simulate start | stop | status"
@@ -17,12 +18,7 @@ USAGE = "Usage: /simulate start | stop | status"
 async def start_simulation(update: Update, context: AppContext) -> None:
     services = context.services
     uid = update.effective_user.id
-    bot = await services.bots.selected(uid)
-    if bot is None:
-        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
-    strategy = services.bots.strategy(bot)
-    if strategy is None:
-        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    bot, strategy = await selected_strategy(update, context)
     sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy)
     demo = " on the demo market" if services.market.is_demo else ""
     await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo}.\n\n"
