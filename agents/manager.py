@@ -246,16 +246,8 @@ class IsolatedAIManager:
     # ------------------------------------------------------------------ spawning
     async def check_spawn_eligibility(self, agent_id: str) -> tuple[bool, Decimal]:
         """(eligible, suggested child balance) by the rule of SPEC §3."""
-        agent = await self.db.fetchone(f"SELECT {_AGENT_COLUMNS} FROM automaton_agents WHERE agent_id = ?",
-                                       (agent_id,))
-        if agent is None:
-            raise AgentNotFoundError(agent_id)
-        sums = await self._sums_for(self.db.fetchall, [agent_id])
-        live = await self.db.fetchval(
-            "SELECT COUNT(*) FROM automaton_agents WHERE parent_agent_id = ? AND status IN ('active','paused')",
-            (agent_id,))
-        bounds = self._spawn_bounds(agent, sums.get(agent_id, _Sums()), live)
-        return bounds["eligible"], from_micro(bounds["suggested"])
+        bounds = await self.spawn_bounds(agent_id)
+        return bounds["eligible"], bounds["suggested"]
 
     async def spawn_bounds(self, agent_id: str) -> dict[str, Any]:
         """The numbers behind the spawn rule (for the policy and the UI), Decimal amounts."""
@@ -309,11 +301,13 @@ class IsolatedAIManager:
                 raise AgentStateError(f"Only an active agent can spawn (this one is {parent['status']}).")
             sums = await self._sums_for(tx.fetchall, [parent_agent_id])
             live = (await tx.fetchone(
-                "SELECT COUNT(*) AS n FROM automaton_agents WHERE parent_agent_id = ? AND status IN ('active','paused')",
+                "SELECT COUNT(*) AS n FROM automaton_agents"
+                " WHERE parent_agent_id = ? AND status IN ('active','paused')",
                 (parent_agent_id,)))["n"]
             b = self._spawn_bounds(parent, sums.get(parent_agent_id, _Sums()), live)
             if live >= self.rules.max_children:
-                raise SpawnNotAllowedError(f"This agent already has {live} live children (max {self.rules.max_children}).")
+                raise SpawnNotAllowedError(
+                    f"This agent already has {live} live children (max {self.rules.max_children}).")
             if not b["eligible"]:
                 raise SpawnNotAllowedError(
                     f"Not enough earnings to spawn: {from_micro(b['spawnable'])} USDC spawnable, "
@@ -354,6 +348,8 @@ class IsolatedAIManager:
         local child bound to `remote_child_id`. Idempotent per remote child; returns None
         when that child is already known. Bounded by the parent's available balance only
         (the remote side already decided), so no money is created."""
+        if not isinstance(remote_child_id, str) or not remote_child_id.strip() or len(remote_child_id) > 128:
+            raise InvalidAmountError("Invalid remote child id.")
         micro = to_micro(balance, what="Child balance")
         reason = _clean_text(reason) or "spawned by the remote automaton"
         async with self.db.transaction() as tx:
@@ -462,7 +458,8 @@ class IsolatedAIManager:
                  "ref": r["ref"], "created_at": r["created_at"]} for r in rows]
 
     # ------------------------------------------------------------------ states
-    async def pause_agent(self, agent_id: str, user_id: int | None = None, *, reason: str = "paused by you") -> dict[str, Any]:
+    async def pause_agent(self, agent_id: str, user_id: int | None = None, *,
+                          reason: str = "paused by you") -> dict[str, Any]:
         """Pause an active agent (owner-checked when `user_id` is given; None = system, e.g. risk)."""
         return await self._transition(agent_id, user_id, "active", "paused", reason)
 
@@ -617,7 +614,8 @@ class IsolatedAIManager:
             raise IdempotencyConflictError("This idempotency key was used for a different operation.")
         return json.loads(row["result_json"])
 
-    async def _remember(self, tx: Transaction, user_id: int, key: str | None, kind: str, result: dict[str, Any]) -> None:
+    async def _remember(self, tx: Transaction, user_id: int, key: str | None, kind: str,
+                        result: dict[str, Any]) -> None:
         if key is not None:
             await tx.execute("INSERT INTO money_operations(user_id, idempotency_key, kind, result_json)"
                              " VALUES (?, ?, ?, ?)", (user_id, key, kind, json.dumps(result)))

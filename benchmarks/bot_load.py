@@ -36,7 +36,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +52,8 @@ from bot.settings import load_settings
 from tests.fakes import http_server
 from tests.fakes.telegram_api import SentCall, TelegramFake
 
-ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parents[1]
 
 REPLY_METHODS = frozenset({"sendMessage", "sendPhoto", "editMessageText"})
 STEPS = ("/start", "/automaton 100", "/ai_portfolio", "press")
@@ -82,7 +82,7 @@ class Waiter:
             self.seen = len(calls)
             await asyncio.sleep(0.002)
 
-    async def next_reply(self, chat_id: int, after: int, timeout: float) -> SentCall | None:  # noqa: ASYNC109
+    async def next_reply(self, chat_id: int, after: int, timeout: float) -> SentCall | None:
         """The first reply call in `chat_id` beyond the first `after` ones (None on timeout)."""
         deadline = time.monotonic() + timeout
         while len(self.calls[chat_id]) <= after:
@@ -107,8 +107,8 @@ async def simulated_user(fake: TelegramFake, waiter: Waiter, user_id: int, timeo
             data = next((b["callback_data"] for row in keyboard for b in row
                          if b.get("callback_data", "").startswith("ag:")), None)
             if data is None:
-                texts = [str(c.params.get("text", ""))[-300:] for c in waiter.calls[user_id]][-1:]
-                missing.append(f"{user_id}: no agent button after {texts}")
+                last = str(portfolio.params.get("text", "")).splitlines()[-1]
+                missing.append(f"{user_id}: /ai_portfolio showed no agent ({last!r})")
                 return
             sent_at = time.monotonic()
             fake.user_presses(user_id, portfolio.result["message_id"], data)
@@ -168,16 +168,16 @@ def _raise_fake_backlog() -> None:
     http_server._QuietServer.request_queue_size = 1024
 
 
-async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, object]:  # noqa: ASYNC109
+async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, object]:
     """One measurement: start the fake and the bot process, drive the users, stop everything."""
     _raise_fake_backlog()
     fake = TelegramFake(per_chat_limit=10_000, global_limit=1_000_000).start()
     tmp = tempfile.TemporaryDirectory()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--base-url", f"{fake.base_url}/bot",
+    cmd = [sys.executable, str(SCRIPT), "--serve", "--base-url", f"{fake.base_url}/bot",
            "--token", fake.token, "--database-url", f"sqlite:///{tmp.name}/bot.db"]
     if not rate_limited:
         cmd.append("--no-rate-limiter")
-    child = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     waiter = Waiter(fake)
     stop = asyncio.Event()
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -199,9 +199,10 @@ async def run(users: int, *, rate_limited: bool, timeout: float) -> dict[str, ob
     finally:
         child.send_signal(signal.SIGTERM)
         try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(child.wait(), 30)
+        except TimeoutError:
             child.kill()
+            await child.wait()
         fake.stop()
         tmp.cleanup()
     all_lat = [v for values in latencies.values() for v in values]

@@ -163,8 +163,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = first.get("loc") or ("?",)
-        name = str(loc[0]).upper()
+        loc = first.get("loc") or ()
         msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise SettingsError(f"Invalid configuration: {name}: {msg}{more}") from None
+        # Cross-field checks have no location; their message already names the variables.
+        where = f"{str(loc[0]).upper()}: " if loc else ""
+        raise SettingsError(f"Invalid configuration: {where}{msg}{more}") from None
