@@ -79,12 +79,12 @@ class BotHarness:
         return self.app.bot_data["services"]
 
     # -- waiting ---------------------------------------------------------------------------------
-    async def idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:  # noqa: ASYNC109 - bounded wait
+    async def idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until every queued update was fetched and fully processed by the application."""
         await self.fake.wait_for_async(lambda: self.fake.pending_updates == 0, timeout)
         await asyncio.wait_for(self.app.update_queue.join(), timeout)
 
-    async def drain_notifications(self, timeout: float = DEFAULT_TIMEOUT) -> None:  # noqa: ASYNC109
+    async def drain_notifications(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until every queued notification was delivered (or given up on)."""
         # The notifier's queue is joined directly: `queue_size()` reaches 0 while the last
         # event is still being sent.
@@ -99,7 +99,7 @@ class BotHarness:
 
     # -- user actions ----------------------------------------------------------------------------
     async def send_all(self, user_id: int, text: str, *, chat_type: str = "private",
-                       timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> list[StoredMessage]:  # noqa: ASYNC109
+                       timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> list[StoredMessage]:
         """Send `text` as the user and return every message the bot sent in that chat in reply."""
         chat_id = _chat_id(user_id, chat_type)
         before = self._last_bot_id(chat_id)
@@ -108,14 +108,14 @@ class BotHarness:
         return self._new_since(chat_id, before)
 
     async def send(self, user_id: int, text: str, *, chat_type: str = "private",
-                   timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> StoredMessage:  # noqa: ASYNC109
+                   timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> StoredMessage:
         """Send `text` and return the bot's last reply (AssertionError when it sent none)."""
         replies = await self.send_all(user_id, text, chat_type=chat_type, timeout=timeout, **kwargs)
         assert replies, f"the bot did not reply to {text[:80]!r}"
         return replies[-1]
 
     async def press(self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None,
-                    timeout: float = DEFAULT_TIMEOUT) -> PressResult:  # noqa: ASYNC109
+                    timeout: float = DEFAULT_TIMEOUT) -> PressResult:
         """Press a button (any callback data, even forged) and wait until the bot answered it."""
         chat_id = user_id if chat_id is None else chat_id
         before = self._last_bot_id(chat_id)

@@ -131,6 +131,7 @@ async def test_forged_callbacks_with_another_users_ids_change_nothing(h: BotHarn
     await h.send(ALICE, "/withdraw 10")  # a pending withdrawal of Alice's own must stay pending
     screen = await h.send(ALICE, "/ai_portfolio")
     before = await h.snapshot()
+    bob_messages = len(h.fake.messages(BOB))
     forged = [
         f"ag:{bob_agent}:0", f"ap:{bob_agent}", f"ar:{bob_agent}", f"as:{bob_agent}",
         f"asb:{bob_agent}:0", f"asb:{bob_agent}:{alice_bot}", f"asb:{alice_agent}:{bob_bot}",
@@ -150,7 +151,7 @@ async def test_forged_callbacks_with_another_users_ids_change_nothing(h: BotHarn
     foreign = await h.press(ALICE, screen.message_id, f"ag:{bob_agent}:0")
     missing = await h.press(ALICE, screen.message_id, "ag:ag0000000000:0")
     assert foreign.answer.text == missing.answer.text
-    assert [m.text for m in h.fake.messages(BOB)][-1]  # Bob saw nothing new from Alice's presses
+    assert len(h.fake.messages(BOB)) == bob_messages  # nothing reached Bob's chat
     assert not any(alice_agent in (m.text or "") for m in h.fake.messages(BOB))
 
 
