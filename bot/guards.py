@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -9,7 +10,7 @@ from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, NetworkError
 
 from agents.errors import AgentError
 from bot.context import AppContext
@@ -25,11 +26,25 @@ class UserFacingError(Exception):
 
 
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Reply with HTML (text already safe) in the update's chat."""
+    """Reply with HTML (text already safe) in the update's chat.
+
+    A network error (Bot API unreachable for a moment) is retried with backoff so the
+    user's answer is not lost; Telegram's refusals (BadRequest, Forbidden) are not.
+    """
     msg = update.effective_message
-    if msg is not None:
-        await msg.reply_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup,
-                             disable_web_page_preview=True)
+    if msg is None:
+        return
+    for attempt in range(4):
+        try:
+            await msg.reply_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup,
+                                 disable_web_page_preview=True)
+            return
+        except (BadRequest, Forbidden):
+            raise
+        except NetworkError:
+            if attempt == 3:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
 
 
 async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:

@@ -138,6 +138,7 @@ def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, str], dict[str,
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of new connections (load benchmark) must not be refused
 
 
 class LoopbackHTTPService(ABC):
