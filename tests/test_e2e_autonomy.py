@@ -139,6 +139,8 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
     bot = BotProcess(env, tmp_path / "bot.log").start()
     try:
         await tg.wait_for_async(lambda: tg.my_commands() or None, timeout=60)
+        admin = User(tg, 900, "Admin")
+        await admin.say("/start")  # the admin's chat exists, so worker-crash alerts can reach it
         user = User(tg, 401, "Ava")
         await user.say("/newbot Grower")
         (ok,) = await user.say("buy 100% GROW on bsc when it drops 3% in an hour, stop loss 10%, take profit 50%")
@@ -184,6 +186,9 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
         (pf,) = await user.say("/ai_portfolio")
         assert pf.content.count("G3") >= 1 and "⏸" in pf.content
         assert tg.malformed_calls == [], tg.malformed_calls
+        # The AVE outage made a worker fail: the admin was alerted, the user was not.
+        assert any("crashed" in m.content for m in admin.bot_messages())
+        assert not any("crashed" in m.content for m in user.bot_messages())
         assert bot.alive()
     finally:
         code = bot.stop()
