@@ -186,8 +186,12 @@ def _kind(arg: str) -> str:
     return "token"
 
 
-def parse_backtest_args(args: Sequence[str]) -> BacktestRequest:
-    """Parse `/backtest` arguments (see the module docstring); raises `BacktestArgsError`."""
+def parse_backtest_args(args: Sequence[str], default_timeframe: str = DEFAULT_TIMEFRAME) -> BacktestRequest:
+    """Parse `/backtest` arguments (see the module docstring); raises `BacktestArgsError`.
+
+    Without a timeframe, `default_timeframe` is used (the bot passes the strategy's finest
+    condition timeframe); without days, enough days for ~100 candles, at least 30.
+    """
     words = [str(a).strip() for a in args if str(a).strip()]
     if len(words) > 3:
         raise BacktestArgsError(f"Too many arguments. {USAGE}")
@@ -201,8 +205,9 @@ def parse_backtest_args(args: Sequence[str]) -> BacktestRequest:
     token = chain = None
     if "token" in found:
         token, chain = _parse_token(found["token"])
-    timeframe = _parse_timeframe(found["timeframe"]) if "timeframe" in found else DEFAULT_TIMEFRAME
-    days = _parse_days(found["days"]) if "days" in found else DEFAULT_DAYS
+    timeframe = _parse_timeframe(found["timeframe"]) if "timeframe" in found else default_timeframe
+    days = (_parse_days(found["days"]) if "days" in found
+            else max(DEFAULT_DAYS, -(-100 * TIMEFRAME_MINUTES[timeframe] // 1440)))
     request = BacktestRequest(token=token, chain=chain, timeframe=timeframe, days=days)
     count = request.expected_candles
     if count < MIN_CANDLES:
@@ -292,9 +297,9 @@ class BacktestService:
         self._active: set[int] = set()
 
     @staticmethod
-    def parse_args(args: Sequence[str]) -> BacktestRequest:
+    def parse_args(args: Sequence[str], default_timeframe: str = DEFAULT_TIMEFRAME) -> BacktestRequest:
         """See `parse_backtest_args`."""
-        return parse_backtest_args(args)
+        return parse_backtest_args(args, default_timeframe)
 
     @staticmethod
     def format_metrics(report: BacktestReport) -> list[tuple[str, str]]:

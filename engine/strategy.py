@@ -183,6 +183,11 @@ class Strategy(_Strict):
     def exit_conditions(self) -> list[Any]:
         return [c for c in self.conditions if c.signal == "sell"]
 
+    @property
+    def finest_timeframe(self) -> str:
+        """The shortest condition timeframe: the natural candle interval to run the strategy on."""
+        return min((c.timeframe for c in self.conditions), key=TIMEFRAME_MINUTES.__getitem__)
+
     def with_token(self, token: str, chain: str | None = None) -> Strategy:
         """The same strategy on another token (used by `/backtest <token>`)."""
         data = self.model_dump()

@@ -308,3 +308,19 @@ async def test_interrupted_rows_are_failed_on_start(bt_db: Database) -> None:
     assert await service.recover_interrupted() == 1
     [row] = await repo.recent(USER)
     assert row.status == "failed"
+
+
+@pytest.mark.parametrize(("default", "args", "expected"), [
+    ("5m", [], ("5m", 30)),           # a 5-minute strategy runs on 5-minute candles by default
+    ("1d", [], ("1d", 100)),          # daily candles get enough days for ~100 bars
+    ("4h", ["7"], None),              # explicit days too short for 4h candles: refused
+    ("5m", ["1h", "10"], ("1h", 10)),  # explicit arguments win over the default
+])
+def test_default_timeframe_follows_the_strategy(default: str, args: list[str],
+                                                expected: tuple[str, int] | None) -> None:
+    if expected is None:
+        with pytest.raises(BacktestArgsError, match="Too short"):
+            BacktestService.parse_args(args, default)
+        return
+    request = BacktestService.parse_args(args, default)
+    assert (request.timeframe, request.days) == expected

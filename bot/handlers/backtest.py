@@ -30,7 +30,7 @@ async def run_backtest_for(update: Update, context: AppContext, args: list[str])
     services = context.services
     uid = update.effective_user.id
     bot, strategy = await selected_strategy(update, context)
-    request = services.backtests.parse_args(args)
+    request = services.backtests.parse_args(args, strategy.finest_timeframe)
     chat_id = update.effective_chat.id
     progress_msg: Message = await context.bot.send_message(chat_id, "⏳ Preparing backtest…")
 

@@ -19,7 +19,7 @@ async def start_simulation(update: Update, context: AppContext) -> None:
     services = context.services
     uid = update.effective_user.id
     bot, strategy = await selected_strategy(update, context)
-    sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy)
+    sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy, timeframe=strategy.finest_timeframe)
     demo = " on the demo market" if services.market.is_demo else ""
     await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo}.\n\n"
                         "I'll message you when a signal fires or a paper trade opens or closes. "
