@@ -18,13 +18,14 @@ from telegram.request import BaseRequest
 
 from bot.context import AppContext
 from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
+from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 CONSOLE_TOKEN = "0:CONSOLE"
-# httpcore scans every pooled connection on each request, so a big pool costs more CPU than it
-# saves under a burst (measured with benchmarks/bot_load.py); 16 keeps sends flowing.
+# Connections to the Bot API for replies; bot_load measured 16 best for httpx (8 and 32 were worse)
+# and it serves the aiohttp transport well too.
 POOL_SIZE = 16
 
 
@@ -44,11 +45,14 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
     else:
+        # aiohttp instead of PTB's default httpx: httpcore probes every pooled socket on each
+        # request, which was most of the bot's CPU under load (benchmarks/bot_load.py).
         builder = (builder.base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_url.replace("/bot", "/file/bot", 1))
-                   .connection_pool_size(POOL_SIZE).connect_timeout(10).read_timeout(20).write_timeout(20)
-                   .pool_timeout(30)
-                   .get_updates_read_timeout(35))
+                   .request(AiohttpRequest(connection_pool_size=POOL_SIZE, connect_timeout=10, read_timeout=20,
+                                           write_timeout=20, pool_timeout=30))
+                   .get_updates_request(AiohttpRequest(connection_pool_size=1, connect_timeout=5, read_timeout=35,
+                                                       write_timeout=5, pool_timeout=1)))
     if not console:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
     app = builder.build()

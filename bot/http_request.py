@@ -1,0 +1,158 @@
+"""A python-telegram-bot `BaseRequest` transport on aiohttp.
+
+PTB's default `HTTPXRequest` spends most of the bot's CPU under load inside httpcore's pool
+bookkeeping: before every request it walks each pooled connection and probes its socket
+(getpeername/poll) to see whether it expired. aiohttp learns about closed connections from
+the event loop's `connection_lost` callback instead, so reusing a pooled connection costs no
+syscalls (measured with benchmarks/bot_load.py).
+
+The request bodies are the ones `HTTPXRequest` sends: `application/x-www-form-urlencoded`
+with PTB's JSON-encoded field values, or `multipart/form-data` with the same fields followed
+by the files when the call uploads something (sendPhoto). Errors map like `HTTPXRequest`:
+any timeout -> `TimedOut` (with PTB's "Pool timeout" message when no connection slot freed
+up in time), any other transport failure -> `NetworkError`; HTTP status codes are left to
+`BaseRequest` (400 -> BadRequest, 403 -> Forbidden, 429 -> RetryAfter, 502 -> NetworkError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import IO, Final
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+POOL_TIMEOUT_MESSAGE: Final = (
+    "Pool timeout: All connections in the connection pool are occupied. Request was *not* sent to "
+    "Telegram. Consider adjusting the connection pool size or the pool timeout."
+)
+
+
+class AiohttpRequest(BaseRequest):
+    """`BaseRequest` on one `aiohttp.ClientSession`, created in `initialize()`.
+
+    `connection_pool_size` bounds concurrent requests like httpx's `max_connections`: a request
+    waits up to `pool_timeout` seconds for a free slot and fails with `TimedOut` otherwise.
+    aiohttp has no per-write timeout, so `write_timeout` is enforced as part of an overall cap
+    (connect + write + read) on each request; a stalled upload therefore still ends in `TimedOut`.
+    `media_write_timeout` replaces `write_timeout` for calls that upload files, as in PTB.
+    """
+
+    __slots__ = ("_connect_timeout", "_limit", "_media_write_timeout", "_pool_size", "_pool_timeout",
+                 "_read_timeout", "_session", "_write_timeout")
+
+    def __init__(self, *, connection_pool_size: int = 16, connect_timeout: float | None = 5.0,
+                 read_timeout: float | None = 5.0, write_timeout: float | None = 5.0,
+                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0) -> None:
+        if connection_pool_size < 1:
+            raise ValueError("connection_pool_size must be at least 1")
+        self._pool_size = connection_pool_size
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        # Both need a running event loop, so they are made in initialize().
+        self._session: aiohttp.ClientSession | None = None
+        self._limit: asyncio.Semaphore | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout in seconds (PTB adds the long-poll timeout for getUpdates)."""
+        return self._read_timeout
+
+    @property
+    def is_initialized(self) -> bool:
+        """True between `initialize()` and `shutdown()`."""
+        return self._session is not None and not self._session.closed
+
+    async def initialize(self) -> None:
+        """Open the session; calling it again on an open session does nothing."""
+        if self.is_initialized:
+            return
+        connector = aiohttp.TCPConnector(limit=self._pool_size)
+        # trust_env: honour HTTPS_PROXY/NO_PROXY like httpx does by default.
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=True,
+                                              headers={"User-Agent": self.USER_AGENT})
+        self._limit = asyncio.Semaphore(self._pool_size)
+
+    async def shutdown(self) -> None:
+        """Close the session and its pooled connections; safe to call twice."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Send one request; returns `(status code, body)`. See `BaseRequest.do_request`."""
+        session, limit = self._session, self._limit
+        if session is None or session.closed or limit is None:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        uploads = request_data is not None and request_data.contains_files
+        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        if isinstance(write_timeout, DefaultValue):
+            write = self._media_write_timeout if uploads else self._write_timeout
+        else:
+            write = write_timeout
+        timeout = _client_timeout(connect=connect, read=read, write=write)
+        if limit.locked():  # only a full pool pays for a timeout context
+            try:
+                async with asyncio.timeout(pool):
+                    await limit.acquire()
+            except TimeoutError as err:
+                raise TimedOut(message=POOL_TIMEOUT_MESSAGE) from err
+        else:
+            await limit.acquire()
+        try:
+            async with session.request(method, url, data=_body(request_data), timeout=timeout,
+                                       headers=_FORM_HEADERS if _is_form(request_data) else None) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:  # aiohttp's ServerTimeoutError subclasses TimeoutError
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
+        finally:
+            limit.release()
+
+
+_FORM_HEADERS: Final = {"Content-Type": FORM_CONTENT_TYPE}
+
+
+def _is_form(request_data: RequestData | None) -> bool:
+    """Whether `_body` sends a urlencoded form (multipart bodies carry their own content type)."""
+    return request_data is not None and not request_data.contains_files
+
+
+def _client_timeout(*, connect: float | None, read: float | None, write: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp timeouts for one request; the overall cap stands in for the missing write timeout."""
+    total = None if connect is None or read is None or write is None else connect + write + read
+    return aiohttp.ClientTimeout(total=total, connect=connect, sock_connect=connect, sock_read=read)
+
+
+def _body(request_data: RequestData | None) -> bytes | aiohttp.FormData | None:
+    """The request body exactly as HTTPXRequest builds it: a urlencoded form, or multipart with files."""
+    if request_data is None:
+        return None
+    if not request_data.contains_files:
+        return request_data.url_encoded_parameters().encode("ascii")
+    form = aiohttp.FormData()
+    for name, value in request_data.json_parameters.items():
+        form.add_field(name, value)
+    for name, (filename, content, mimetype) in request_data.multipart_data.items():
+        payload: bytes | IO[bytes] = content
+        form.add_field(name, payload, filename=filename, content_type=mimetype)
+    return form
