@@ -104,21 +104,24 @@ class IsolatedAIManager:
             await self._ensure_user(tx, user_id)
             done = await self._replay(tx, user_id, idempotency_key, "create")
             if done is not None:
-                return await self._agent_dict_tx(tx, done["agent_id"])
-            if await tx.fetchone(
-                "SELECT 1 FROM automaton_agents WHERE user_id = ? AND generation = 1 AND status <> 'closed'",
-                (user_id,),
-            ):
-                raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.")
-            agent_id = self._new_id()
-            await tx.execute(
-                "INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES (?, ?, 1)",
-                (agent_id, user_id),
-            )
-            await self._post(tx, agent_id, user_id, "deposit", micro, "initial deposit",
-                             self._row_key(user_id, idempotency_key, agent_id))
-            await self._remember(tx, user_id, idempotency_key, "create", {"agent_id": agent_id})
-            return await self._agent_dict_tx(tx, agent_id)
+                agent_id = done["agent_id"]
+            else:
+                if await tx.fetchone(
+                    "SELECT 1 FROM automaton_agents WHERE user_id = ? AND generation = 1 AND status <> 'closed'",
+                    (user_id,),
+                ):
+                    raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.")
+                agent_id = self._new_id()
+                await tx.execute(
+                    "INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES (?, ?, 1)",
+                    (agent_id, user_id),
+                )
+                await self._post(tx, agent_id, user_id, "deposit", micro, "initial deposit",
+                                 self._row_key(user_id, idempotency_key, agent_id))
+                await self._remember(tx, user_id, idempotency_key, "create", {"agent_id": agent_id})
+        # Built from committed data after the writer lock is released: a burst of sign-ups
+        # queues on that lock, so it is held only for the writes.
+        return await self.get_agent_info(agent_id, user_id)
 
     # ------------------------------------------------------------------ deposit / withdraw
     async def deposit(self, user_id: int, amount: object, *, idempotency_key: str | None = None) -> dict[str, Any]:
