@@ -45,9 +45,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Update
 
 from bot.app import build_application
+from bot.lifecycle import running
 from bot.settings import load_settings
 from tests.fakes import http_server
 from tests.fakes.telegram_api import SentCall, TelegramFake
@@ -137,20 +137,10 @@ async def serve(base_url: str, token: str, database_url: str, *, rate_limited: b
         app.bot._rate_limiter = None  # benchmark only: measure the bot without the 30/s client limiter
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await app.initialize()
-    try:
-        await app.post_init(app)  # type: ignore[misc]
+    async with running(app, timeout=1):
         for job in app.job_queue.jobs():  # type: ignore[union-attr]
             job.enabled = False
-        await app.updater.start_polling(poll_interval=0, timeout=1,  # type: ignore[union-attr]
-                                        allowed_updates=Update.ALL_TYPES)
-        await app.start()
         await stop.wait()
-        await app.updater.stop()  # type: ignore[union-attr]
-        await app.stop()
-    finally:
-        await app.shutdown()
-        await app.post_shutdown(app)  # type: ignore[misc]
 
 
 def _process_cpu(pid: int) -> float | None:

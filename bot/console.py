@@ -41,6 +41,7 @@ from bot.console_render import (
     render_text,
     utf16_len,
 )
+from bot.lifecycle import running
 
 PROMPT = "> "
 BOT_USER_ID = 1_000_000_001
@@ -716,29 +717,10 @@ async def run_console(build_app: Callable[[BaseRequest, BaseRequest], Applicatio
 
     stdout.write(BANNER + "\n")
     stdout.flush()
-    # The manual lifecycle of `run_polling`, hooks included: initialize() alone does not call
-    # post_init, and the product opens its services there.
     try:
-        await app.initialize()
-        try:
-            if app.post_init is not None:
-                await app.post_init(app)
-            await app.updater.start_polling(poll_interval=0)
-            await app.start()
+        async with running(app):
             _LineReader(stdin, deliver, output=output).start()
-            try:
-                await api.finished.wait()
-            finally:
-                if app.updater.running:
-                    await app.updater.stop()
-                if app.running:
-                    await app.stop()
-                    if app.post_stop is not None:
-                        await app.post_stop(app)
-        finally:
-            await app.shutdown()
-            if app.post_shutdown is not None:
-                await app.post_shutdown(app)
+            await api.finished.wait()
     finally:
         await api.close()
         if interactive:

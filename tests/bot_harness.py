@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
 from telegram.ext import Application
 
 from bot.app import build_application
+from bot.lifecycle import running
 from bot.services import Services
 from bot.settings import Settings, load_settings
 from tests.fakes.ave_api import AveFake
@@ -197,13 +197,7 @@ async def run_app(fake: TelegramFake, settings: Settings, *, workers: bool = Fal
     the agent loop in the middle of a test would make its assertions timing-dependent.
     """
     app = build_application(settings)
-    await app.initialize()
-    try:
-        if app.post_init is not None:
-            await app.post_init(app)
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
-        await app.start()
+    async with running(app, timeout=1):
         if not workers and app.job_queue is not None:
             for job in app.job_queue.jobs():
                 job.enabled = False
@@ -214,16 +208,6 @@ async def run_app(fake: TelegramFake, settings: Settings, *, workers: bool = Fal
             yield harness
         finally:
             logging.getLogger("bot.app").removeHandler(collector)
-            if app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-                if app.post_stop is not None:
-                    await app.post_stop(app)
-    finally:
-        await app.shutdown()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
 
 
 @contextlib.asynccontextmanager
