@@ -138,6 +138,12 @@ async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, Av
         assert "private chat" in [m for m in tg.messages(-5001) if m.from_bot][-1].content
         assert _money(tmp_path / "bot.db") == before
 
+        # A running simulation survives the restart.
+        await alice.say("/newbot Dipper")
+        await alice.say("buy 10% PEPE on bsc when it drops 2% in an hour, take profit 5%")
+        (sim,) = await alice.say("/simulate start")
+        assert "started" in sim.content
+
         # Restart in the middle: graceful stop, start again, the data is still there.
         assert bot.stop() == 0
         tg.reset_records()
@@ -147,6 +153,8 @@ async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, Av
         assert "70.00 USDC" in pf3.content
         (bob_status,) = await bob.say(f"/ai_status {bob_agent}")
         assert "250.00 USDC" in bob_status.content
+        (sim_status,) = await alice.say("/simulate status")
+        assert "Dipper" in sim_status.content and "running" in sim_status.content
         assert tg.malformed_calls == [], tg.malformed_calls
         assert not tg.unanswered_callbacks
     finally:
