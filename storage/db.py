@@ -147,9 +147,14 @@ class Database:
         return None if row is None else row[0]
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """A single write statement in its own transaction; returns lastrowid."""
-        async with self.transaction() as tx:
-            return await tx.insert(sql, params)
+        """A single write statement; returns lastrowid.
+
+        One statement is atomic in SQLite by itself, so it runs in autocommit mode under the
+        writer lock: one round trip to the connection's thread instead of BEGIN/stmt/COMMIT.
+        """
+        async with self._lock:
+            cur = await self._writer.execute(sql, params)
+            return int(cur.lastrowid or 0)
 
     async def close(self) -> None:
         """Close both connections (idempotent)."""

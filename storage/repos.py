@@ -149,6 +149,14 @@ class UserRepo(_Repo):
     async def ensure(self, user_id: int, username: str | None = None, first_name: str | None = None,
                      *, tx: Transaction | None = None) -> None:
         """Register `user_id` if new; refresh the names when given."""
+        if tx is None:  # the hot path (first message of every user): one upsert statement
+            await self.db.execute(
+                "INSERT INTO users(user_id, username, first_name) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE"
+                " SET username = COALESCE(excluded.username, users.username),"
+                " first_name = COALESCE(excluded.first_name, users.first_name)",
+                (user_id, None if username is None else username[:64],
+                 None if first_name is None else first_name[:64]))
+            return
         async with self._write(tx) as t:
             await t.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
             if username is not None or first_name is not None:
