@@ -101,6 +101,14 @@ class Services:
 async def open_services(settings: Settings, bot: Bot) -> Services:
     """Open the database (migrating it), the market, the pool and the workers."""
     db = await open_database(settings.database_url)
+    try:
+        return await _build(settings, bot, db)
+    except BaseException:
+        await db.close()  # a half-built graph must not leave the database's threads running
+        raise
+
+
+async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     users = UserRepo(db)
 
     async def get_pref(user_id: int, kind: str) -> str:
