@@ -1,15 +1,16 @@
-"""SQLite access: one writer connection behind an asyncio lock, one reader connection.
+"""SQLite access: one writer connection behind an asyncio lock, a few reader connections.
 
-Why two connections: aiosqlite serialises statements per connection, so a read on the
+Why separate readers: aiosqlite serialises statements per connection, so a read on the
 writer connection issued while another coroutine holds `BEGIN IMMEDIATE` would see that
-transaction's uncommitted rows. Reads therefore go to a separate connection (WAL lets it
-read the last committed state while the writer works); check-then-write logic reads
-inside `transaction()` on the writer.
+transaction's uncommitted rows. Reads therefore go to reader connections (WAL lets them
+read the last committed state while the writer works), round-robin so a burst of reads is
+not queued behind one thread; check-then-write logic reads inside `transaction()` on the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -24,6 +25,7 @@ from storage.migrate import MIGRATIONS_DIR, apply_migrations
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
+READERS = 3  # sqlite3 releases the GIL while a query runs, so readers on 2 cores overlap
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -102,11 +104,12 @@ class Transaction:
 class Database:
     """The application's database handle (build it with `open_database`)."""
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection,
+    def __init__(self, path: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection],
                  schema_version: int) -> None:
         self.path = path
         self._writer = writer
-        self._reader = reader
+        self._readers = readers
+        self._next_reader = itertools.cycle(readers)
         self.schema_version = schema_version
         self._lock = _make_lock()
 
@@ -130,7 +133,7 @@ class Database:
 
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         """A read of committed data."""
-        rows = await self._reader.execute_fetchall(sql, params)
+        rows = await next(self._next_reader).execute_fetchall(sql, params)
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
@@ -140,7 +143,7 @@ class Database:
         between awaits keeps its WAL snapshot, and concurrent readers on this connection
         would then see stale data.
         """
-        return list(await self._reader.execute_fetchall(sql, params))
+        return list(await next(self._next_reader).execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -158,7 +161,7 @@ class Database:
 
     async def close(self) -> None:
         """Close both connections (idempotent)."""
-        for conn in {id(self._reader): self._reader, id(self._writer): self._writer}.values():
+        for conn in {id(c): c for c in [*self._readers, self._writer]}.values():
             try:
                 await conn.close()
             except ValueError:  # already closed
@@ -177,11 +180,17 @@ async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
     writer = await _connect(path)
+    readers: list[aiosqlite.Connection] = []
     try:
         version = await apply_migrations(writer, migrations_dir)
-        reader = writer if path == ":memory:" else await _connect(path)
+        if path == ":memory:":
+            readers.append(writer)
+        else:
+            for _ in range(READERS):
+                readers.append(await _connect(path))
     except BaseException:
-        await writer.close()
+        for conn in [*readers, writer]:
+            await conn.close()
         raise
     log.info("database ready at %s (schema version %d)", path, version)
-    return Database(path, writer, reader, version)
+    return Database(path, writer, readers, version)
