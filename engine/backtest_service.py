@@ -249,7 +249,10 @@ def _num(value: Any, places: int = 2) -> str:
 
 
 def _money(value: Any) -> str:
-    return "n/a" if value is None else f"${float(value):,.2f}"
+    if value is None:
+        return "n/a"
+    amount = float(value)
+    return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
 
 
 def format_metrics(report: BacktestReport) -> list[tuple[str, str]]:
