@@ -20,13 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from agents.crew import CrewResult, run_crew, run_in_daemon_thread
 from agents.llm_config import LlmSettings, redact
 from agents.strategy_parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
 from engine.strategy import Strategy
 
-__all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignResult", "StrategyDesigner"]
+__all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignResult", "StrategyDesigner", "UsageStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ def _default_runner(
     return run_crew(settings, message, current, history, timeout=timeout)
 
 
+class UsageStore(Protocol):
+    """Where daily LLM call counts live (see `storage.repos.LlmUsageRepo`)."""
+
+    async def take(self, user_id: int, day: str, limit: int) -> bool: ...
+
+
 class StrategyDesigner:
     """Designs and edits strategies from chat messages (AI crew when configured, else the parser)."""
 
@@ -77,6 +84,7 @@ class StrategyDesigner:
         timeout: float = 90.0,
         clock: Callable[[], datetime] = _utcnow,
         crew_runner: CrewRunner | None = None,
+        usage_store: UsageStore | None = None,
     ) -> None:
         if daily_limit < 0:
             raise ValueError("daily_limit must be >= 0")
@@ -88,6 +96,9 @@ class StrategyDesigner:
         self._clock = clock
         self._runner: CrewRunner = crew_runner or _default_runner
         self._usage: dict[tuple[int, date], int] = {}
+        # Persistent counts (storage.repos.LlmUsageRepo) when given, so restarts don't reset
+        # the limit; the in-memory dict otherwise.
+        self._store = usage_store
 
     @property
     def uses_llm(self) -> bool:
@@ -121,7 +132,7 @@ class StrategyDesigner:
         if self._llm is None:
             return self._from_parser(parsed, current)
 
-        if not self._take_call(user_id):
+        if not await self._take_call(user_id):
             note = f"You have used today's {self._daily_limit} AI requests (the limit resets at 00:00 UTC)."
             if parsed.fully_understood:
                 return self._from_parser(parsed, current, note=note + " I used the built-in parser instead.")
@@ -170,8 +181,10 @@ class StrategyDesigner:
             now = now.astimezone(UTC)
         return now.date()
 
-    def _take_call(self, user_id: int) -> bool:
+    async def _take_call(self, user_id: int) -> bool:
         today = self._today()
+        if self._store is not None:
+            return await self._store.take(user_id, today.isoformat(), self._daily_limit)
         # Forget earlier days so the counter cannot grow without bound.
         for key in [k for k in self._usage if k[1] != today]:
             del self._usage[key]

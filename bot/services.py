@@ -32,7 +32,7 @@ from engine.market.factory import PLAN_POLL_SECONDS, build_market_data
 from engine.pool import BacktestPool
 from engine.strategy import describe_strategy, parse_strategy
 from storage import Database, open_database
-from storage.repos import UserRepo
+from storage.repos import LlmUsageRepo, UserRepo
 
 log = logging.getLogger(__name__)
 ALERT_EVERY = 600.0
@@ -125,7 +125,8 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     llm = llm_settings_from(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url or None,
                             settings.llm_model)
     bots = StrategyBots(db)
-    designer = StrategyDesigner(llm=llm, daily_limit=settings.llm_daily_limit, timeout=settings.llm_timeout_seconds)
+    designer = StrategyDesigner(llm=llm, daily_limit=settings.llm_daily_limit, timeout=settings.llm_timeout_seconds,
+                                usage_store=LlmUsageRepo(db))
     backtests = BacktestService(db, market, pool, timeout=settings.backtest_timeout_seconds)
     simulations = SimulationService(db, market, notifier, poll_seconds=PLAN_POLL_SECONDS[settings.ave_api_plan],
                                     max_duration_hours=settings.simulate_max_hours)

@@ -708,3 +708,31 @@ class TradeRepo(_Repo):
     async def count_for_simulation(self, simulation_id: int) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM trades WHERE simulation_id = ?",
                                           (simulation_id,)) or 0)
+
+
+# -- LLM usage -----------------------------------------------------------------------------------
+
+class LlmUsageRepo:
+    """Per-user daily LLM call counts (the designer's daily limit), persisted across restarts."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def take(self, user_id: int, day: str, limit: int) -> bool:
+        """Count one call for `user_id` on `day` if fewer than `limit` were made; False otherwise."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone("SELECT calls FROM llm_usage WHERE user_id = ? AND day = ?", (user_id, day))
+            used = 0 if row is None else int(row["calls"])
+            if used >= limit:
+                return False
+            await tx.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+            await tx.execute(
+                "INSERT INTO llm_usage(user_id, day, calls) VALUES (?, ?, 1)"
+                " ON CONFLICT(user_id, day) DO UPDATE SET calls = llm_usage.calls + 1", (user_id, day))
+            # Older days are no longer needed by the limit.
+            await tx.execute("DELETE FROM llm_usage WHERE user_id = ? AND day < ?", (user_id, day))
+            return True
+
+    async def used(self, user_id: int, day: str) -> int:
+        return int(await self.db.fetchval("SELECT calls FROM llm_usage WHERE user_id = ? AND day = ?",
+                                          (user_id, day)) or 0)

@@ -12,6 +12,8 @@ from agents.crew import CrewResult
 from agents.designer import MAX_MESSAGE_CHARS, DesignResult, StrategyDesigner
 from agents.llm_config import LlmSettings
 from engine.strategy import Strategy, parse_strategy
+from storage import Database
+from storage.repos import LlmUsageRepo
 from tests.fakes.anthropic_api import AnthropicFake, text_answer
 
 KEY = "sk-ant-designer-KEY-987654"
@@ -172,3 +174,22 @@ async def test_real_crew_end_to_end(fake: AnthropicFake) -> None:
     result = await StrategyDesigner(llm=settings).design(3, "trade SOL momentum", None, [])
     assert result.ok and result.used_llm and result.strategy == parse_strategy(VALID)
     assert "Buys SOL after a 4% rise" in result.explanation
+
+
+async def test_daily_limit_survives_a_restart_with_the_database_store(db: Database) -> None:
+    """With the persistent store (as wired in the bot), a new designer (a restart) keeps the count."""
+    clock = Clock()
+    runner = FakeRunner()
+    first = StrategyDesigner(llm=SETTINGS, crew_runner=runner, daily_limit=2, clock=clock,
+                             usage_store=LlmUsageRepo(db))
+    for _ in range(2):
+        assert (await first.design(1, NOT_UNDERSTOOD, None, [])).used_llm
+    restarted = StrategyDesigner(llm=SETTINGS, crew_runner=runner, daily_limit=2, clock=clock,
+                                 usage_store=LlmUsageRepo(db))
+    blocked = await restarted.design(1, NOT_UNDERSTOOD, None, [])
+    assert not blocked.ok and "2 AI requests" in (blocked.error or "")
+    assert (await restarted.design(2, NOT_UNDERSTOOD, None, [])).used_llm  # another user's own budget
+    assert len(runner.calls) == 3
+    clock.now += timedelta(hours=2)  # the next UTC day
+    assert (await restarted.design(1, NOT_UNDERSTOOD, None, [])).used_llm
+    assert await LlmUsageRepo(db).used(1, clock.now.date().isoformat()) == 1

@@ -1,0 +1,7 @@
+-- 002: per-user daily LLM call counts, so the daily limit survives restarts and deploys.
+CREATE TABLE llm_usage (
+    user_id INTEGER NOT NULL REFERENCES users(user_id),
+    day     TEXT NOT NULL,               -- UTC date, YYYY-MM-DD
+    calls   INTEGER NOT NULL DEFAULT 0 CHECK (calls >= 0),
+    PRIMARY KEY (user_id, day)
+);
