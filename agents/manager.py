@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,18 +107,22 @@ class IsolatedAIManager:
             if done is not None:
                 agent_id = done["agent_id"]
             else:
-                if await tx.fetchone(
-                    "SELECT 1 FROM automaton_agents WHERE user_id = ? AND generation = 1 AND status <> 'closed'",
-                    (user_id,),
-                ):
-                    raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.")
                 agent_id = self._new_id()
+                # The unique index agents_one_live_root is the check (invariant 3): one round
+                # trip fewer under the writer lock than a SELECT first, and race-free anyway.
+                try:
+                    await tx.execute(
+                        "INSERT INTO automaton_agents(agent_id, user_id, generation, isolated_balance, peak_balance)"
+                        " VALUES (?, ?, 1, ?, ?)", (agent_id, user_id, micro, micro))
+                except sqlite3.IntegrityError as exc:
+                    if "automaton_agents.user_id" not in str(exc):
+                        raise
+                    raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.") from None
+                # The opening ledger row matches the balance the agent was inserted with.
                 await tx.execute(
-                    "INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES (?, ?, 1)",
-                    (agent_id, user_id),
-                )
-                await self._post(tx, agent_id, user_id, "deposit", micro, "initial deposit",
-                                 self._row_key(user_id, idempotency_key, agent_id))
+                    "INSERT INTO ledger_entries(agent_id, user_id, kind, amount, balance_after, ref, idempotency_key)"
+                    " VALUES (?, ?, 'deposit', ?, ?, 'initial deposit', ?)",
+                    (agent_id, user_id, micro, micro, self._row_key(user_id, idempotency_key, agent_id)))
                 await self._remember(tx, user_id, idempotency_key, "create", {"agent_id": agent_id})
         # Built from committed data after the writer lock is released: a burst of sign-ups
         # queues on that lock, so it is held only for the writes.
