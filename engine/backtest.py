@@ -1,28 +1,17 @@
 """The backtest engine: numpy, vectorised, long-only, one position at a time.
 
-Semantics (the README repeats them for users):
+The trading rules (entry at the next open, stop-loss first, fills at the level or the gap open,
+no stale re-entry, exit reasons) are those of `engine.core`, whose price functions this module
+calls; `/simulate` and the agents run the same rules incrementally through `TradingCore`, and a
+property test replays both bar by bar. What is specific to a backtest:
 
-* Signals come from `engine.signals.evaluate`, on each bar's close.
-* Entry: an entry signal at the close of bar ``i`` while flat buys at the open of bar ``i+1``
-  (no look-ahead). A signal on the last bar never fills.
+* Candles are checked and put on a regular time grid first (`engine.bars`): empty intervals
+  become flat zero-volume bars, so lookbacks are wall time.
 * Size: the buy spends ``amount_percent`` % of current equity *including the fee*, so at 100%
   the account never goes negative: ``units = budget / (fill * (1 + fee))``, fractional units.
   This is also how backtesting.py sizes a relative order.
-* Costs: buys fill at ``price * (1 + slippage)``, sells at ``price * (1 - slippage)``; the fee
-  (``fee_bps``) is charged on the notional of every fill (entry and exit).
-* Stop-loss / take-profit levels are relative to the entry fill (slippage included) and are
-  checked intrabar against each bar's low / high from the entry bar on. When both are hit in
-  one bar the stop-loss wins (the pessimistic choice). A level fills at the level itself, or
-  at the bar's open when the bar gaps through it (open already beyond the level).
-* Exit signal: a sell signal at the close of bar ``j`` (``j >=`` the entry bar) sells the whole
-  position at the open of bar ``j+1``. That market exit happens at the open, before any
-  intrabar move of bar ``j+1``, so a stop-loss / take-profit can only pre-empt it up to bar ``j``.
 * End: a position still open after the last bar is sold at the last close (reason ``end``),
   with slippage and fee like any sell.
-* Re-entry: after an exit at bar ``x`` (intrabar or at the open), the next entry can come from
-  a signal at the close of bar ``x`` or later, i.e. fill at the open of ``x+1`` at the
-  earliest. This matches backtesting.py (the strategy sees itself flat at the close of the
-  exit bar). While a position is open, entry signals are ignored.
 * Equity is marked to market at each bar's close (before exit costs), except that an exit
   bar shows the realised cash; so ``equity[-1] == final_equity == initial + sum(trade pnl)``.
 
@@ -36,23 +25,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from engine.bars import CandleError, infer_interval_seconds, to_grid, validate_candles
+from engine.core import Costs, ExitReason, levels, stop_price, target_price
 from engine.metrics import compute_metrics, finite_or_none
-from engine.signals import evaluate
+from engine.signals import evaluate, lookback_bars
 from engine.strategy import Strategy, parse_strategy
 
-ExitReason = Literal["stop_loss", "take_profit", "signal", "end"]
-_FIELDS = ("time", "open", "high", "low", "close", "volume")
-_PRICES = ("open", "high", "low", "close")
 _FIRST_WINDOW = 256  # numpy call overhead dominates below a few hundred bars
 _GROWTH = 4
 
 
-class BacktestInputError(ValueError):
-    """The candles or settings cannot be backtested; the message is plain words for the user."""
+class BacktestInputError(CandleError):
+    """The candles or settings cannot be backtested; `code` names it, the message is plain words."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        if message is None:  # BacktestInputError("plain words") keeps working
+            code, message = "invalid", code
+        super().__init__(code, message)
 
 
 @dataclass(slots=True)
@@ -123,46 +116,53 @@ class BacktestResult:
 
 # -- input checks ------------------------------------------------------------------------------
 
-def _validated(candles: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def _validated(candles: Mapping[str, Any], interval_minutes: float | None) -> tuple[dict[str, np.ndarray], float]:
+    """Checked candles on a regular time grid, and their interval in minutes."""
     try:
-        raw = {f: np.asarray(candles[f]) for f in _FIELDS}
-    except KeyError as exc:
-        raise BacktestInputError(f"the candles have no '{exc.args[0]}' column") from None
-    if len({a.shape for a in raw.values()}) != 1 or any(a.ndim != 1 for a in raw.values()):
-        raise BacktestInputError("the candle columns have different lengths")
-    if raw["close"].shape[0] < 2:
-        raise BacktestInputError("at least 2 candles are needed for a backtest")
-    try:
-        arrays = {f: np.ascontiguousarray(raw[f], dtype=np.float64) for f in _PRICES}
-        arrays["volume"] = np.ascontiguousarray(raw["volume"], dtype=np.float64)
-        time = raw["time"] if raw["time"].dtype.kind in "iu" else raw["time"].astype(np.float64)
-    except (TypeError, ValueError):
-        raise BacktestInputError("the candles contain values that are not numbers") from None
-    # min/max are fast reductions and NaN fails every comparison, so one test catches
-    # NaN, inf and non-positive values; the slower precise diagnosis runs only on failure.
-    for f in _PRICES:
-        a = arrays[f]
-        if not (a.min() > 0 and a.max() < np.inf):
-            if not np.isfinite(a).all():
-                raise BacktestInputError(f"the candles contain missing or infinite {f} values")
-            raise BacktestInputError(f"the candles contain zero or negative {f} prices")
-    vol = arrays["volume"]
-    if not (vol.min() >= 0 and vol.max() < np.inf):
-        if not np.isfinite(vol).all():
-            raise BacktestInputError("the candles contain missing or infinite volume values")
-        raise BacktestInputError("the candles contain negative volume")
-    if time.dtype.kind == "f" and not np.isfinite(time).all():
-        raise BacktestInputError("the candles contain missing or infinite time values")
-    if not (time[1:] > time[:-1]).all():
-        raise BacktestInputError("candle times must be strictly increasing")
-    arrays["time"] = time.astype(np.int64)
-    return arrays
+        arrays = validate_candles(candles, min_bars=2)
+        if interval_minutes is None:
+            step = infer_interval_seconds(arrays["time"])
+        else:
+            minutes = _check_setting("interval_minutes", interval_minutes, 1e-9, float("inf"))
+            step = round(minutes * 60)
+            if step <= 0 or abs(step - minutes * 60) > 1e-6:
+                raise BacktestInputError("bad_interval", "interval_minutes must be a whole number of seconds")
+        return to_grid(arrays, step), step / 60.0
+    except BacktestInputError:
+        raise
+    except CandleError as exc:
+        raise BacktestInputError(exc.code, str(exc)) from None
+
+
+def _check_history(strat: Strategy, bars: int, interval: float) -> None:
+    """Entry conditions that look back further than the data can never fire: say so plainly
+    instead of returning a silent zero-trade result."""
+    entries = strat.entry_conditions()
+    short = [c for c in entries if c.type != "price_level" and lookback_bars(c.timeframe, interval) >= bars]
+    blocked = len(short) == len(entries) if strat.match == "any" else bool(short)
+    if blocked:
+        cond = short[0]
+        need = lookback_bars(cond.timeframe, interval)
+        raise BacktestInputError(
+            "history_too_short",
+            f"the {cond.timeframe} condition needs more than {need} candles of "
+            f"{_minutes_label(interval)} history and there are only {bars}: "
+            "use a longer period or a shorter timeframe")
+
+
+def _minutes_label(interval: float) -> str:
+    minutes = round(interval)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
 
 
 def _check_setting(name: str, value: float, low: float, high: float) -> float:
     value = float(value)
     if not (np.isfinite(value) and low <= value < high):
-        raise BacktestInputError(f"{name} must be between {low:g} and {high:g}")
+        raise BacktestInputError("bad_setting", f"{name} must be between {low:g} and {high:g}")
     return value
 
 
@@ -205,13 +205,13 @@ _Row = tuple[int, int, float, float, float, float, float, float, float, float, s
 
 def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy: np.ndarray,
               sell: np.ndarray, *, fraction: float, sl_pct: float | None, tp_pct: float | None,
-              fee: float, slip: float, initial: float) -> list[_Row]:
+              costs: Costs, initial: float) -> list[_Row]:
+    """The trading core's decisions (`engine.core`), found by searching trades instead of stepping bars."""
     n = c.shape[0]
     entry_bars = np.flatnonzero(buy[:-1]) + 1  # a signal at close i fills at open i+1
     sell_bars = np.flatnonzero(sell)
     n_entries, n_sells = entry_bars.shape[0], sell_bars.shape[0]
-    sl_mult = 1.0 - sl_pct / 100.0 if sl_pct is not None else None
-    tp_mult = 1.0 + tp_pct / 100.0 if tp_pct is not None else None
+    fee = costs.fee
     rows: list[_Row] = []
     cash = initial
     earliest = 1
@@ -220,25 +220,24 @@ def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy:
         if k >= n_entries:
             break
         e = int(entry_bars[k])
-        fill = float(o[e]) * (1.0 + slip)
-        units = cash * fraction / (fill * (1.0 + fee))
+        fill = costs.buy_fill(float(o[e]))
+        units = costs.units_for(cash * fraction, fill)
         entry_fee = units * fill * fee
-        sl = fill * sl_mult if sl_mult is not None else None
-        tp = fill * tp_mult if tp_mult is not None else None
+        sl, tp = levels(fill, sl_pct, tp_pct)
         js = int(sell_bars.searchsorted(e))
         j = int(sell_bars[js]) if js < n_sells else n  # first exit-signal bar at/after entry
         hit = _first_hit(low, h, e, min(j, n - 1), sl, tp)
         if hit >= 0:
             x = hit
             if sl is not None and low[x] <= sl:
-                price, reason = min(float(o[x]), sl), "stop_loss"
+                price, reason = stop_price(float(o[x]), sl), "stop_loss"
             else:
-                price, reason = max(float(o[x]), tp), "take_profit"  # type: ignore[type-var]
+                price, reason = target_price(float(o[x]), tp), "take_profit"  # type: ignore[arg-type]
         elif j < n - 1:
             x, price, reason = j + 1, float(o[j + 1]), "signal"
         else:
             x, price, reason = n - 1, float(c[n - 1]), "end"
-        exit_fill = price * (1.0 - slip)
+        exit_fill = costs.sell_fill(price)
         exit_fee = units * exit_fill * fee
         pnl = units * (exit_fill - fill) - entry_fee - exit_fee
         after = cash + pnl
@@ -275,32 +274,36 @@ def _equity_curve(rows: list[_Row], close: np.ndarray, initial: float) -> np.nda
 
 def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any], *,
                  fee_bps: float = 30, slippage_bps: float = 10, initial_equity: float = 1000,
-                 interval_minutes: float | None = None) -> BacktestResult:
+                 interval_minutes: float | None = None, first_signal_time: int | None = None) -> BacktestResult:
     """Backtest `strategy` on `candles` (see the module docstring for the exact semantics).
 
     `candles` maps time (unix seconds), open, high, low, close, volume to equal-length arrays
-    (an `engine.market.base.Candles` works). `interval_minutes` defaults to the median spacing
-    of `time`. Raises `BacktestInputError` for unusable input and `StrategyError` for an
-    invalid strategy dict.
+    (an `engine.market.base.Candles` works); they are put on a regular time grid first
+    (`engine.bars`). `interval_minutes` defaults to the smallest spacing of `time`.
+    `first_signal_time` ignores signals on bars before it (they only warm the lookbacks up):
+    this is how a live run is replayed. Raises `BacktestInputError` for unusable input and
+    `StrategyError` for an invalid strategy dict.
     """
     strat = parse_strategy(strategy)
-    arrays = _validated(candles)
     fee = _check_setting("fee_bps", fee_bps, 0, 10_000) / 10_000
     slip = _check_setting("slippage_bps", slippage_bps, 0, 10_000) / 10_000
     initial = _check_setting("initial_equity", initial_equity, 1e-9, float("inf"))
+    arrays, interval = _validated(candles, interval_minutes)
     time, o, h, low, c = (arrays[f] for f in ("time", "open", "high", "low", "close"))
-    if interval_minutes is None:
-        interval = float(np.median(np.diff(time))) / 60.0
-    else:
-        interval = _check_setting("interval_minutes", interval_minutes, 1e-9, float("inf"))
-    if not interval > 0:
-        raise BacktestInputError("could not work out the candle interval")
+    _check_history(strat, c.shape[0], interval)
+    costs = Costs(fee * 10_000, slip * 10_000)
 
     sig = evaluate(strat, arrays, interval)
+    buy, sell = sig.buy, sig.sell
+    if first_signal_time is not None:
+        start = int(np.searchsorted(time, int(first_signal_time)))
+        buy, sell = buy.copy(), sell.copy()
+        buy[:start] = False
+        sell[:start] = False
     rm = strat.risk_management
-    rows = _simulate(o, h, low, c, sig.buy, sig.sell, fraction=strat.buy.amount_percent / 100.0,
+    rows = _simulate(o, h, low, c, buy, sell, fraction=strat.buy.amount_percent / 100.0,
                      sl_pct=rm.stop_loss_percent, tp_pct=rm.take_profit_percent,
-                     fee=fee, slip=slip, initial=initial)
+                     costs=costs, initial=initial)
     equity = _equity_curve(rows, c, initial)
     trades = [
         Trade(entry_index=e, exit_index=x, entry_time=int(time[e]), exit_time=int(time[x]),
@@ -309,7 +312,7 @@ def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any]
               exit_reason=reason)  # type: ignore[arg-type]
         for e, x, ep, xp, units, pnl, fees, cost, _, _, reason in rows
     ]
-    buy_idx, sell_idx = np.flatnonzero(sig.buy), np.flatnonzero(sig.sell)
+    buy_idx, sell_idx = np.flatnonzero(buy), np.flatnonzero(sell)
     metrics = compute_metrics(
         equity=equity, pnls=[r[5] for r in rows], bars_in_position=sum(r[1] - r[0] + 1 for r in rows),
         first_close=float(c[0]), last_close=float(c[-1]), initial_equity=initial,

@@ -1,0 +1,142 @@
+"""Live bars for the trading core: closed bars of a strategy's own timeframe, plus the forming one.
+
+Both live paths (`/simulate` and the agent loop) trade exactly like the backtest because they
+feed `engine.core.TradingCore` the same bars the backtest would see:
+
+* **Closed bars** come from the market's candles of the strategy's timeframe (AVE's own OHLCV:
+  true highs, lows and volume, which sampled prices cannot give), asked for up to the start of
+  the forming bar and put on the regular time grid (`engine.bars`), so a quiet interval is a
+  flat zero-volume bar here exactly as in a backtest.
+* **The forming bar** is read only when a decision can be taken early: an order waiting for the
+  next open, or a position whose stop (or, without a stop, target) the polled price has reached.
+  Its open is final once it exists, and a touched stop wins over the target in the full bar
+  too, so acting on it early never changes a decision, only makes it timely.
+
+`advance` runs one account's core over what is new; the bars it traded on are what the caller
+stores for the parity replay (`engine.parity`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.bars import grid_candles
+from engine.core import Fill, TradingCore
+from engine.market.base import CANDLE_FIELDS, Candles, MarketData
+from engine.signals import evaluate, lookback_bars
+from engine.strategy import Strategy
+
+
+@dataclass(frozen=True)
+class FormingBar:
+    """The bar still forming: its start, its (final) open and its extremes so far."""
+
+    time: int
+    open: float
+    high: float
+    low: float
+
+
+def bar_start(now: float, interval_minutes: int) -> int:
+    """Start time of the bar that is forming at `now`."""
+    period = interval_minutes * 60
+    return int(math.floor(now / period) * period)
+
+
+def warmup_bars(strategy: Strategy, interval_minutes: int) -> int:
+    """Closed bars needed so the last bar's signals equal those over the whole history."""
+    need = max((lookback_bars(c.timeframe, interval_minutes) if c.type != "price_level" else 1)
+               for c in strategy.conditions)
+    return need + 2
+
+
+async def closed_bars(market: MarketData, token_id: str, interval_minutes: int, count: int,
+                      now: float) -> Candles:
+    """The last closed bars on the regular grid, reaching the last closed interval.
+
+    At least `count` bars when the token has that much history (AVE may return sparse or extra
+    points; the forming bar is dropped even if the source returns it).
+    """
+    live = bar_start(now, interval_minutes)
+    period = interval_minutes * 60
+    raw = await market.get_klines(token_id, interval_minutes, limit=max(2, count), to_time=live - 1)
+    keep = raw.time < live
+    if not bool(keep.all()):
+        raw = Candles(*(raw[f][keep] for f in CANDLE_FIELDS))
+    if len(raw) == 0:
+        return raw
+    bars = grid_candles(raw, interval_minutes, end_time=live - period)
+    return bars.tail(max(count, 1))
+
+
+async def forming_bar(market: MarketData, token_id: str, interval_minutes: int, now: float
+                      ) -> FormingBar | None:
+    """The forming bar from the market, or None while nothing has traded in it yet."""
+    live = bar_start(now, interval_minutes)
+    raw = await market.get_klines(token_id, interval_minutes, limit=2, to_time=int(now))
+    if len(raw) == 0 or int(raw.time[-1]) != live:
+        return None
+    i = len(raw) - 1
+    values = (float(raw.open[i]), float(raw.high[i]), float(raw.low[i]))
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return FormingBar(live, *values)
+
+
+def signal_arrays(strategy: Strategy, bars: Candles, interval_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Buy and sell per bar of `bars` (the same `evaluate` as the backtest)."""
+    sig = evaluate(strategy, bars, interval_minutes)
+    return sig.buy, sig.sell
+
+
+def new_bar_slice(core: TradingCore, bars: Candles) -> int:
+    """Index of the first bar of `bars` the core has not closed yet."""
+    last = core.state.last_close
+    if last is None:
+        return len(bars)
+    return int(np.searchsorted(bars.time, last, side="right"))
+
+
+def start_after(core: TradingCore, bars: Candles) -> None:
+    """A fresh core starts trading after the last closed bar (history only warms lookbacks up)."""
+    if len(bars):
+        t = int(bars.time[-1])
+        core.state.last_close = t
+        core.state.bar_time = t
+
+
+def advance(core: TradingCore, bars: Candles, buy: np.ndarray | None, sell: np.ndarray | None,
+            forming: FormingBar | None = None) -> list[Fill]:
+    """Feed `core` every closed bar it has not seen, then the forming bar; returns the fills in order.
+
+    `buy` / `sell` align with `bars` (None: signals are not traded, e.g. a paused agent whose
+    stops still run).
+    """
+    fills: list[Fill] = []
+    start = new_bar_slice(core, bars)
+    for i in range(start, len(bars)):
+        t = int(bars.time[i])
+        fills += core.on_bar(t, float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
+                             bool(buy[i]) if buy is not None else False,
+                             bool(sell[i]) if sell is not None else False)
+    if forming is not None and (core.state.last_close is None or forming.time > core.state.last_close):
+        fills += core.on_open(forming.time, forming.open)
+        fills += core.on_extremes(forming.time, forming.high, forming.low, final=False)
+    return fills
+
+
+def wants_forming_bar(core: TradingCore, price: float | None) -> bool:
+    """Whether the forming bar can change anything now: an order waits for the open, or the
+    polled price reached a level that the partial bar may already settle."""
+    st = core.state
+    if st.pending is not None:
+        return True
+    pos = st.position
+    if pos is None or price is None:
+        return False
+    if pos.stop is not None:
+        return price <= pos.stop
+    return pos.target is not None and price >= pos.target
