@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from engine.parity import ParityReport
+
 NotifyKind = Literal["signals", "trades", "spawns", "risk"]
 
 
@@ -49,6 +51,9 @@ class TradeOpened(Event):
     cost: Decimal
     demo: bool = False
     simulation_id: int | None = None
+    fee: Decimal | None = None  # the fee paid on this fill
+    fee_bps: float | None = None
+    slippage_bps: float | None = None
     kind: NotifyKind = field(init=False, default="trades")
 
 
@@ -59,9 +64,12 @@ class TradeClosed(Event):
     entry_price: float
     exit_price: float
     pnl: Decimal
-    reason: str
+    reason: str  # an `engine.core.EXIT_REASONS` code
     demo: bool = False
     simulation_id: int | None = None
+    fee: Decimal | None = None  # the fee paid on this fill (the entry's was reported when it opened)
+    fee_bps: float | None = None
+    slippage_bps: float | None = None
     kind: NotifyKind = field(init=False, default="trades")
 
 
@@ -82,6 +90,7 @@ class SimulationEnded(Event):
     simulation_id: int
     bot_name: str
     reason: str
+    parity: ParityReport | None = None
     kind: NotifyKind = field(init=False, default="signals")
 
 

@@ -3,25 +3,20 @@
 How one simulation runs (each `poll_once`, called every `poll_seconds` by the worker):
 
 1. One batched `get_prices` call for the tokens of all running simulations.
-2. The rolling window: the last `window_bars` *closed* candles of the simulation's timeframe
-   (`get_klines(..., to_time=<start of the live bar> - 1)`). The live bar itself is represented
-   by the polled price, which is what fills and stop-loss/take-profit checks use. Asking for
-   closed bars explicitly matters: a cached "latest candles" answer fetched just before a bar
-   boundary would otherwise hand us that bar with a stale, partial close.
-3. Signals are evaluated only when a bar has closed since the last processed one
-   (`last_bar_time` in the state), with `engine.signals.explain_latest` on that window: the same
-   code and bar semantics as the backtest, which the window reproduces exactly (it is longer
-   than every condition's lookback). After a pause (restart, outage) only the newest closed bar
-   is evaluated; missed bars are not replayed, so no stale notifications.
-4. Paper trading against the polled price, mirroring the backtest: a sell signal exits first
-   (the backtest exits at the next open, before intrabar moves), then stop-loss (checked first)
-   and take-profit; a buy signal opens `amount_percent` of equity when flat and nothing was
-   closed in the same poll. Fills include slippage; fees are charged on both sides. A level that
-   the price has moved past fills at the polled price (the backtest's "gap" rule), since we only
-   see the market at poll times.
-5. The signals, closed trades and new state are written in one transaction guarded by the
-   state's `version`, then the events are published. A restart mid-bar finds `last_bar_time`
-   already at that bar and does nothing twice.
+2. When a bar of the simulation's timeframe has closed since the last poll, the closed bars on
+   the regular time grid (`engine.live.closed_bars`) are fed to the simulation's
+   `engine.core.TradingCore` with their signals (`engine.signals.evaluate`, as in the backtest):
+   orders decided at a close fill at the next bar's open, stops and targets against each bar's
+   low / high, stop first. Missed bars (an outage, a restart) are processed in order, so the
+   trades are those the backtest makes on the same bars; only the newest bar's signals are
+   pushed as notifications.
+3. The forming bar is read only when it can settle something now (`engine.live`): an order
+   waiting for the open, or a stop the polled price has reached. Fills include slippage; fees
+   are charged on both sides; the amounts are rounded down to micro-USDC.
+4. The signals, trades, processed bars and new state are written in one transaction guarded by
+   the state's `version`, then the events are published. A restart finds the core's state at
+   the last committed bar and does nothing twice.
+5. `parity` replays the stored bars through the backtest and compares the trades.
 
 Simulations end on `/simulate stop` (status `stopped`), after `max_duration_hours` (`finished`,
 with a `SimulationEnded` event), when their bot is deleted, or when their stored data is
@@ -42,7 +37,21 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from agents.events import Event, EventSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from agents.simulation_state import PaperPosition, SimState, usdc_down
+from engine.core import Costs, Fill, TradingCore
+from engine.live import (
+    FormingBar,
+    advance,
+    bar_start,
+    closed_bars,
+    forming_bar,
+    new_bar_slice,
+    start_after,
+    wants_forming_bar,
+    warmup_bars,
+)
 from engine.market.base import (
+    CANDLE_FIELDS,
     AuthError,
     Candles,
     MarketData,
@@ -53,8 +62,10 @@ from engine.market.base import (
     TokenNotFoundError,
 )
 from engine.market.factory import PLAN_POLL_SECONDS
-from engine.signals import explain_latest, format_price, lookback_bars
+from engine.parity import LiveTrade, ParityReport, replay
+from engine.signals import SignalArrays, evaluate, explain_bar, format_price
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy, parse_strategy
+from storage.bars_repo import BarRepo
 from storage.db import Database
 from storage.repos import (
     NewSignal,
@@ -74,11 +85,10 @@ log = logging.getLogger(__name__)
 
 MAX_RUNNING_PER_USER = 3
 MARKET_DOWN = "The market data service is unavailable right now, try again in a minute."
-STATE_FORMAT = 1
 _MICRO_Q = Decimal("0.000001")
 
 __all__ = [
-    "MAX_RUNNING_PER_USER", "PaperPosition", "PollReport", "ResumeReport", "SimulationError",
+    "MAX_RUNNING_PER_USER", "PaperPosition", "PollReport", "ResumeReport", "SimState", "SimulationError",
     "SimulationExistsError", "SimulationLimitError", "SimulationNotFoundError", "SimulationRecord",
     "SimulationService", "SimulationStatus",
 ]
@@ -101,107 +111,6 @@ class SimulationExistsError(SimulationError):
 
 class SimulationLimitError(SimulationError):
     """The user already runs the maximum number of simulations."""
-
-
-# -- state -----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PaperPosition:
-    """The open paper position of a simulation (prices are fills, slippage included)."""
-
-    size: float
-    entry_price: float
-    cost: Decimal
-    stop_loss: float | None
-    take_profit: float | None
-    opened_at: str
-    entry_bar_time: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "entry_price": self.entry_price, "cost_micro": to_micro(self.cost),
-                "stop_loss": self.stop_loss, "take_profit": self.take_profit, "opened_at": self.opened_at,
-                "entry_bar_time": self.entry_bar_time}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PaperPosition:
-        size, entry = float(data["size"]), float(data["entry_price"])
-        if not (size > 0 and entry > 0 and math.isfinite(size) and math.isfinite(entry)):
-            raise ValueError("invalid position")
-        sl, tp = data.get("stop_loss"), data.get("take_profit")
-        return cls(size=size, entry_price=entry, cost=from_micro(int(data["cost_micro"])),
-                   stop_loss=None if sl is None else float(sl), take_profit=None if tp is None else float(tp),
-                   opened_at=str(data["opened_at"]),
-                   entry_bar_time=None if data.get("entry_bar_time") is None else int(data["entry_bar_time"]))
-
-    def value_at(self, price: float) -> Decimal:
-        """Mark-to-market value before exit costs (the backtest's equity convention)."""
-        return _usdc(self.size * price)
-
-
-@dataclass
-class SimState:
-    """Everything a running simulation carries between polls (stored as `state_json`)."""
-
-    bot_name: str
-    chain: str
-    demo: bool
-    initial_micro: int
-    cash_micro: int
-    fee_bps: float
-    slippage_bps: float
-    window_bars: int
-    last_bar_time: int | None = None
-    window_first: int | None = None
-    window_last: int | None = None
-    last_price: float | None = None
-    last_price_at: str | None = None
-    position: PaperPosition | None = None
-    version: int = 0
-    last_error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT, "bot_name": self.bot_name, "chain": self.chain, "demo": self.demo,
-            "initial_micro": self.initial_micro, "cash_micro": self.cash_micro, "fee_bps": self.fee_bps,
-            "slippage_bps": self.slippage_bps, "window_bars": self.window_bars,
-            "last_bar_time": self.last_bar_time, "window_first": self.window_first,
-            "window_last": self.window_last, "last_price": self.last_price, "last_price_at": self.last_price_at,
-            "position": None if self.position is None else self.position.to_dict(), "version": self.version,
-            "last_error": self.last_error,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SimState:
-        """Decode and check a stored state (ValueError when it is unusable)."""
-        try:
-            position = data.get("position")
-
-            def opt_int(key: str) -> int | None:
-                return None if data.get(key) is None else int(data[key])
-
-            state = cls(
-                bot_name=str(data.get("bot_name") or "Strategy bot"), chain=str(data.get("chain") or ""),
-                demo=bool(data.get("demo", False)), initial_micro=int(data["initial_micro"]),
-                cash_micro=int(data["cash_micro"]), fee_bps=float(data["fee_bps"]),
-                slippage_bps=float(data["slippage_bps"]), window_bars=int(data["window_bars"]),
-                last_bar_time=opt_int("last_bar_time"), window_first=opt_int("window_first"),
-                window_last=opt_int("window_last"),
-                last_price=None if data.get("last_price") is None else float(data["last_price"]),
-                last_price_at=data.get("last_price_at"),
-                position=None if position is None else PaperPosition.from_dict(position),
-                version=int(data.get("version", 0)), last_error=data.get("last_error"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"unusable simulation state: {exc}") from None
-        if state.initial_micro <= 0 or state.cash_micro < 0 or not 1 <= state.window_bars <= 5000:
-            raise ValueError("unusable simulation state: bad amounts or window")
-        return state
-
-
-def _usdc(value: float) -> Decimal:
-    """A float amount of USDC to Decimal, rounded down to micro-USDC (paper money never rounds up)."""
-    if not math.isfinite(value):
-        raise ValueError("non-finite amount")
-    return Decimal(repr(value)).quantize(_MICRO_Q, rounding=ROUND_DOWN)
 
 
 # -- reports ---------------------------------------------------------------------------------------
@@ -234,6 +143,11 @@ class SimulationStatus:
     time_left_seconds: float
     strategy_description: str
     last_error: str | None = None
+    fee_bps: float = 30.0
+    slippage_bps: float = 10.0
+    fees_paid: Decimal = Decimal(0)
+    slippage_paid: Decimal = Decimal(0)
+    parity: ParityReport | None = None
 
 
 @dataclass
@@ -267,6 +181,7 @@ class _Effects:
     trades: list[NewTrade] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     opened: int = 0
+    bars: Candles | None = None
 
 
 def _market_message(exc: MarketDataError) -> str:
@@ -277,11 +192,10 @@ def _market_message(exc: MarketDataError) -> str:
     return MARKET_DOWN
 
 
-def window_bars_for(strategy: Strategy, interval_minutes: int) -> int:
-    """Closed bars needed to evaluate the last bar exactly as over the full history."""
-    need = max(lookback_bars(c.timeframe, interval_minutes) if c.type != "price_level" else 1
-               for c in strategy.conditions)
-    return need + 2
+window_bars_for = warmup_bars  # the closed bars a simulation keeps to evaluate its newest bar exactly
+
+# more missed bars than this after an outage are not replayed (AVE returns at most 1000 points)
+MAX_CATCH_UP_BARS = 500
 
 
 # -- the service -----------------------------------------------------------------------------------
@@ -309,6 +223,7 @@ class SimulationService:
         self._sims = SimulationRepo(db)
         self._signals = SignalRepo(db)
         self._trades = TradeRepo(db)
+        self._bars = BarRepo(db)
         self._poll_lock = asyncio.Lock()
 
     # -- start / stop ----------------------------------------------------------------------
@@ -327,15 +242,21 @@ class SimulationService:
         info = await self._resolve(strategy)
         window_bars = window_bars_for(strategy, interval)
         now = self._clock()
-        closed = await self._closed_window(info.token_id, interval, window_bars, now)
+        try:
+            closed = await closed_bars(self.market, info.token_id, interval, window_bars, now)
+        except MarketDataError as exc:
+            raise SimulationError(_market_message(exc)) from None
         if len(closed) == 0:
             raise SimulationError(f"No recent {timeframe} candles for {info.symbol}; try another timeframe.")
         initial = to_micro(self.initial_equity)
+        core = TradingCore.for_strategy(strategy, Costs(self.fee_bps, self.slippage_bps))
+        start_after(core, closed)
         state = SimState(
             bot_name=str(bot_name)[:64] or "Strategy bot", chain=info.chain, demo=bool(self.market.is_demo),
             initial_micro=initial, cash_micro=initial, fee_bps=self.fee_bps, slippage_bps=self.slippage_bps,
-            window_bars=window_bars, last_bar_time=int(closed.time[-1]), window_first=int(closed.time[0]),
-            window_last=int(closed.time[-1]), last_price=float(closed.close[-1]), last_price_at=to_iso(now))
+            window_bars=window_bars, since=int(closed.time[-1]) + interval * 60,
+            last_price=float(closed.close[-1]), last_price_at=to_iso(now))
+        state.set_core(core.state)
         ends = now + self.max_duration_hours * 3600.0
         try:
             async with self.db.transaction() as tx:
@@ -344,6 +265,7 @@ class SimulationService:
                     user_id, checked, info.token_id, info.symbol[:64], timeframe,
                     json.dumps(strategy.to_config(), separators=(",", ":")), state.to_dict(),
                     to_iso(now), to_iso(ends), tx=tx)
+                await self._bars.save(info.token_id, interval, closed, tx=tx)
         except sqlite3.IntegrityError:
             # the unique index caught a concurrent start of the same bot
             raise SimulationExistsError("This bot is already being simulated. Use /simulate stop first.") from None
@@ -467,7 +389,9 @@ class SimulationService:
             signals=await self._signals.count_for_simulation(record.simulation_id),
             trades=await self._trades.count_for_simulation(record.simulation_id),
             started_at=record.started_at, ends_at=record.ends_at, time_left_seconds=left,
-            strategy_description=description, last_error=state.last_error)
+            strategy_description=description, last_error=state.last_error, fee_bps=state.fee_bps,
+            slippage_bps=state.slippage_bps, fees_paid=from_micro(state.fees_micro),
+            slippage_paid=from_micro(state.slippage_micro), parity=await self._parity_or_none(record, state))
 
     @staticmethod
     def describe(status: SimulationStatus) -> str:
@@ -485,6 +409,10 @@ class SimulationService:
             lines.append("No open position")
         price = "n/a" if status.last_price is None else _fmt_price(status.last_price)
         lines.append(f"Signals {status.signals} · trades {status.trades} · last price {price}")
+        lines.append(f"Costs: {Costs(status.fee_bps, status.slippage_bps).describe()}; paid "
+                     f"{_fmt_money(status.fees_paid)} USDC in fees, {_fmt_money(status.slippage_paid)} in slippage")
+        if status.parity is not None:
+            lines.append(status.parity.summary())
         if status.status == "running":
             minutes = int(status.time_left_seconds // 60)
             lines.append(f"Time left {minutes // 60}h {minutes % 60:02d}m")
@@ -577,57 +505,39 @@ class SimulationService:
                     now: float, windows: dict[tuple[str, int, int], Candles | str], report: PollReport) -> None:
         interval = TIMEFRAME_MINUTES[record.timeframe]
         period = interval * 60
-        live_start = math.floor(now / period) * period
         expected = state.version
         new = replace(state)
         effects = _Effects()
         new.last_price, new.last_price_at, new.last_error = price, to_iso(now), None
-        latest = None
-        if new.last_bar_time is None or new.last_bar_time < live_start - period:
-            key = (record.token_id, interval, state.window_bars)
-            window = windows.get(key)
-            if window is None:
-                try:
-                    window = await self._closed_window(record.token_id, interval, state.window_bars, now)
-                except MarketDataError as exc:
-                    windows[key] = _market_message(exc)
-                    raise
-                windows[key] = window
-            elif isinstance(window, str):
+        core = TradingCore.for_strategy(strategy, new.costs, new.core_state())
+        fills: list[Fill] = []
+        last = core.state.last_close
+        if last is None or last < bar_start(now, interval) - period:
+            missed = 0 if last is None else (bar_start(now, interval) - period - last) // period
+            window = await self._window(record, interval, new.window_bars + min(missed, MAX_CATCH_UP_BARS),
+                                        now, windows)
+            if isinstance(window, str):
                 report.errors[record.simulation_id] = window
                 return
-            if len(window) and (new.last_bar_time is None or int(window.time[-1]) > new.last_bar_time):
-                latest = explain_latest(strategy, window, interval)
-                new.last_bar_time = int(window.time[-1])
-                new.window_first, new.window_last = int(window.time[0]), int(window.time[-1])
+            start = new_bar_slice(core, window)
+            if start < len(window):
+                sig = evaluate(strategy, window, interval)
+                fills += advance(core, window, sig.buy, sig.sell)
+                effects.bars = Candles(*(window[f][start:] for f in CANDLE_FIELDS))
+                self._record_signals(record, new, sig, window, start, effects)
                 report.evaluated += 1
+        if wants_forming_bar(core, price):
+            forming = await self._forming(record.token_id, interval, now, windows)
+            if forming is not None:
+                fills += advance(core, Candles.empty(), None, None, forming)
         now_iso = to_iso(now)
-        if latest is not None:
-            for side in ("buy", "sell"):
-                if (latest.buy if side == "buy" else latest.sell):
-                    text = latest.explanation(side)
-                    effects.signals.append(NewSignal(
-                        user_id=record.user_id, bot_id=record.bot_id, simulation_id=record.simulation_id,
-                        token_id=record.token_id, side=side, price=latest.close, reason=text,
-                        bar_time=latest.time))
-                    effects.events.append(SignalFired(
-                        user_id=record.user_id, symbol=record.symbol, side=side, price=latest.close,
-                        explanation=text, bot_name=new.bot_name, demo=new.demo,
-                        simulation_id=record.simulation_id))
-        closed_now = False
-        if new.position is not None and latest is not None and latest.sell:
-            self._close(record, new, price, "signal", now_iso, effects)
-            closed_now = True
-        if new.position is not None:
-            pos = new.position
-            if pos.stop_loss is not None and price <= pos.stop_loss:
-                self._close(record, new, price, "stop_loss", now_iso, effects)
-                closed_now = True
-            elif pos.take_profit is not None and price >= pos.take_profit:
-                self._close(record, new, price, "take_profit", now_iso, effects)
-                closed_now = True
-        if new.position is None and not closed_now and latest is not None and latest.buy:
-            self._open(record, new, strategy, price, now_iso, latest.time, effects)
+        for fill in fills:
+            if fill.side == "buy":
+                if not self._open(record, new, strategy, fill, now_iso, effects):
+                    core.cancel_entry()
+            else:
+                self._close(record, new, fill.fill, fill.reason, now_iso, effects, bar_time=fill.bar_time)
+        new.set_core(core.state)
         new.version = expected + 1
         if await self._commit(record, expected, new, effects, last_poll_at=now_iso):
             report.signals += len(effects.signals)
@@ -635,48 +545,99 @@ class SimulationService:
             report.closed += len(effects.trades)
             await self._publish(effects.events)
 
+    async def _window(self, record: SimulationRecord, interval: int, count: int, now: float,
+                      windows: dict[tuple[str, int, int], Candles | str]) -> Candles | str:
+        """The closed bars for this poll, fetched once per (token, interval, count) and shared."""
+        key = (record.token_id, interval, count)
+        window = windows.get(key)
+        if window is None:
+            try:
+                window = await closed_bars(self.market, record.token_id, interval, count, now)
+            except MarketDataError as exc:
+                window = _market_message(exc)
+            windows[key] = window
+        return window
+
+    async def _forming(self, token_id: str, interval: int, now: float, windows: dict[Any, Any]) -> FormingBar | None:
+        """The forming bar, read once per poll and token; None while unknown (the next poll retries)."""
+        key = ("forming", token_id, interval)
+        if key not in windows:
+            try:
+                windows[key] = await forming_bar(self.market, token_id, interval, now)
+            except MarketDataError:
+                windows[key] = None
+        return windows[key]
+
+    @staticmethod
+    def _record_signals(record: SimulationRecord, state: SimState, sig: SignalArrays, window: Candles,
+                        start: int, effects: _Effects) -> None:
+        """Signal rows for every new closed bar; notifications only for the newest (no stale pushes)."""
+        newest = len(window) - 1
+        for i in range(start, len(window)):
+            latest = explain_bar(sig, window, i)
+            if latest is None:
+                continue
+            for side in ("buy", "sell"):
+                if not (latest.buy if side == "buy" else latest.sell):
+                    continue
+                text = latest.explanation(side)
+                effects.signals.append(NewSignal(
+                    user_id=record.user_id, bot_id=record.bot_id, simulation_id=record.simulation_id,
+                    token_id=record.token_id, side=side, price=latest.close, reason=text, bar_time=latest.time))
+                if i == newest:
+                    effects.events.append(SignalFired(
+                        user_id=record.user_id, symbol=record.symbol, side=side, price=latest.close,
+                        explanation=text, bot_name=state.bot_name, demo=state.demo,
+                        simulation_id=record.simulation_id))
+
     # -- paper trading ---------------------------------------------------------------------
     @staticmethod
-    def _open(record: SimulationRecord, state: SimState, strategy: Strategy, price: float, now_iso: str,
-              bar_time: int, effects: _Effects) -> None:
-        fee, slip = state.fee_bps / 10_000, state.slippage_bps / 10_000
+    def _open(record: SimulationRecord, state: SimState, strategy: Strategy, fill: Fill, now_iso: str,
+              effects: _Effects) -> bool:
+        """Book the core's entry with `amount_percent` of the cash; False when nothing can be bought."""
+        costs = state.costs
         fraction = Decimal(repr(strategy.buy.amount_percent)) / 100
         spend = (from_micro(state.cash_micro) * fraction).quantize(_MICRO_Q, rounding=ROUND_DOWN)
         if spend <= 0:
-            return
-        fill = price * (1.0 + slip)
-        size = float(spend) / (fill * (1.0 + fee))
+            return False
+        size = costs.units_for(float(spend), fill.fill)
         if not (size > 0 and math.isfinite(size)):
-            return
-        rm = strategy.risk_management
-        state.position = PaperPosition(
-            size=size, entry_price=fill, cost=spend,
-            stop_loss=None if rm.stop_loss_percent is None else fill * (1.0 - rm.stop_loss_percent / 100.0),
-            take_profit=None if rm.take_profit_percent is None else fill * (1.0 + rm.take_profit_percent / 100.0),
-            opened_at=now_iso, entry_bar_time=bar_time)
+            return False
+        state.position = PaperPosition(size=size, entry_price=fill.fill, cost=spend, stop_loss=fill.stop,
+                                       take_profit=fill.target, opened_at=now_iso, entry_bar_time=fill.bar_time)
         effects.opened += 1
-        effects.events.append(TradeOpened(user_id=record.user_id, agent_id=None, symbol=record.symbol, price=fill,
-                                          cost=spend, demo=state.demo, simulation_id=record.simulation_id))
+        fee = usdc_down(size * fill.fill * costs.fee)
+        state.fees_micro += to_micro(fee)
+        state.slippage_micro += to_micro(usdc_down(size * (fill.fill - fill.price)))
+        effects.events.append(TradeOpened(user_id=record.user_id, agent_id=None, symbol=record.symbol,
+                                          price=fill.fill, cost=spend, demo=state.demo,
+                                          simulation_id=record.simulation_id, fee=fee,
+                                          fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps))
+        return True
 
     @staticmethod
-    def _close(record: SimulationRecord, state: SimState, price: float, reason: str, now_iso: str,
-               effects: _Effects) -> None:
+    def _close(record: SimulationRecord, state: SimState, exit_fill: float, reason: str, now_iso: str,
+               effects: _Effects, *, bar_time: int | None) -> None:
         pos = state.position
         if pos is None:
             return
-        fee, slip = state.fee_bps / 10_000, state.slippage_bps / 10_000
-        exit_fill = price * (1.0 - slip)
-        proceeds = _usdc(pos.size * exit_fill * (1.0 - fee))
+        costs = state.costs
+        proceeds = usdc_down(costs.proceeds(pos.size, exit_fill))
         trade = NewTrade(user_id=record.user_id, simulation_id=record.simulation_id, token_id=record.token_id,
                          symbol=record.symbol, size=pos.size, entry_price=pos.entry_price, exit_price=exit_fill,
                          cost=pos.cost, proceeds=proceeds, exit_reason=reason, opened_at=pos.opened_at,
-                         closed_at=now_iso)
+                         closed_at=now_iso, entry_bar_time=pos.entry_bar_time, exit_bar_time=bar_time)
+        fee = usdc_down(pos.size * exit_fill * costs.fee)
+        state.fees_micro += to_micro(fee)
+        if costs.slippage < 1:
+            state.slippage_micro += to_micro(usdc_down(pos.size * exit_fill * costs.slippage / (1 - costs.slippage)))
         state.cash_micro = max(0, state.cash_micro - to_micro(pos.cost) + to_micro(proceeds))
         state.position = None
         effects.trades.append(trade)
         effects.events.append(TradeClosed(user_id=record.user_id, agent_id=None, symbol=record.symbol,
                                           entry_price=pos.entry_price, exit_price=exit_fill, pnl=trade.pnl,
-                                          reason=reason, demo=state.demo, simulation_id=record.simulation_id))
+                                          reason=reason, demo=state.demo, simulation_id=record.simulation_id,
+                                          fee=fee, fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps))
 
     # -- persistence -----------------------------------------------------------------------
     async def _commit(self, record: SimulationRecord, expected_version: int, state: SimState, effects: _Effects,
@@ -705,6 +666,8 @@ class SimulationService:
                                   if not isinstance(e, SignalFired) or e.side in kept_sides]
                 effects.signals = fresh
             await self._signals.add_many(fresh, tx=tx)
+            if effects.bars is not None:
+                await self._bars.save(record.token_id, TIMEFRAME_MINUTES[record.timeframe], effects.bars, tx=tx)
             for trade in effects.trades:
                 await self._trades.add_simulation_trade(trade, tx=tx)
             if end_status is None:
@@ -731,13 +694,16 @@ class SimulationService:
             effects = _Effects()
             if new.position is not None:
                 exit_price = price if price is not None else (new.last_price or new.position.entry_price)
-                self._close(record, new, exit_price, "stopped" if status == "stopped" else "end", now_iso, effects)
+                interval = TIMEFRAME_MINUTES.get(record.timeframe, 60)
+                self._close(record, new, new.costs.sell_fill(exit_price), "stopped" if status == "stopped" else "end",
+                            now_iso, effects, bar_time=bar_start(self._clock(), interval))
             new.version = state.version + 1
             if await self._commit(record, state.version, new, effects, end_status=status, stopped_at=now_iso):
                 if publish:
+                    parity = await self._parity_or_none(record, new)
                     effects.events.append(SimulationEnded(user_id=record.user_id,
                                                           simulation_id=record.simulation_id,
-                                                          bot_name=new.bot_name, reason=reason))
+                                                          bot_name=new.bot_name, reason=reason, parity=parity))
                     await self._publish(effects.events)
                 log.info("simulation %s %s: %s", record.simulation_id, status, reason)
                 return True
@@ -746,6 +712,38 @@ class SimulationService:
                 return False
             record, state = fresh, self._state_or_none(fresh)
         return False
+
+    async def parity(self, record: SimulationRecord, state: SimState | None = None) -> ParityReport:
+        """Replay the bars this simulation traded on through the backtest and compare the trades."""
+        state = state or self._state_or_none(record)
+        strategy = self._strategy_or_none(record)
+        if state is None or strategy is None or state.since is None:
+            return ParityReport(0, 0, unavailable="this simulation predates the parity check")
+        interval = TIMEFRAME_MINUTES[record.timeframe]
+        last = state.last_bar_time
+        if last is None:
+            return ParityReport(0, 0)
+        first = state.since - state.window_bars * interval * 60
+        bars = await self._bars.load(record.token_id, interval, first, last)
+        trades = await self._trades.for_simulation(record.user_id, record.simulation_id, limit=10_000)
+        live = [LiveTrade(t.entry_bar_time, t.entry_price, t.exit_bar_time, t.exit_price, t.exit_reason)
+                for t in trades if t.entry_bar_time is not None]
+        if len(live) != len(trades):
+            return ParityReport(len(trades), 0, unavailable="some trades predate the parity check")
+        if state.position is not None and state.position.entry_bar_time is not None:
+            live.append(LiveTrade(state.position.entry_bar_time, state.position.entry_price))
+        report = replay(strategy, bars, interval, first_signal_time=state.since, live=live, costs=state.costs)
+        if report.first_difference:
+            log.warning("simulation %s diverged from its backtest replay: %s", record.simulation_id,
+                        report.first_difference)
+        return report
+
+    async def _parity_or_none(self, record: SimulationRecord, state: SimState) -> ParityReport | None:
+        try:
+            return await self.parity(record, state)
+        except Exception:  # a report must never break ending or showing a simulation
+            log.exception("simulation %s: parity replay failed", record.simulation_id)
+            return None
 
     async def _publish(self, events: list[Event]) -> None:
         for event in events:
@@ -766,16 +764,6 @@ class SimulationService:
             raise SimulationError(text + ".") from None
         except MarketDataError as exc:
             raise SimulationError(_market_message(exc)) from None
-
-    async def _closed_window(self, token_id: str, interval: int, bars: int, now: float) -> Candles:
-        """The last `bars` closed candles (the live bar excluded, even if the source returns it)."""
-        period = interval * 60
-        live_start = math.floor(now / period) * period
-        candles = await self.market.get_klines(token_id, interval, limit=bars, to_time=live_start - 1)
-        keep = candles.time < live_start
-        if bool(keep.all()):
-            return candles
-        return Candles(*(candles[f][keep] for f in ("time", "open", "high", "low", "close", "volume")))
 
     @staticmethod
     def _state_or_none(record: SimulationRecord) -> SimState | None:

@@ -29,9 +29,17 @@ from agents.events import (
     TradeOpened,
     WorkerCrashed,
 )
-from bot.render import clip, esc, signed, usdc
+from bot.render import clip, esc, exit_reason, signed, usdc
+from engine.core import Costs
 
 log = logging.getLogger(__name__)
+
+
+def _costs_line(event: TradeOpened | TradeClosed) -> str:
+    """'Fee 0.30 USDC (fee 0.30% + slippage 0.10% per fill)' when the event carries its costs."""
+    if event.fee is None or event.fee_bps is None or event.slippage_bps is None:
+        return ""
+    return f"\nFee {usdc(event.fee)} ({esc(Costs(event.fee_bps, event.slippage_bps).describe())})"
 
 
 def format_event(event: Event) -> str:
@@ -51,19 +59,23 @@ def format_event(event: Event) -> str:
     if isinstance(event, TradeOpened):
         who = (f"Simulation #{event.simulation_id}" if event.simulation_id is not None
                else f"Agent <code>{esc(event.agent_id)}</code>")
-        return f"🟢 <b>Bought {esc(event.symbol)}</b>{demo}\n\n{who} @ {event.price:.8g} for {usdc(event.cost)}"
+        return (f"🟢 <b>Bought {esc(event.symbol)}</b>{demo}\n\n{who} @ {event.price:.8g} for {usdc(event.cost)}"
+                + _costs_line(event))
     if isinstance(event, TradeClosed):
         who = (f"Simulation #{event.simulation_id}" if event.simulation_id is not None
                else f"Agent <code>{esc(event.agent_id)}</code>")
         icon = "✅" if event.pnl >= 0 else "🔻"
-        return (f"{icon} <b>Sold {esc(event.symbol)}</b>{demo} ({esc(event.reason)})\n\n{who}: "
-                f"{event.entry_price:.8g} → {event.exit_price:.8g}, P&amp;L <b>{signed(event.pnl)} USDC</b>")
+        return (f"{icon} <b>Sold {esc(event.symbol)}</b>{demo} ({esc(exit_reason(event.reason))})\n\n{who}: "
+                f"{event.entry_price:.8g} → {event.exit_price:.8g}, P&amp;L <b>{signed(event.pnl)} USDC</b>"
+                + _costs_line(event))
     if isinstance(event, SignalFired):
         name = f" — {esc(event.bot_name)}" if event.bot_name else ""
         return (f"📡 <b>{esc(event.side.upper())} signal: {esc(event.symbol)}</b>{name}{demo}\n\n"
                 f"{esc(event.explanation)}\nPrice: {event.price:.8g}")
     if isinstance(event, SimulationEnded):
-        return f"🏁 <b>Simulation #{event.simulation_id} ended</b> ({esc(event.bot_name)}): {esc(event.reason)}"
+        parity = f"\n{esc(event.parity.summary())}" if event.parity is not None else ""
+        return (f"🏁 <b>Simulation #{event.simulation_id} ended</b> ({esc(event.bot_name)}): {esc(event.reason)}"
+                f"{parity}\nSee /simulate status for the final result.")
     if isinstance(event, WorkerCrashed):
         return (f"🛠 <b>Worker {esc(event.worker)} crashed</b>\n\n{esc(event.error)}\n"
                 "It restarts with backoff; see /health.")

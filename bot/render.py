@@ -28,6 +28,17 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
+EXIT_REASON_WORDS: dict[str, str] = {
+    "stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "sell signal",
+    "end": "end of the run", "stopped": "stopped by you",
+}
+
+
+def exit_reason(code: str) -> str:
+    """An `engine.core` exit-reason code in words (older free-text reasons pass through)."""
+    return EXIT_REASON_WORDS.get(code, code)
+
+
 def usdc(value: Decimal | None, places: int = 2) -> str:
     return "unknown" if value is None else f"{fmt_usdc(value, places=places)} USDC"
 
@@ -155,7 +166,7 @@ def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (
         lines += ["", "<b>Last trades</b>"]
         for t in trades[:5]:
             lines.append(f"• {esc(t['symbol'])} {t['entry_price']:.6g} → {t['exit_price']:.6g}: "
-                         f"{signed(t['pnl'])} USDC ({esc(t['exit_reason'])})")
+                         f"{signed(t['pnl'])} USDC ({esc(exit_reason(t['exit_reason']))})")
     return clip("\n".join(lines))
 
 

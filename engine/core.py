@@ -70,6 +70,10 @@ class Costs:
         """Cash back from selling `units` at `exit_fill`, after the fee."""
         return units * exit_fill * (1.0 - self.fee)
 
+    def describe(self) -> str:
+        """'fee 0.30% + slippage 0.10% per fill' (the costs line of every card and summary)."""
+        return f"fee {self.fee_bps / 100:.2f}% + slippage {self.slippage_bps / 100:.2f}% per fill"
+
     @property
     def round_trip_pct(self) -> float:
         """Percent of a position lost to fees and slippage on a flat price (buy then sell)."""

@@ -6,7 +6,8 @@ the live start ignored (they only warm the lookbacks up), and compares trade by 
 bar, exit bar, exit reason, entry and exit fill prices. A live position still open is compared
 by its entry (the backtest closes it at the last close, reason ``end``); a trade the user ended
 (``stopped``) or a run that ended is compared by its entry only, since its exit was not the
-strategy's decision. Sizes are not compared: they depend on each account's balance.
+strategy's decision. Decisions taken on the bar still forming are judged once it is stored.
+Sizes are not compared: they depend on each account's balance.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class ParityReport:
     @property
     def ok(self) -> bool:
         return self.unavailable is None and self.identical == self.total
+
+    def summary(self) -> str:
+        """The one line users see, e.g. 'Replayed through the backtest: 4/4 trades identical'."""
+        if self.unavailable:
+            return f"Replayed through the backtest: not available ({self.unavailable})"
+        if self.total == 0:
+            return "Replayed through the backtest: no closed bar with a trade yet, none in the backtest either"
+        note = "" if self.ok else " (the difference is logged)"
+        return f"Replayed through the backtest: {self.identical}/{self.total} trades identical{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "identical": self.identical, "first_difference": self.first_difference,
@@ -97,9 +107,27 @@ def compare(live: Sequence[LiveTrade], replayed: Sequence[Any]) -> ParityReport:
     return ParityReport(total=total, identical=identical, first_difference=first)
 
 
+def _as_of(live: Sequence[LiveTrade], covered: int | None) -> list[LiveTrade]:
+    """The live trades as the stored bars can judge them: an entry on a bar still forming is not
+    covered yet, and an exit on one counts as still open."""
+    if covered is None:
+        return []
+    out = []
+    for t in live:
+        if t.entry_time > covered:
+            continue
+        if t.exit_time is not None and t.exit_time > covered:
+            t = LiveTrade(t.entry_time, t.entry_price)
+        out.append(t)
+    return out
+
+
 def replay(strategy: Strategy, bars: Mapping[str, Any], interval_minutes: int, *, first_signal_time: int,
            live: Sequence[LiveTrade], costs: Costs) -> ParityReport:
     """Backtest `strategy` on the stored `bars` and compare with the `live` trades."""
+    times = bars["time"]
+    covered = int(times[-1]) if len(times) else None
+    live = _as_of(live, covered)
     try:
         result = run_backtest(strategy, bars, fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps,
                               interval_minutes=interval_minutes, first_signal_time=first_signal_time)

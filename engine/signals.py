@@ -226,15 +226,8 @@ class LatestSignal:
         return "; ".join(reasons)
 
 
-def explain_latest(strategy: Strategy | dict[str, Any], candles: Mapping[str, np.ndarray],
-                   interval_minutes: float) -> LatestSignal | None:
-    """The signal on the last bar of `candles` (assumed closed), or None when nothing fired."""
-    strat = parse_strategy(strategy)
-    close, _ = _arrays(candles)
-    if close.shape[0] == 0:
-        return None
-    sig = evaluate(strat, candles, interval_minutes)
-    i = close.shape[0] - 1
+def explain_bar(sig: SignalArrays, candles: Mapping[str, np.ndarray], i: int) -> LatestSignal | None:
+    """What fired on bar `i` of an evaluated series and why, or None when nothing fired."""
     buy, sell = bool(sig.buy[i]), bool(sig.sell[i])
     if not (buy or sell):
         return None
@@ -242,10 +235,20 @@ def explain_latest(strategy: Strategy | dict[str, Any], candles: Mapping[str, np
     for cs in sig.conditions:
         if cs.fired[i]:
             reasons[cs.condition.signal].append(explain_condition(cs.condition, float(cs.value[i])))
-    times = np.asarray(candles["time"])
-    return LatestSignal(index=i, time=int(times[i]), close=float(close[i]), buy=buy, sell=sell,
+    return LatestSignal(index=i, time=int(np.asarray(candles["time"])[i]),
+                        close=float(np.asarray(candles["close"])[i]), buy=buy, sell=sell,
                         buy_reasons=tuple(reasons["buy"]) if buy else (),
                         sell_reasons=tuple(reasons["sell"]) if sell else ())
+
+
+def explain_latest(strategy: Strategy | dict[str, Any], candles: Mapping[str, np.ndarray],
+                   interval_minutes: float) -> LatestSignal | None:
+    """The signal on the last bar of `candles` (assumed closed), or None when nothing fired."""
+    strat = parse_strategy(strategy)
+    close, _ = _arrays(candles)
+    if close.shape[0] == 0:
+        return None
+    return explain_bar(evaluate(strat, candles, interval_minutes), candles, close.shape[0] - 1)
 
 
 # -- batch evaluation of many strategies on the same candles ----------------------------------

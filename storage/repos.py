@@ -620,6 +620,19 @@ class SignalRepo(_Repo):
             " ORDER BY signal_id DESC LIMIT ?", (simulation_id, user_id, max(0, int(limit))))
         return [_signal(r) for r in reversed(rows)]
 
+    async def for_agent_since(self, agent_id: str, since_time: int, limit: int = 500) -> builtins.list[TradeRecord]:
+        """The agent's trades entered at or after bar `since_time`, oldest first (parity replay)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE agent_id = ? AND entry_bar_time >= ?"
+            " ORDER BY trade_id DESC LIMIT ?", (agent_id, int(since_time), max(0, int(limit))))
+        return [_trade(r) for r in reversed(rows)]
+
+    async def fees_for_simulation(self, simulation_id: int) -> builtins.list[tuple[float, float, int, int]]:
+        """(size, exit_price, cost, proceeds) per trade, for the fee summary."""
+        rows = await self.db.fetchall("SELECT size, exit_price, cost, proceeds FROM trades WHERE simulation_id = ?",
+                                      (simulation_id,))
+        return [(float(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in rows]
+
     async def count_for_simulation(self, simulation_id: int) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM signals WHERE simulation_id = ?",
                                           (simulation_id,)) or 0)
@@ -646,6 +659,8 @@ class TradeRecord:
     exit_reason: str
     opened_at: str
     closed_at: str
+    entry_bar_time: int | None = None
+    exit_bar_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -664,6 +679,8 @@ class NewTrade:
     exit_reason: str
     opened_at: str
     closed_at: str
+    entry_bar_time: int | None = None
+    exit_bar_time: int | None = None
     pnl: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -671,7 +688,7 @@ class NewTrade:
 
 
 _TRADE_COLUMNS = ("trade_id, user_id, agent_id, simulation_id, token_id, symbol, size, entry_price, exit_price,"
-                  " cost, proceeds, pnl, exit_reason, opened_at, closed_at")
+                  " cost, proceeds, pnl, exit_reason, opened_at, closed_at, entry_bar_time, exit_bar_time")
 
 
 def _trade(row: Any) -> TradeRecord:
@@ -681,7 +698,8 @@ def _trade(row: Any) -> TradeRecord:
         token_id=row["token_id"], symbol=row["symbol"], size=float(row["size"]),
         entry_price=float(row["entry_price"]), exit_price=float(row["exit_price"]),
         cost=from_micro(row["cost"]), proceeds=from_micro(row["proceeds"]), pnl=from_micro(row["pnl"]),
-        exit_reason=row["exit_reason"], opened_at=row["opened_at"], closed_at=row["closed_at"])
+        exit_reason=row["exit_reason"], opened_at=row["opened_at"], closed_at=row["closed_at"],
+        entry_bar_time=row["entry_bar_time"], exit_bar_time=row["exit_bar_time"])
 
 
 class TradeRepo(_Repo):
@@ -692,11 +710,11 @@ class TradeRepo(_Repo):
         async with self._write(tx) as t:
             return await t.insert(
                 "INSERT INTO trades(agent_id, simulation_id, user_id, token_id, symbol, size, entry_price,"
-                " exit_price, cost, proceeds, pnl, exit_reason, opened_at, closed_at)"
-                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " exit_price, cost, proceeds, pnl, exit_reason, opened_at, closed_at, entry_bar_time, exit_bar_time)"
+                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (trade.simulation_id, trade.user_id, trade.token_id, trade.symbol, float(trade.size),
                  float(trade.entry_price), float(trade.exit_price), cost, proceeds, proceeds - cost,
-                 trade.exit_reason, trade.opened_at, trade.closed_at))
+                 trade.exit_reason, trade.opened_at, trade.closed_at, trade.entry_bar_time, trade.exit_bar_time))
 
     async def for_simulation(self, user_id: int, simulation_id: int, limit: int = 50) -> builtins.list[TradeRecord]:
         """The newest `limit` trades of a simulation, oldest first."""
@@ -704,6 +722,19 @@ class TradeRepo(_Repo):
             f"SELECT {_TRADE_COLUMNS} FROM trades WHERE user_id = ? AND simulation_id = ?"
             " ORDER BY trade_id DESC LIMIT ?", (user_id, simulation_id, max(0, int(limit))))
         return [_trade(r) for r in reversed(rows)]
+
+    async def for_agent_since(self, agent_id: str, since_time: int, limit: int = 500) -> builtins.list[TradeRecord]:
+        """The agent's trades entered at or after bar `since_time`, oldest first (parity replay)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE agent_id = ? AND entry_bar_time >= ?"
+            " ORDER BY trade_id DESC LIMIT ?", (agent_id, int(since_time), max(0, int(limit))))
+        return [_trade(r) for r in reversed(rows)]
+
+    async def fees_for_simulation(self, simulation_id: int) -> builtins.list[tuple[float, float, int, int]]:
+        """(size, exit_price, cost, proceeds) per trade, for the fee summary."""
+        rows = await self.db.fetchall("SELECT size, exit_price, cost, proceeds FROM trades WHERE simulation_id = ?",
+                                      (simulation_id,))
+        return [(float(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     async def count_for_simulation(self, simulation_id: int) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM trades WHERE simulation_id = ?",

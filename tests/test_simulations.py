@@ -58,6 +58,7 @@ class ScriptedMarket:
         self.is_demo = False
         self.bars: list[tuple[float, ...]] = [(T0 + i * H, 100.0, 100.5, 99.5, 100.0, 10.0) for i in range(48)]
         self.price = 100.0
+        self.forming: tuple[float, float, float] | None = None  # (open, high, low) of the live bar
         self.fail: Exception | None = None
         self.kline_calls: list[dict[str, Any]] = []
         self.price_calls: list[list[str]] = []
@@ -66,6 +67,7 @@ class ScriptedMarket:
         last = self.bars[-1]
         o = last[4] if open_ is None else open_
         self.bars.append((last[0] + H, o, max(o, close), min(o, close), close, 10.0))
+        self.forming = None
 
     async def resolve_token(self, symbol_or_id: str, chain: str | None = None) -> TokenInfo:
         if self.fail:
@@ -81,8 +83,12 @@ class ScriptedMarket:
             raise self.fail
         assert interval_minutes == 60 and token_id == TOKEN_ID
         end = self.clock.now if to_time is None else to_time
-        rows = [b for b in self.bars if b[0] <= end][-limit:]
-        return Candles.from_rows(rows)
+        rows = [b for b in self.bars if b[0] <= end]
+        live = self.bars[-1][0] + H
+        if self.forming is not None and end >= live:
+            o, h, lo = self.forming
+            rows.append((live, o, h, lo, self.price, 1.0))
+        return Candles.from_rows(rows[-limit:])
 
     async def get_prices(self, token_ids: Sequence[str]) -> dict[str, PriceQuote]:
         self.price_calls.append(list(token_ids))
@@ -134,10 +140,11 @@ async def new_bot(db: Database, user_id: int, name: str = "Dip bot") -> int:
 
 
 async def dip_and_poll(service: SimulationService, market: ScriptedMarket, clock: Clock) -> Any:
-    """Bar 48 closes 3.5% lower; poll a minute into bar 49 at 96.6."""
+    """Bar 48 closes 3.5% lower; poll a minute into bar 49, which opened at 96.6."""
     market.add_bar(96.5, open_=100.0)
     clock.now = T0 + 49 * H + 60
     market.price = 96.6
+    market.forming = (96.6, 96.6, 96.6)
     return await service.poll_once()
 
 
@@ -147,7 +154,8 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     bot_id = await new_bot(sim_db, ALICE)
     record = await service.start(ALICE, bot_id, "Dip bot", STRATEGY)
     assert record.running and record.symbol == "TOK" and record.token_id == TOKEN_ID
-    assert record.state["last_bar_time"] == T0 + 47 * H  # the live bar is never part of the window
+    assert record.state["core"]["last_close"] == T0 + 47 * H  # the live bar is never part of the window
+    assert record.state["since"] == T0 + 48 * H  # signals count from the first bar that closes while running
     assert market.kline_calls[-1] == {"limit": window_bars_for(STRATEGY, 60), "to_time": T0 + 48 * H - 1}
 
     quiet = await service.poll_once()  # same bar: nothing new to evaluate
@@ -177,13 +185,18 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     assert status.time_left_seconds == pytest.approx(24 * H - (H - 600 + 60))
     assert "price drops 3% within 1h" in status.strategy_description
 
-    market.price = 105.0  # above the 8% take-profit from a 96.6966 fill
+    market.price = 105.0  # above the 8% take-profit from a 96.6966 fill...
+    assert (await service.poll_once()).closed == 0  # ...but with a stop-loss a target waits for the close
+    market.add_bar(105.0, open_=96.6)  # bar 49 closes with its high through the target
+    clock.now = T0 + 50 * H + 30
     closing = await service.poll_once()
     assert closing.closed == 1 and closing.signals == 0
     closed = sink.events[-1]
     assert isinstance(closed, TradeClosed) and closed.reason == "take_profit" and closed.agent_id is None
     size = 500 / (96.6 * 1.001 * 1.003)
-    expected_pnl = size * 105.0 * 0.999 * 0.997 - 500
+    target = 96.6 * 1.001 * 1.08  # filled at the level, not at the higher price seen
+    assert closed.exit_price == pytest.approx(target * 0.999)
+    expected_pnl = size * target * 0.999 * 0.997 - 500
     assert float(closed.pnl) == pytest.approx(expected_pnl, abs=2e-6) and closed.pnl > 0
     [trade] = await TradeRepo(sim_db).for_simulation(ALICE, record.simulation_id)
     assert trade.pnl == closed.pnl and trade.exit_reason == "take_profit" and trade.cost == Decimal("500.000000")
@@ -191,25 +204,37 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     assert status.position is None and status.trades == 1
     assert status.equity == status.cash == Decimal(1000) + closed.pnl
     assert status.pnl == closed.pnl and status.pnl_pct == pytest.approx(float(closed.pnl) / 10)
+    assert status.parity is not None and (status.parity.total, status.parity.identical) == (1, 1)
+    fees = size * 96.6 * 1.001 * 0.003 + size * target * 0.999 * 0.003  # both fills
+    assert float(status.fees_paid) == pytest.approx(fees, abs=2e-6)
 
 
-async def test_stop_loss_and_no_reentry_in_the_same_poll(sim_db: Database, market: ScriptedMarket,
-                                                         sink: CollectingSink, clock: Clock) -> None:
+async def test_stop_loss_then_reentry_only_at_the_next_open(sim_db: Database, market: ScriptedMarket,
+                                                            sink: CollectingSink, clock: Clock) -> None:
     service = make_service(sim_db, market, sink, clock)
     record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
     await dip_and_poll(service, market, clock)
-    # the next bar dips again (new buy signal) while the price is through the stop-loss
-    market.add_bar(91.0, open_=96.5)
-    clock.now = T0 + 50 * H + 30
+    # the polled price falls through the stop: the partial bar settles it at once, at the level
     market.price = 90.0
+    market.forming = (96.6, 96.6, 90.0)
     report = await service.poll_once()
-    assert (report.signals, report.closed, report.opened) == (1, 1, 0)
+    assert (report.signals, report.closed, report.opened) == (0, 1, 0)
     closed = [e for e in sink.events if isinstance(e, TradeClosed)]
     assert len(closed) == 1 and closed[0].reason == "stop_loss" and closed[0].pnl < 0
+    assert closed[0].exit_price == pytest.approx(96.6 * 1.001 * 0.95 * 0.999)
+    # bar 49 closes 5.7% down: a new buy signal, which fills only at bar 50's open
+    market.add_bar(91.0, open_=96.6)
+    clock.now = T0 + 50 * H + 30
+    report = await service.poll_once()
+    assert (report.signals, report.closed, report.opened) == (1, 0, 0)  # bar 50 has no trade yet
+    market.forming = (91.2, 91.2, 91.2)
+    assert (await service.poll_once()).opened == 1
     [status] = await service.status(ALICE)
-    assert status.position is None and status.signals == 2 and status.trades == 1
-    assert status.cash == Decimal(1000) + closed[0].pnl
+    assert status.position is not None and status.position.entry_price == pytest.approx(91.2 * 1.001)
+    assert status.signals == 2 and status.trades == 1
     assert record.simulation_id == status.simulation_id
+    # the second entry is on bar 50, still forming: the replay judges it once that bar is stored
+    assert status.parity is not None and status.parity.ok and status.parity.total == 1
 
 
 async def test_sell_signal_exits(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
@@ -222,9 +247,10 @@ async def test_sell_signal_exits(sim_db: Database, market: ScriptedMarket, sink:
     service = make_service(sim_db, market, sink, clock)
     await service.start(ALICE, await new_bot(sim_db, ALICE), "Swing", strategy)
     await dip_and_poll(service, market, clock)
-    market.add_bar(99.0, open_=96.5)  # +2.6% in 1h: sell signal
+    market.add_bar(99.0, open_=96.6)  # +2.6% in 1h: sell signal
     clock.now = T0 + 50 * H + 5
     market.price = 99.1
+    market.forming = (99.1, 99.1, 99.1)  # the exit fills at the next bar's open
     report = await service.poll_once()
     assert (report.signals, report.closed) == (1, 1)
     sell = [e for e in sink.events if isinstance(e, SignalFired)][-1]
@@ -260,7 +286,7 @@ async def test_one_batched_price_call_for_all_simulations(sim_db: Database, mark
     report = await dip_and_poll(service, market, clock)
     assert report.simulations == 2 and report.signals == 2
     assert market.price_calls == [[TOKEN_ID]]  # one call, token de-duplicated
-    assert len(market.kline_calls) == 1  # shared window for the same token and timeframe
+    assert len(market.kline_calls) == 2  # one closed window and one forming bar, shared by both
     assert {e.user_id for e in sink.events if isinstance(e, SignalFired)} == {ALICE, BOB}
 
 
@@ -328,6 +354,9 @@ async def test_describe_is_plain_text(sim_db: Database, market: ScriptedMarket, 
     assert text.splitlines()[0].startswith(f"#{status.simulation_id} <b>Dip</b> · TOK 1h · running")
     assert "Position 5.15" in text and "@ 96.6966" in text and "Signals 1 · trades 0" in text
     assert "Time left 23h 09m" in text  # started 51 min ago
+    assert "Costs: fee 0.30% + slippage 0.10% per fill; paid 1.50 USDC in fees" in text
+    # the entry is on the bar still forming: the replay covers closed bars only
+    assert "Replayed through the backtest: no closed bar with a trade yet" in text
 
 
 async def test_at_most_three_running_per_user(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
@@ -376,8 +405,9 @@ async def test_resume_continues_without_duplicate_signals(sim_db: Database, mark
     assert (report.evaluated, report.signals, report.opened) == (0, 0, 0)
     assert second_sink.events == []
     assert await SignalRepo(sim_db).count_for_simulation(record.simulation_id) == 1
-    # and it keeps trading from the stored position
-    market.price = 105.0
+    # and it keeps trading from the stored position: bar 49 closes through the target
+    market.add_bar(105.0, open_=96.6)
+    clock.now = T0 + 50 * H + 30
     assert (await second.poll_once()).closed == 1
     assert isinstance(second_sink.events[-1], TradeClosed)
 
@@ -390,6 +420,7 @@ async def test_concurrent_pollers_do_not_double_signal(sim_db: Database, market:
     market.add_bar(96.5, open_=100.0)
     clock.now = T0 + 49 * H + 60
     market.price = 96.6
+    market.forming = (96.6, 96.6, 96.6)
     await asyncio.gather(a.poll_once(), b.poll_once())
     assert await SignalRepo(sim_db).count_for_simulation(record.simulation_id) == 1
     assert [type(e).__name__ for e in sink.events] == ["SignalFired", "TradeOpened"]
@@ -495,3 +526,6 @@ async def test_live_signals_match_the_backtest_on_the_same_candles(sim_db: Datab
                       + [(int(t), "sell") for t in times[full.sell & evaluated]])
     assert len(expected) >= 4  # the threshold is low enough for a busy day
     assert sorted(live) == expected
+    [status] = await service.status(ALICE)
+    assert status.trades >= 2 and status.parity is not None
+    assert status.parity.ok and status.parity.total == status.trades + (status.position is not None)

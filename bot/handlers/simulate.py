@@ -64,8 +64,11 @@ async def stop_button(update: Update, context: AppContext) -> None:
 @button
 async def stop_ok_button(update: Update, context: AppContext) -> None:
     (sim_id,) = match("sim_stop_ok", update.callback_query.data) or ("0",)
-    sim = await context.services.simulations.stop(update.effective_user.id, int(sim_id))
-    await edit(update, f"⏹ Simulation #{sim.simulation_id} stopped.")
+    uid = update.effective_user.id
+    sims = context.services.simulations
+    sim = await sims.stop(uid, int(sim_id))
+    final = sims.describe(await sims.summary(uid, sim.simulation_id))
+    await edit(update, clip(f"⏹ Simulation #{sim.simulation_id} stopped. Final result:\n\n{esc(final)}"))
 
 
 def register(app: Application) -> None:

@@ -1,0 +1,109 @@
+"""Bars live paths traded on (`market_bars`) and agents' trading-core state (`agent_core_state`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from storage.db import Database, Transaction
+
+_BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
+
+
+class BarRepo:
+    """Closed grid bars per (token, interval); written once, read for the parity replay."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def save(self, token_id: str, interval_minutes: int, bars: Any, *, tx: Transaction | None = None) -> None:
+        """Store `bars` (a Candles-like mapping); bars already stored are kept as they are."""
+        n = len(bars["time"])
+        if n == 0:
+            return
+        rows = list(zip([token_id] * n, [int(interval_minutes)] * n,
+                        (int(t) for t in bars["time"]), *(map(float, bars[f]) for f in _BAR_COLUMNS[1:]),
+                        strict=True))
+        sql = ("INSERT INTO market_bars(token_id, interval_minutes, time, open, high, low, close, volume)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token_id, interval_minutes, time) DO NOTHING")
+        if tx is not None:
+            await tx.executemany(sql, rows)
+        else:
+            async with self.db.transaction() as t:
+                await t.executemany(sql, rows)
+
+    async def load(self, token_id: str, interval_minutes: int, from_time: int, to_time: int) -> dict[str, np.ndarray]:
+        """Stored bars with from_time <= time <= to_time, ascending, as arrays."""
+        rows = await self.db.fetchall(
+            "SELECT time, open, high, low, close, volume FROM market_bars"
+            " WHERE token_id = ? AND interval_minutes = ? AND time BETWEEN ? AND ? ORDER BY time",
+            (token_id, int(interval_minutes), int(from_time), int(to_time)))
+        if not rows:
+            return {"time": np.zeros(0, dtype=np.int64), **{f: np.zeros(0) for f in _BAR_COLUMNS[1:]}}
+        arr = np.asarray([tuple(r) for r in rows], dtype=np.float64)
+        out = {"time": arr[:, 0].astype(np.int64)}
+        for i, f in enumerate(_BAR_COLUMNS[1:], start=1):
+            out[f] = arr[:, i].copy()
+        return out
+
+
+@dataclass(frozen=True)
+class AgentCoreRow:
+    """One agent's trading-core state on its current strategy."""
+
+    agent_id: str
+    strategy_key: str
+    token_id: str
+    interval_minutes: int
+    since_time: int
+    state: dict[str, Any]
+
+
+_CORE_SELECT = ("SELECT agent_id, strategy_key, token_id, interval_minutes, since_time, state_json"
+                " FROM agent_core_state")
+
+
+class AgentCoreRepo:
+    """The agent loop's per-agent trading-core state."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load_all(self) -> dict[str, AgentCoreRow]:
+        """Every stored state (the agent loop reads them once, then keeps them in memory)."""
+        return self._rows(await self.db.fetchall(_CORE_SELECT))
+
+    async def get(self, agent_id: str) -> AgentCoreRow | None:
+        return self._rows(await self.db.fetchall(_CORE_SELECT + " WHERE agent_id = ?", (agent_id,))).get(agent_id)
+
+    @staticmethod
+    def _rows(rows: Sequence[Any]) -> dict[str, AgentCoreRow]:
+        out: dict[str, AgentCoreRow] = {}
+        for r in rows:
+            try:
+                state = json.loads(r[5] or "{}")
+            except ValueError:
+                state = {}
+            out[r[0]] = AgentCoreRow(r[0], r[1], r[2], int(r[3]), int(r[4]), state if isinstance(state, dict) else {})
+        return out
+
+    async def save_many(self, rows: Iterable[AgentCoreRow], *, tx: Transaction | None = None) -> None:
+        """Upsert states in one statement batch."""
+        params = [(r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
+                   json.dumps(r.state, separators=(",", ":"))) for r in rows]
+        if not params:
+            return
+        sql = ("INSERT INTO agent_core_state(agent_id, strategy_key, token_id, interval_minutes, since_time,"
+               " state_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent_id) DO UPDATE SET"
+               " strategy_key = excluded.strategy_key, token_id = excluded.token_id,"
+               " interval_minutes = excluded.interval_minutes, since_time = excluded.since_time,"
+               " state_json = excluded.state_json")
+        if tx is not None:
+            await tx.executemany(sql, params)
+        else:
+            async with self.db.transaction() as t:
+                await t.executemany(sql, params)
