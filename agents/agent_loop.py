@@ -1,4 +1,4 @@
-"""The autonomous loop (SPEC §7 steps 1–3): evaluate every active agent and paper-trade.
+"""The autonomous loop (SPEC §7 steps 1–3): every agent trades its strategy through the trading core.
 
 One `tick()`:
 
@@ -6,51 +6,64 @@ One `tick()`:
    Agents without `strategy_json` use `default_strategy` on a default token picked
    deterministically from `DEFAULT_TOKENS` by a hash of the agent id. Token symbols are
    resolved once through `market.resolve_token` and cached.
-2. **Fetch** the current prices of every token needed in ONE `market.get_prices` call (the
-   cache / AVE client split it into ⌈n/200⌉ upstream calls), and the closed candles of each
-   distinct (token, candle interval) through the cache. A strategy's candle interval is its
-   finest condition timeframe, capped at the loop's `interval` (default 1h).
-3. **Evaluate** vectorised: agents sharing a (token, interval) form one group; the group's
-   distinct strategies are compiled once (`engine.signals.compile_batch`, cached) and evaluated
-   on the last CLOSED candle (conditions are judged on bar close, as in the backtest).
-4. **Paper fills** at the current price:
-   * exits first — stop-loss when the price is at or below the stop, then take-profit at or above
-     the target, then a sell signal. Positions of paused/dead agents still get their protective
-     stop-loss / take-profit exits; they open nothing new;
-   * entry when the buy side fires and the agent has no open position in that token (and closed
-     none this tick): cost = `amount_percent`% of available, fee included; the fill is the price
-     plus slippage; SL/TP levels come from the strategy.
-   Every write goes through the manager: an open is keyed `open:<agent>:<token>:<bar time>` and a
-   close `close:<agent>:<position>`, so a tick replayed after a crash opens and books nothing twice.
+2. **Prices**: ONE `market.get_prices` call for every token needed (the cache / AVE client split
+   it into ⌈n/200⌉ upstream calls).
+3. **Bars**: agents sharing a (token, timeframe) form a group; a strategy runs on its finest
+   condition timeframe, whatever it is (no cap). When a bar of the group's timeframe has closed
+   since the group last traded, the closed bars are read on the regular time grid
+   (`engine.live.closed_bars`, cached per bar) and each distinct strategy's signals are
+   evaluated on them (`engine.signals.evaluate`, the backtest's code). A quiet tick reads no bars.
+4. **Trading core**: each agent's `engine.core.TradingCore` (its state kept in memory and in
+   `agent_core_state`, its position in `positions`) consumes the new closed bars and, when it
+   can settle something now, the forming bar: orders decided at a close fill at the next open,
+   stops and targets against the bars' lows and highs, stop first, at the level or the gap open
+   — exactly the backtest. Paused and dead agents keep their stops and targets, trade no
+   signals. Every fill goes through the manager: an open is keyed `open:<agent>:<token>:<bar>`
+   and a close `close:<agent>:<position>`, so a tick replayed after a crash books nothing twice;
+   the ledger's positions are the truth the core adopts at every tick.
+5. The processed bars are stored (`market_bars`) for the parity replay (`parity`), and the
+   changed core states are written in one batch.
 
 Failures: if prices cannot be fetched the tick aborts before writing anything (`aborted`); a
-group whose candles fail skips its entries (its stops still run). Each agent's trade is one
-manager transaction, so no agent is ever half-applied. Ticks never overlap: a tick that finds
-the previous one running returns a `skipped` report at once.
+group whose bars fail is skipped (its cores wait for the next tick, nothing is decided without
+the bars). Ticks never overlap: a tick that finds the previous one running returns `skipped`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import zlib
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-import numpy as np
-
 from agents.errors import AgentError
 from agents.events import Event, EventSink, TradeClosed, TradeOpened
 from agents.manager import IsolatedAIManager
 from agents.money import from_micro
-from engine.market.base import Candles, MarketData, MarketDataError, PriceQuote, TokenInfo, TokenNotFoundError
-from engine.signals import StrategyBatch, compile_batch, evaluate_latest_compiled
+from engine.core import CorePosition, CoreState, Costs, Fill, TradingCore
+from engine.live import (
+    FormingBar,
+    advance,
+    bar_start,
+    closed_bars,
+    forming_bar,
+    new_bar_slice,
+    start_after,
+    wants_forming_bar,
+    warmup_bars,
+)
+from engine.market.base import CANDLE_FIELDS, Candles, MarketData, MarketDataError, TokenInfo, TokenNotFoundError
+from engine.parity import LiveTrade, ParityReport, replay
+from engine.signals import evaluate
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
 from storage import Database
+from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo
+from storage.repos import TradeRepo
 
 __all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]
 
@@ -59,13 +72,14 @@ logger = logging.getLogger(__name__)
 # The documented default token list for agents without a strategy (all in the demo market).
 DEFAULT_TOKENS: tuple[str, ...] = ("WETH", "SOL", "PEPE")
 MAX_REPORTED_ERRORS = 20
+MAX_CATCH_UP_BARS = 500
 _Q6 = Decimal("0.000001")
-_BATCH_CACHE_MAX = 512
 _NEGATIVE_RESOLVE_TTL = 3600.0
 
 _SNAPSHOT_SQL = (
     "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
-    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit"
+    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
+    " p.entry_bar_time"
     " FROM automaton_agents a"
     " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
     " WHERE a.status = 'active'"
@@ -104,20 +118,6 @@ class TickReport:
 
 
 @dataclass
-class _Agent:
-    agent_id: str
-    user_id: int
-    status: str
-    balance: int
-    locked: int
-    strategy_json: str | None
-    strategy_key: str | None = None
-    token_id: str | None = None
-    group: tuple[str, int] | None = None
-    slot: int = -1
-
-
-@dataclass
 class _Position:
     position_id: int
     agent_id: str
@@ -129,16 +129,24 @@ class _Position:
     cost: int
     stop_loss: float | None
     take_profit: float | None
+    entry_bar_time: int | None
+
+    def core(self) -> CorePosition:
+        return CorePosition(int(self.entry_bar_time or 0), self.entry_price, self.stop_loss, self.take_profit)
 
 
 @dataclass
-class _GroupSignal:
-    """One (token, interval) group's agents and its strategies' signals on the last closed bar."""
-
-    members: list[_Agent]
-    buy: np.ndarray
-    sell: np.ndarray
-    bar_time: int
+class _Agent:
+    agent_id: str
+    user_id: int
+    status: str
+    balance: int
+    locked: int
+    strategy_json: str | None
+    strategy_key: str | None = None
+    token_id: str | None = None
+    group: tuple[str, int] | None = None
+    position: _Position | None = None
 
 
 @dataclass
@@ -148,31 +156,42 @@ class _Snapshot:
     strategies: dict[str, Strategy]
 
 
+@dataclass
+class _Group:
+    """Agents on one (token, timeframe) and the bars they trade on this tick."""
+
+    token_id: str
+    minutes: int
+    members: list[_Agent] = field(default_factory=list)
+    bars: Candles | None = None
+    signals: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    forming: FormingBar | None = None
+    forming_read: bool = False
+
+
 def _dec(value: float) -> Decimal:
     return Decimal(repr(float(value)))
+
+
+def _key_of(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 class AgentLoop:
     """Runs SPEC §7 steps 1–3 for every active agent; see the module docstring."""
 
     def __init__(self, db: Database, manager: IsolatedAIManager, market: MarketData, events: EventSink, *,
-                 interval: str = "1h", default_tokens: Sequence[str] = DEFAULT_TOKENS, fee_bps: int = 30,
+                 default_tokens: Sequence[str] = DEFAULT_TOKENS, fee_bps: int = 30,
                  slippage_bps: int = 10, min_trade: Decimal = Decimal("1"),
                  clock: Callable[[], float] = time.time, kline_concurrency: int = 8) -> None:
-        if interval not in TIMEFRAME_MINUTES:
-            raise ValueError(f"interval must be one of {', '.join(TIMEFRAME_MINUTES)}")
         if not default_tokens:
             raise ValueError("default_tokens must not be empty")
-        if not (0 <= fee_bps < 10_000 and 0 <= slippage_bps < 10_000):
-            raise ValueError("fee_bps and slippage_bps must be in 0..9999")
         self.db = db
         self.manager = manager
         self.market = market
         self.events = events
-        self.interval_minutes = TIMEFRAME_MINUTES[interval]
         self.default_tokens = tuple(default_tokens)
-        self.fee = Decimal(fee_bps) / 10_000
-        self.slippage = slippage_bps / 10_000
+        self.costs = Costs(fee_bps, slippage_bps)  # raises ValueError outside 0..9999
         self.min_trade = min_trade
         self._clock = clock
         self._kline_gate = asyncio.Semaphore(max(1, kline_concurrency))
@@ -180,8 +199,12 @@ class AgentLoop:
         self._parsed: dict[str, Strategy | None] = {}
         self._resolved: dict[tuple[str, str], TokenInfo] = {}
         self._unresolvable: dict[tuple[str, str], tuple[float, str]] = {}
-        self._batches: dict[tuple[int, tuple[str, ...]], StrategyBatch] = {}
         self._symbols: dict[str, str] = {}
+        self._cores = AgentCoreRepo(db)
+        self._bars = BarRepo(db)
+        self._trades = TradeRepo(db)
+        self._states: dict[str, AgentCoreRow] | None = None  # loaded once, then kept in memory
+        self._stored_until: dict[tuple[str, int], int] = {}
         self.last_report: TickReport | None = None
 
     # --- public -------------------------------------------------------------------------------
@@ -198,6 +221,11 @@ class AgentLoop:
             finally:
                 report.duration = time.perf_counter() - started
                 self.last_report = report
+            if report.trades_opened or report.trades_closed:
+                logger.info("tick: %d opened, %d closed over %d agents in %.3f s", report.trades_opened,
+                            report.trades_closed, report.agents_evaluated, report.duration)
+            if report.errors:
+                logger.debug("tick problems: %s", "; ".join(report.errors))
             return report
 
     async def run(self) -> TickReport:
@@ -213,6 +241,38 @@ class AgentLoop:
         ids = {a.token_id for a in snap.agents.values() if a.token_id} | {p.token_id for p in snap.positions}
         return sorted(ids)
 
+    async def parity(self, agent_id: str) -> ParityReport | None:
+        """Replay the bars the agent traded on (its current strategy) through the backtest;
+        None when it has not traded on bars yet."""
+        try:
+            return await self._parity(agent_id)
+        except Exception:  # a report must never break the agent's card
+            logger.exception("agent %s: parity replay failed", agent_id)
+            return None
+
+    async def _parity(self, agent_id: str) -> ParityReport | None:
+        row = await self._cores.get(agent_id)
+        if row is None:
+            return None
+        raw = await self.db.fetchval("SELECT strategy_json FROM automaton_agents WHERE agent_id = ?", (agent_id,))
+        _, strategy = self._strategy_for(_Agent(agent_id, 0, "active", 0, 0, raw))
+        state = CoreState.from_dict({**row.state, "position": None})
+        if strategy is None or state.last_close is None:
+            return None
+        period = row.interval_minutes * 60
+        first = row.since_time - warmup_bars(strategy, row.interval_minutes) * period
+        bars = await self._bars.load(row.token_id, row.interval_minutes, first, state.last_close)
+        live = [LiveTrade(t.entry_bar_time, t.entry_price, t.exit_bar_time, t.exit_price, t.exit_reason)
+                for t in await self._trades.for_agent_since(agent_id, row.since_time) if t.entry_bar_time is not None]
+        for pos in await self.manager.open_positions(agent_id):
+            if pos.get("entry_bar_time") is not None and pos["entry_bar_time"] >= row.since_time:
+                live.append(LiveTrade(int(pos["entry_bar_time"]), float(pos["entry_price"])))
+        report = replay(strategy, bars, row.interval_minutes, first_signal_time=row.since_time, live=live,
+                        costs=self.costs)
+        if report.first_difference:
+            logger.warning("agent %s diverged from its backtest replay: %s", agent_id, report.first_difference)
+        return report
+
     # --- the tick -----------------------------------------------------------------------------
 
     async def _tick(self, report: TickReport) -> None:
@@ -220,20 +280,170 @@ class AgentLoop:
         active = [a for a in snap.agents.values() if a.status == "active"]
         token_ids = sorted({a.token_id for a in active if a.token_id} | {p.token_id for p in snap.positions})
         report.tokens = len(token_ids)
+        report.agents_evaluated = len(active)
         if not token_ids:
-            report.agents_evaluated = len(active)
             return
         before = _upstream_calls(self.market)
         try:
-            prices = await self.market.get_prices(token_ids)
+            quotes = await self.market.get_prices(token_ids)
         except MarketDataError as exc:
             report.aborted = True
             report.add_error(f"prices: {exc}")
             return
         report.price_calls = max(0, _upstream_calls(self.market) - before)
-        signals = await self._evaluate(snap, active, report)
-        report.agents_evaluated = len(active)
-        await self._trade(snap, prices, signals, report)
+        prices = {t: q.price_usd for t, q in quotes.items() if q.price_usd and q.price_usd > 0}
+        if self._states is None:
+            self._states = await self._cores.load_all()
+        now = self._clock()
+        groups = self._groups(snap)
+        await asyncio.gather(*(self._load_bars(g, snap, now, report) for g in groups.values()))
+        dirty: list[AgentCoreRow] = []
+        for group in groups.values():
+            for agent in group.members:
+                row = await self._trade_agent(agent, group, snap, prices.get(group.token_id), now, report)
+                if row is not None:
+                    dirty.append(row)
+        await self._protect_orphans(snap, prices, now, report)
+        await self._persist(groups, dirty)
+
+    async def _protect_orphans(self, snap: _Snapshot, prices: dict[str, float], now: float,
+                               report: TickReport) -> None:
+        """Positions no strategy group trades any more (the strategy moved to another token or became
+        invalid) keep their stop and target, judged on the polled price."""
+        for pos in snap.positions:
+            agent = snap.agents[pos.agent_id]
+            if agent.group is not None and agent.group[0] == pos.token_id:
+                continue
+            price = prices.get(pos.token_id)
+            if price is None:
+                continue
+            t = bar_start(now, 1)
+            if pos.stop_loss is not None and price <= pos.stop_loss:
+                await self._close(pos, Fill("sell", t, price, self.costs.sell_fill(price), "stop_loss"), report)
+            elif pos.take_profit is not None and price >= pos.take_profit:
+                await self._close(pos, Fill("sell", t, price, self.costs.sell_fill(price), "take_profit"), report)
+
+    def _groups(self, snap: _Snapshot) -> dict[tuple[str, int], _Group]:
+        groups: dict[tuple[str, int], _Group] = {}
+        for agent in snap.agents.values():
+            if agent.group is None:
+                continue
+            group = groups.get(agent.group)
+            if group is None:
+                group = groups[agent.group] = _Group(*agent.group)
+            group.members.append(agent)
+        return groups
+
+    async def _load_bars(self, group: _Group, snap: _Snapshot, now: float, report: TickReport) -> None:
+        """Closed bars and signals for the group, only when a bar closed that a member has not seen."""
+        period = group.minutes * 60
+        last_closed = bar_start(now, group.minutes) - period
+        assert self._states is not None
+        seen = [self._last_close(self._states.get(a.agent_id), a) for a in group.members]
+        if all(s is not None and s >= last_closed for s in seen):
+            return
+        known = [s for s in seen if s is not None]
+        missed = 0 if not known else min(MAX_CATCH_UP_BARS, (last_closed - min(known)) // period)
+        keys = sorted({a.strategy_key for a in group.members if a.strategy_key and a.status == "active"})
+        need = max([warmup_bars(snap.strategies[k], group.minutes) for k in keys] or [2])
+        try:
+            async with self._kline_gate:
+                group.bars = await closed_bars(self.market, group.token_id, group.minutes, need + missed, now)
+        except MarketDataError as exc:
+            report.add_error(f"candles {self._symbols.get(group.token_id, group.token_id)} {group.minutes}m: {exc}")
+            return
+        if len(group.bars) < 2:
+            group.bars = None
+            return
+        for key in keys:
+            sig = evaluate(snap.strategies[key], group.bars, group.minutes)
+            group.signals[key] = (sig.buy, sig.sell)
+
+    def _last_close(self, row: AgentCoreRow | None, agent: _Agent) -> int | None:
+        if row is None or row.strategy_key != agent.strategy_key or row.token_id != agent.token_id:
+            return None
+        value = row.state.get("last_close")
+        return None if value is None else int(value)
+
+    async def _trade_agent(self, agent: _Agent, group: _Group, snap: _Snapshot, price: float | None, now: float,
+                           report: TickReport) -> AgentCoreRow | None:
+        """Advance one agent's core; returns its row when the state changed."""
+        assert self._states is not None and agent.strategy_key is not None
+        strategy = snap.strategies[agent.strategy_key]
+        row = self._states.get(agent.agent_id)
+        fresh = self._last_close(row, agent) is None or row is None or row.interval_minutes != group.minutes
+        if fresh:
+            if group.bars is None:
+                return None  # nothing to start from yet
+            core = TradingCore.for_strategy(strategy, self.costs)
+            start_after(core, group.bars)
+            row = AgentCoreRow(agent.agent_id, agent.strategy_key, group.token_id, group.minutes,
+                               int(group.bars.time[-1]) + group.minutes * 60, {})
+        else:
+            assert row is not None
+            core = TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**row.state, "position": None}))
+        held = agent.position if agent.position is not None and agent.position.token_id == group.token_id else None
+        core.adopt(None if held is None else held.core())
+        before = core.state.to_dict()
+        fills: list[Fill] = []
+        if group.bars is not None and new_bar_slice(core, group.bars) < len(group.bars):
+            traded = agent.status == "active"
+            buy, sell = group.signals.get(agent.strategy_key, (None, None)) if traded else (None, None)
+            fills += advance(core, group.bars, buy, sell)
+        if wants_forming_bar(core, price):
+            forming = await self._forming(group, now)
+            if forming is not None:
+                fills += advance(core, Candles.empty(), None, None, forming)
+        for fill in fills:
+            held = await self._book(agent, strategy, group, core, fill, held, report)
+        state = core.state.to_dict()
+        if not fresh and state == before:
+            return None
+        state.pop("position", None)
+        row = AgentCoreRow(row.agent_id, row.strategy_key, row.token_id, row.interval_minutes, row.since_time, state)
+        self._states[agent.agent_id] = row
+        return row
+
+    async def _forming(self, group: _Group, now: float) -> FormingBar | None:
+        if not group.forming_read:
+            group.forming_read = True
+            try:
+                async with self._kline_gate:
+                    group.forming = await forming_bar(self.market, group.token_id, group.minutes, now)
+            except MarketDataError:
+                group.forming = None  # nothing is decided without the bar; the next tick retries
+        return group.forming
+
+    async def _book(self, agent: _Agent, strategy: Strategy, group: _Group, core: TradingCore, fill: Fill,
+                    held: _Position | None, report: TickReport) -> _Position | None:
+        """Book one of the core's fills through the manager; returns the position now held."""
+        if fill.side == "sell":
+            if held is not None:
+                await self._close(held, fill, report)
+            return None
+        opened = await self._open(agent, strategy, group.token_id, fill, report) if agent.status == "active" else None
+        if opened is None:
+            core.cancel_entry()  # refused, too small or already booked: the ledger decides next tick
+        return opened
+
+    async def _persist(self, groups: dict[tuple[str, int], _Group], dirty: list[AgentCoreRow]) -> None:
+        """The new closed bars of every group and the changed core states, in one transaction."""
+        fresh_bars: list[tuple[_Group, Candles]] = []
+        for key, group in groups.items():
+            if group.bars is None:
+                continue
+            until = self._stored_until.get(key)
+            start = 0 if until is None else int(group.bars.time.searchsorted(until, side="right"))
+            if start < len(group.bars):
+                fresh_bars.append((group, Candles(*(group.bars[f][start:] for f in CANDLE_FIELDS))))
+        if not fresh_bars and not dirty:
+            return
+        async with self.db.transaction() as tx:
+            for group, bars in fresh_bars:
+                await self._bars.save(group.token_id, group.minutes, bars, tx=tx)
+            await self._cores.save_many(dirty, tx=tx)
+        for group, bars in fresh_bars:
+            self._stored_until[(group.token_id, group.minutes)] = int(bars.time[-1])
 
     async def _snapshot(self, report: TickReport) -> _Snapshot:
         rows = await self.db.fetchall(_SNAPSHOT_SQL)
@@ -244,12 +454,11 @@ class AgentLoop:
             if agent_id not in agents:
                 agents[agent_id] = _Agent(agent_id, r[1], r[2], r[3], r[4], r[5])
             if r[6] is not None:
-                positions.append(_Position(r[6], agent_id, r[1], r[7], r[8], r[9], r[10], r[11], r[12],
-                                           r[13]))
+                pos = _Position(r[6], agent_id, r[1], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
+                positions.append(pos)
+                agents[agent_id].position = pos
         strategies: dict[str, Strategy] = {}
         for agent in agents.values():
-            if agent.status != "active":
-                continue
             key, strategy = self._strategy_for(agent)
             if strategy is None:
                 report.add_error(f"{agent.agent_id}: its strategy is invalid; skipped")
@@ -268,12 +477,13 @@ class AgentLoop:
             if key not in self._parsed:
                 self._parsed[key] = default_strategy(symbol)
             return key, self._parsed[key]
-        if raw not in self._parsed:
+        key = _key_of(raw)
+        if key not in self._parsed:
             try:
-                self._parsed[raw] = parse_strategy(raw)
+                self._parsed[key] = parse_strategy(raw)
             except StrategyError:
-                self._parsed[raw] = None
-        return raw, self._parsed[raw]
+                self._parsed[key] = None
+        return key, self._parsed[key]
 
     async def _resolve_strategies(self, agents: dict[str, _Agent], strategies: dict[str, Strategy],
                                   report: TickReport) -> None:
@@ -285,8 +495,7 @@ class AgentLoop:
             info = infos[(strategy.token, strategy.chain or "")]
             if info is not None:
                 self._symbols.setdefault(info.token_id, info.symbol)
-                finest = min(TIMEFRAME_MINUTES[c.timeframe] for c in strategy.conditions)
-                groups[key] = (info.token_id, min(finest, self.interval_minutes))
+                groups[key] = (info.token_id, TIMEFRAME_MINUTES[strategy.finest_timeframe])
         for agent in agents.values():
             group = groups.get(agent.strategy_key or "")
             if group is None:
@@ -315,137 +524,51 @@ class AgentLoop:
         self._resolved[key] = info
         return info
 
-    # --- evaluation ---------------------------------------------------------------------------
-
-    async def _evaluate(self, snap: _Snapshot, active: list[_Agent], report: TickReport
-                        ) -> dict[tuple[str, int], _GroupSignal]:
-        """Signals per group; each agent carries its strategy's slot in the group's batch."""
-        members: dict[tuple[str, int], list[_Agent]] = defaultdict(list)
-        for agent in active:
-            if agent.group is not None and agent.strategy_key is not None:
-                members[agent.group].append(agent)
-        batches: dict[tuple[str, int], StrategyBatch] = {}
-        for group, agents in members.items():
-            keys = tuple(sorted({a.strategy_key for a in agents if a.strategy_key}))
-            slot = {k: i for i, k in enumerate(keys)}
-            for agent in agents:
-                agent.slot = slot[agent.strategy_key]  # type: ignore[index]
-            cache_key = (group[1], keys)
-            batch = self._batches.get(cache_key)
-            if batch is None:
-                if len(self._batches) >= _BATCH_CACHE_MAX:
-                    self._batches.clear()
-                batch = self._batches[cache_key] = compile_batch([snap.strategies[k] for k in keys], group[1])
-            batches[group] = batch
-        candles = await asyncio.gather(*(self._closed_candles(g, b, report) for g, b in batches.items()))
-        out: dict[tuple[str, int], _GroupSignal] = {}
-        for (group, batch), bars in zip(batches.items(), candles, strict=True):
-            if bars is None or len(bars) < 2:
-                continue
-            buy, sell = evaluate_latest_compiled(batch, bars)
-            out[group] = _GroupSignal(members[group], buy, sell, int(bars.time[-1]))
-        return out
-
-    async def _closed_candles(self, group: tuple[str, int], batch: StrategyBatch, report: TickReport
-                              ) -> Candles | None:
-        token_id, minutes = group
-        period = minutes * 60
-        now = self._clock()
-        boundary = int(now // period) * period
-        limit = int(batch.lookback.max(initial=1)) + 2
-        try:
-            async with self._kline_gate:
-                bars = await self.market.get_klines(token_id, minutes, limit=limit, to_time=boundary - 1)
-        except MarketDataError as exc:
-            report.add_error(f"candles {self._symbols.get(token_id, token_id)} {minutes}m: {exc}")
-            return None
-        closed = int(np.searchsorted(bars.time, boundary - period, side="right"))
-        if closed < len(bars):  # a provider that ignored to_time: drop the still-forming bar(s)
-            bars = Candles(*(bars[f][:closed] for f in ("time", "open", "high", "low", "close", "volume")))
-        return bars
-
-    # --- trading ------------------------------------------------------------------------------
-
-    async def _trade(self, snap: _Snapshot, prices: dict[str, PriceQuote],
-                     signals: dict[tuple[str, int], _GroupSignal], report: TickReport) -> None:
-        held: dict[str, set[str]] = defaultdict(set)
-        for pos in snap.positions:
-            held[pos.agent_id].add(pos.token_id)
-        closed_agents: set[str] = set()
-        for pos in snap.positions:
-            quote = prices.get(pos.token_id)
-            if quote is None:
-                continue
-            agent = snap.agents[pos.agent_id]
-            price = quote.price_usd
-            reason = None
-            if pos.stop_loss is not None and price <= pos.stop_loss:
-                reason = "stop-loss"
-            elif pos.take_profit is not None and price >= pos.take_profit:
-                reason = "take-profit"
-            elif agent.status == "active" and agent.group is not None and agent.token_id == pos.token_id:
-                sig = signals.get(agent.group)
-                if sig is not None and bool(sig.sell[agent.slot]):
-                    reason = "sell signal"
-            if reason is not None and await self._close(pos, price, reason, report):
-                closed_agents.add(pos.agent_id)
-        for group, sig in signals.items():
-            if not sig.buy.any():
-                continue
-            quote = prices.get(group[0])
-            if quote is None:
-                report.add_error(f"no price for {self._symbols.get(group[0], group[0])}")
-                continue
-            slots = np.fromiter((a.slot for a in sig.members), dtype=np.int64, count=len(sig.members))
-            for i in np.flatnonzero(sig.buy[slots]):
-                agent = sig.members[i]
-                if group[0] in held[agent.agent_id] or agent.agent_id in closed_agents:
-                    continue
-                strategy = snap.strategies[agent.strategy_key or ""]
-                await self._open(agent, strategy, quote.price_usd, sig.bar_time, report)
-
-    async def _open(self, agent: _Agent, strategy: Strategy, price: float, bar_time: int,
-                    report: TickReport) -> None:
+    async def _open(self, agent: _Agent, strategy: Strategy, token_id: str, fill: Fill,
+                    report: TickReport) -> _Position | None:
+        """Lock `amount_percent` of the available balance at the core's entry fill."""
         available = from_micro(agent.balance - agent.locked)
         cost = (available * _dec(strategy.buy.amount_percent) / 100).quantize(_Q6, rounding=ROUND_DOWN)
-        if cost < self.min_trade or price <= 0:
-            return
-        fill = price * (1 + self.slippage)
-        size = float(cost / (1 + self.fee) / _dec(fill))
-        rm = strategy.risk_management
-        stop = fill * (1 - rm.stop_loss_percent / 100) if rm.stop_loss_percent is not None else None
-        target = fill * (1 + rm.take_profit_percent / 100) if rm.take_profit_percent is not None else None
-        symbol = self._symbols.get(agent.token_id or "", strategy.token)
+        if cost < self.min_trade:
+            return None
+        size = self.costs.units_for(float(cost), fill.fill)
+        symbol = self._symbols.get(token_id, strategy.token)
         try:
             opened = await self.manager.open_position(
-                agent.agent_id, token_id=agent.token_id or "", symbol=symbol, size=size, price=fill,
-                cost=cost, stop_loss=stop, take_profit=target,
-                idempotency_key=f"open:{agent.agent_id}:{agent.token_id}:{bar_time}")
+                agent.agent_id, token_id=token_id, symbol=symbol, size=size, price=fill.fill,
+                cost=cost, stop_loss=fill.stop, take_profit=fill.target,
+                idempotency_key=f"open:{agent.agent_id}:{token_id}:{fill.bar_time}", entry_bar_time=fill.bar_time)
         except AgentError as exc:
             report.add_error(f"{agent.agent_id}: open refused: {exc}")
-            return
+            return None
         if opened is None:
-            return  # this bar's entry was already made (a replayed tick)
+            return None  # this bar's entry was already made (a replayed tick)
         report.trades_opened += 1
+        agent.locked += int(cost * 1_000_000)
+        fee = (_dec(size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
         await self._publish(TradeOpened(user_id=agent.user_id, agent_id=agent.agent_id, symbol=symbol,
-                                        price=fill, cost=cost, demo=self.market.is_demo))
+                                        price=fill.fill, cost=cost, demo=self.market.is_demo, fee=fee,
+                                        fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
+        return _Position(opened, agent.agent_id, agent.user_id, token_id, symbol, size, fill.fill,
+                         int(cost * 1_000_000), fill.stop, fill.target, fill.bar_time)
 
-    async def _close(self, pos: _Position, price: float, reason: str, report: TickReport) -> bool:
-        fill = price * (1 - self.slippage)
-        proceeds = (_dec(pos.size) * _dec(fill) * (1 - self.fee)).quantize(_Q6, rounding=ROUND_DOWN)
+    async def _close(self, pos: _Position, fill: Fill, report: TickReport) -> bool:
+        proceeds = _dec(self.costs.proceeds(pos.size, fill.fill)).quantize(_Q6, rounding=ROUND_DOWN)
         try:
             result = await self.manager.close_position(
-                pos.position_id, exit_price=fill, proceeds=max(proceeds, Decimal(0)), reason=reason,
-                idempotency_key=f"close:{pos.agent_id}:{pos.position_id}")
+                pos.position_id, exit_price=fill.fill, proceeds=max(proceeds, Decimal(0)), reason=fill.reason,
+                idempotency_key=f"close:{pos.agent_id}:{pos.position_id}", exit_bar_time=fill.bar_time)
         except AgentError as exc:
             report.add_error(f"{pos.agent_id}: close refused: {exc}")
             return False
         if result is None:
             return False  # already closed (a replayed tick)
         report.trades_closed += 1
+        fee = (_dec(pos.size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
         await self._publish(TradeClosed(user_id=pos.user_id, agent_id=pos.agent_id, symbol=pos.symbol,
-                                        entry_price=pos.entry_price, exit_price=fill, pnl=result["pnl"],
-                                        reason=reason, demo=self.market.is_demo))
+                                        entry_price=pos.entry_price, exit_price=fill.fill, pnl=result["pnl"],
+                                        reason=fill.reason, demo=self.market.is_demo, fee=fee,
+                                        fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
         return True
 
     async def _publish(self, event: Event) -> None:
@@ -453,6 +576,7 @@ class AgentLoop:
             await self.events.publish(event)
         except Exception:  # a notification failure never breaks the loop
             logger.exception("event sink failed for %s", type(event).__name__)
+
 
 
 def _upstream_calls(market: Any) -> int:

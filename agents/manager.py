@@ -498,7 +498,7 @@ class IsolatedAIManager:
     # ------------------------------------------------------------------ positions
     async def open_position(self, agent_id: str, *, token_id: str, symbol: str, size: float, price: float,
                             cost: object, stop_loss: float | None = None, take_profit: float | None = None,
-                            idempotency_key: str | None = None) -> int | None:
+                            idempotency_key: str | None = None, entry_bar_time: int | None = None) -> int | None:
         """Lock `cost` (fees included) of the agent's available balance in a paper position.
 
         Returns the position id, or None when `idempotency_key` was already used (replayed tick).
@@ -520,12 +520,13 @@ class IsolatedAIManager:
                              (micro, agent_id))
             return await tx.insert(
                 "INSERT INTO positions(agent_id, user_id, token_id, symbol, size, entry_price, cost, stop_loss,"
-                " take_profit, open_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " take_profit, open_key, entry_bar_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (agent_id, agent["user_id"], token_id, symbol, float(size), float(price), micro, stop_loss,
-                 take_profit, idempotency_key))
+                 take_profit, idempotency_key, entry_bar_time))
 
     async def close_position(self, position_id: int, *, exit_price: float, proceeds: object, reason: str,
-                             idempotency_key: str | None = None) -> dict[str, Any] | None:
+                             idempotency_key: str | None = None,
+                             exit_bar_time: int | None = None) -> dict[str, Any] | None:
         """Close a position: unlock its cost and book `proceeds - cost` as profit or loss.
 
         Returns `{"pnl": Decimal, "agent_id", "trade_id"}`, or None when already closed.
@@ -551,10 +552,11 @@ class IsolatedAIManager:
                                          f"{pos['symbol']} {reason}", key)
             trade_id = await tx.insert(
                 "INSERT INTO trades(agent_id, user_id, position_id, token_id, symbol, size, entry_price, exit_price,"
-                " cost, proceeds, pnl, exit_reason, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " cost, proceeds, pnl, exit_reason, opened_at, entry_bar_time, exit_bar_time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (pos["agent_id"], pos["user_id"], position_id, pos["token_id"], pos["symbol"], pos["size"],
                  pos["entry_price"], float(exit_price), pos["cost"], proceeds_micro, pnl, _clean_text(reason, 40),
-                 pos["opened_at"]))
+                 pos["opened_at"], pos["entry_bar_time"], exit_bar_time))
             if after < self.rules.micro(self.rules.min_agent_balance) and agent["status"] not in ("dead", "closed"):
                 await self._set_status(tx, pos["agent_id"], "dead", "balance below the minimum")
                 died = AgentDied(user_id=pos["user_id"], agent_id=pos["agent_id"], balance=from_micro(after))

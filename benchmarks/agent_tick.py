@@ -4,9 +4,10 @@ Seeds a temp-file SQLite database (WAL, the production settings) with executeman
 `AgentLoop` over an in-process market that behaves like the AVE client (prices in batches of at
 most 200 ids per upstream call, counted) behind the real `CachedMarketData`, and prints:
 
-* the cold first tick (token resolution and candle fetches), warm quiet ticks (no signal), and a
-  busy tick where 5 of the 50 tokens dip so ~1,000 agents open a position (one manager
-  transaction each);
+* the cold first tick (token resolution, candle fetches, every agent's trading core started and
+  stored), warm quiet ticks inside the same bar (no candles read), and a busy tick after the next
+  bar closes where 5 of the 50 tokens dipped so ~1,000 agents open a position at the new bar's
+  open (one manager transaction each);
 * upstream price calls per tick (must be ⌈50/200⌉ = 1) and the peak RSS.
 
 Targets: a tick < 1 s, RSS < 300 MB. Run: `python benchmarks/agent_tick.py [--agents N]`.
@@ -163,6 +164,8 @@ async def main(agents: int) -> int:
           and cold.duration < 1.0 and rss_mb < 300)
     print(f"price calls per tick = {expected_calls} (⌈{len(SYMBOLS)}/{MAX_IDS}⌉); quiet tick < 1 s; "
           f"RSS < 300 MB: {'PASS' if ok else 'FAIL'}")
+    print(f"RESULT agents={agents} cold_s={cold.duration:.4f} quiet_s={quiet_s:.4f} busy_s={busy.duration:.4f} "
+          f"opened={busy.trades_opened} price_calls={busy.price_calls} rss_mb={rss_mb:.1f}")
     return 0 if ok else 1
 
 

@@ -6,6 +6,7 @@ serves Telegram long polling, the console channel and the tests.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from typing import Any
@@ -96,7 +97,12 @@ async def _post_shutdown(app: Application) -> None:
 async def _run_worker(context: AppContext) -> None:
     name = context.job.data if context.job else None
     if isinstance(name, str):
-        await context.services.coordinator.run(name)
+        try:
+            await context.services.coordinator.run(name)
+        except asyncio.CancelledError:
+            # shutdown cancels a running job: every money effect is its own transaction, so the
+            # interrupted iteration is simply redone by the next process; end the job quietly
+            log.info("worker %s interrupted by shutdown", name)
 
 
 def _schedule_workers(app: Application, services: Services) -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.money import fmt_usdc
+from engine.core import Costs
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -37,6 +38,16 @@ EXIT_REASON_WORDS: dict[str, str] = {
 def exit_reason(code: str) -> str:
     """An `engine.core` exit-reason code in words (older free-text reasons pass through)."""
     return EXIT_REASON_WORDS.get(code, code)
+
+
+def cost_warning_text(code: str, strategy: Any, costs: Costs) -> str:
+    """Words for an `engine.core.cost_warnings` code."""
+    rm, trip = strategy.risk_management, f"{costs.round_trip_pct:.2f}%"
+    if code == "stop_within_costs":
+        return (f"Your {rm.stop_loss_percent:g}% stop-loss is within the round-trip cost ({trip}: "
+                f"{costs.describe()}): almost any dip will stop you out at a loss.")
+    return (f"Your {rm.take_profit_percent:g}% take-profit does not cover the round-trip cost ({trip}: "
+            f"{costs.describe()}): it would close trades at a loss.")
 
 
 def usdc(value: Decimal | None, places: int = 2) -> str:
@@ -135,7 +146,8 @@ def portfolio_text(portfolio: dict[str, Any], page: int, *, risk: dict[str, Any]
 
 def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (),
                trades: Sequence[dict[str, Any]] = (), children: Sequence[str] = (),
-               strategy: str | None = None, remote: str | None = None) -> str:
+               strategy: str | None = None, remote: str | None = None, parity: str | None = None,
+               costs: str | None = None) -> str:
     """The /ai_status message for one agent."""
     icon = STATUS_ICON.get(agent["status"], "•")
     lines = [
@@ -167,6 +179,10 @@ def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (
         for t in trades[:5]:
             lines.append(f"• {esc(t['symbol'])} {t['entry_price']:.6g} → {t['exit_price']:.6g}: "
                          f"{signed(t['pnl'])} USDC ({esc(exit_reason(t['exit_reason']))})")
+    if costs:
+        lines.append(f"Costs: {esc(costs)}")
+    if parity:
+        lines.append(esc(parity))
     return clip("\n".join(lines))
 
 

@@ -318,7 +318,9 @@ def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any]
         first_close=float(c[0]), last_close=float(c[-1]), initial_equity=initial,
         buy_signals=buy_idx.shape[0], sell_signals=sell_idx.shape[0], interval_minutes=interval)
     settings = {"fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
-                "initial_equity": initial, "interval_minutes": interval}
+                "initial_equity": initial, "interval_minutes": interval,
+                "fees_paid": float(sum(r[6] for r in rows)),
+                "slippage_paid": float(sum(costs.slippage_cost(r[4], r[2], r[3]) for r in rows))}
     return BacktestResult(metrics=metrics, trades=trades, equity=equity,
                           signal_indices={"buy": buy_idx, "sell": sell_idx}, time=time, close=c,
                           settings=settings)

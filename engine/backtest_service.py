@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from engine.backtest import BacktestInputError
+from engine.bars import CandleError, grid_candles
+from engine.core import Costs
 from engine.market.ave import split_token_id
 from engine.market.base import (
     AuthError,
@@ -275,6 +277,11 @@ def format_metrics(report: BacktestReport) -> list[tuple[str, str]]:
         ("Final equity", _money(m.get("final_equity"))
          + (f" (from {_money(report.settings['initial_equity'])})" if report.settings.get("initial_equity") else "")),
     ]
+    st = report.settings
+    if "fee_bps" in st and "slippage_bps" in st:
+        paid = (f": paid {_money(st['fees_paid'])} in fees + {_money(st['slippage_paid'])} in slippage"
+                if "fees_paid" in st and "slippage_paid" in st else "")
+        rows.append(("Costs", Costs(st["fee_bps"], st["slippage_bps"]).describe() + paid))
     return rows
 
 
@@ -417,6 +424,12 @@ class BacktestService:
                                                    limit=request.expected_candles)
         except MarketDataError as exc:
             raise BacktestServiceError(self._market_message(exc)) from None
+        try:
+            # on the regular time grid here already, so the signal reasons and the chart index
+            # the very bars the engine trades on (the engine's own gridding is then a no-op)
+            candles = grid_candles(candles, request.interval_minutes)
+        except CandleError as exc:
+            raise BacktestServiceError(f"These candles can't be backtested: {exc}.") from None
         if len(candles) < MIN_CANDLES:
             raise BacktestServiceError(
                 f"Too short a range: {info.symbol} has only {len(candles)} {request.timeframe} candles in the last "

@@ -70,6 +70,13 @@ class Costs:
         """Cash back from selling `units` at `exit_fill`, after the fee."""
         return units * exit_fill * (1.0 - self.fee)
 
+    def slippage_cost(self, units: float, entry_fill: float, exit_fill: float) -> float:
+        """What slippage cost a round trip of `units`, against fills at the market price."""
+        paid = units * entry_fill * self.slippage / (1.0 + self.slippage)
+        if self.slippage < 1.0:
+            paid += units * exit_fill * self.slippage / (1.0 - self.slippage)
+        return paid
+
     def describe(self) -> str:
         """'fee 0.30% + slippage 0.10% per fill' (the costs line of every card and summary)."""
         return f"fee {self.fee_bps / 100:.2f}% + slippage {self.slippage_bps / 100:.2f}% per fill"
@@ -79,6 +86,18 @@ class Costs:
         """Percent of a position lost to fees and slippage on a flat price (buy then sell)."""
         kept = (1.0 - self.slippage) * (1.0 - self.fee) / ((1.0 + self.slippage) * (1.0 + self.fee))
         return (1.0 - kept) * 100.0
+
+
+def cost_warnings(strategy: Any, costs: Costs) -> tuple[str, ...]:
+    """Codes for levels that the round-trip cost alone reaches: `stop_within_costs` (the stop is
+    hit by costs plus any tiny dip), `target_within_costs` (a take-profit that still loses money)."""
+    rm = strategy.risk_management
+    found = []
+    if rm.stop_loss_percent is not None and rm.stop_loss_percent <= costs.round_trip_pct:
+        found.append("stop_within_costs")
+    if rm.take_profit_percent is not None and rm.take_profit_percent <= costs.round_trip_pct:
+        found.append("target_within_costs")
+    return tuple(found)
 
 
 def levels(entry_fill: float, stop_loss_pct: float | None, take_profit_pct: float | None

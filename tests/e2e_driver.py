@@ -18,6 +18,26 @@ from tests.fakes.telegram_api import StoredMessage, TelegramFake
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Warp:
+    """A wall clock `speed` times faster than real time, shared by a bot subprocess (through
+    `tests/timewarp/sitecustomize.py`) and the fakes in the test process."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = float(speed)
+        self.t0 = self.r0 = time.time()
+
+    def now(self) -> float:
+        return self.t0 + (time.time() - self.r0) * self.speed
+
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(ROOT / "tests" / "timewarp") + os.pathsep + str(ROOT),
+                "TIMEWARP_SPEED": repr(self.speed), "TIMEWARP_T0": repr(self.t0), "TIMEWARP_R0": repr(self.r0)}
+
+    async def until(self, wall: float) -> None:
+        """Sleep (real time) until the warped clock reaches `wall`."""
+        await asyncio.sleep(max(0.0, (wall - self.now()) / self.speed))
+
+
 class BotProcess:
     """`python main.py` in a subprocess with the given environment; logs go to a file."""
 

@@ -4,16 +4,17 @@ API and the Anthropic Messages API:
 * a strategy designed by chat through the CrewAI crew (LLM key set), edited, refused when the
   model's output is invalid, and backtested;
 * autonomy: a scripted GROW price path makes the user's agent buy a dip and take profit, spawn a
-  child, the child trade and spawn a grandchild, and a crash get the grandchild paused by risk,
-  with every notification arriving; the remote automaton's balance change is synced once and its
-  remote child adopted once; an AVE outage mid-run is survived; the money invariants hold.
+  child, the child trade and spawn a grandchild, and a gap through every stop get agents paused
+  by risk, with every notification arriving; the remote automaton's balance change is synced
+  once and its remote child adopted once; an AVE outage mid-run is survived; the money
+  invariants hold. Agents trade on closed hourly bars, so this test runs the bot on a warped
+  wall clock (`tests/timewarp`): an hour passes in 30 real seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from storage import open_database
-from tests.e2e_driver import BotProcess, User
+from tests.e2e_driver import BotProcess, User, Warp
 from tests.fakes.anthropic_api import AnthropicFake
 from tests.fakes.automaton_api import AutomatonFake
 from tests.fakes.ave_api import AveFake
@@ -104,14 +105,48 @@ async def test_strategy_by_chat_with_llm(stack: tuple[TelegramFake, AveFake, Aut
     assert "sk-test-e2e-key" not in bot.log()
 
 
-def _script_dip(ave: AveFake, now: float) -> None:
-    """48 closed hourly GROW bars, the last one 5% down: a fresh dip for a 3% / 1h rule."""
-    live = int(now // HOUR) * HOUR
-    rows = []
-    for k in range(48, 0, -1):
-        close = 95.0 if k == 1 else 100.0
-        rows.append((live - k * HOUR, 100.0, 100.5, min(close, 99.5), close, 5000.0))
-    ave.set_candles(TOKEN, 60, rows)
+class GrowPath:
+    """The scripted hourly GROW candles, on the warped clock; rows are published ahead of time so
+    a bar exists the moment it opens (the fake only serves bars that have started)."""
+
+    def __init__(self, ave: AveFake, warp: Warp) -> None:
+        self.ave, self.warp = ave, warp
+        live = self.live()
+        self.bars: dict[int, list[float]] = {live - k * HOUR: [100.0] * 4 for k in range(48, -1, -1)}
+        self.extend(100.0)
+
+    def live(self) -> int:
+        return int(self.warp.now() // HOUR) * HOUR
+
+    def extend(self, price: float, start: int | None = None) -> None:
+        """Flat bars at `price` from `start` (default: the next bar) for the next few hours."""
+        first = self.live() + HOUR if start is None else start
+        for k in range(12):
+            self.bars[first + k * HOUR] = [price] * 4
+        self.publish()
+
+    def publish(self) -> None:
+        rows = [(t, o, h, lo, c, 5000.0) for t, (o, h, lo, c) in sorted(self.bars.items())]
+        self.ave.set_candles(TOKEN, 60, rows)
+
+    def move(self, price: float) -> None:
+        """The price now, inside the bar in progress (its high/low/close follow)."""
+        bar = self.bars[self.live()]
+        bar[1], bar[2], bar[3] = max(bar[1], price), min(bar[2], price), price
+        self.ave.set_price(TOKEN, price)
+        self.extend(price)
+
+    async def fresh_bar(self, margin: float = 0.4) -> None:
+        """Wait for the next bar when less than `margin` of the current one is left."""
+        if self.warp.now() % HOUR > HOUR * (1 - margin):
+            await self.warp.until(self.live() + HOUR + 60)
+
+    async def gap_at_next_open(self, price: float) -> None:
+        """The next bar opens at `price`, far from the last close (a gap)."""
+        nxt = self.live() + HOUR
+        self.extend(price, start=nxt)
+        await self.warp.until(nxt + 30)
+        self.ave.set_price(TOKEN, price)
 
 
 async def _notice(user: User, text: str, count: int = 1, timeout: float = 45.0) -> list[str]:
@@ -129,13 +164,13 @@ async def _notice(user: User, text: str, count: int = 1, timeout: float = 45.0) 
 async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveFake, AutomatonFake, AnthropicFake],
                                                 tmp_path: Path) -> None:
     tg, ave, auto, _ = stack
-    if time.time() % HOUR > HOUR - 120:  # the scripted bar must stay the last closed one
-        await asyncio.sleep(HOUR - time.time() % HOUR + 2)
-    ave.add_token(TOKEN, "GROW", name="Grow token", tvl=5_000_000, price=95.0)
-    _script_dip(ave, time.time())
-    ave.set_price(TOKEN, 95.0)
+    warp = Warp(speed=120)  # an hourly bar closes every 30 real seconds
+    ave.clock = warp.now
+    ave.add_token(TOKEN, "GROW", name="Grow token", tvl=5_000_000, price=100.0)
+    path = GrowPath(ave, warp)
+    ave.set_price(TOKEN, 100.0)
     env = _env(tg, ave, tmp_path, AGENT_TICK_SECONDS="1", AUTOMATON_BASE_URL=auto.base_url,
-               AUTOMATON_API_KEY=auto.api_key, SPAWN_RESERVE="10")
+               AUTOMATON_API_KEY=auto.api_key, SPAWN_RESERVE="10", **warp.env())
     bot = BotProcess(env, tmp_path / "bot.log").start()
     try:
         await tg.wait_for_async(lambda: tg.my_commands() or None, timeout=60)
@@ -149,29 +184,47 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
         pick = await user.press(created, "Assign strategy")
         done = await user.press(pick, "Grower")
         assert "now trades with" in done.content
+        await asyncio.sleep(2)  # a tick starts the agent's trading core on GROW
 
-        # 1. The root buys the dip, then takes profit at +60% and spawns a child.
-        await _notice(user, "Bought GROW")
-        ave.set_price(TOKEN, 152.0)
-        await _notice(user, "Sold GROW")
-        spawned = await _notice(user, "Child agent spawned")
+        # 1. The bar in progress closes 5% down; the root buys at the next bar's open.
+        await path.fresh_bar()
+        path.move(95.0)
+        bought = await _notice(user, "Bought GROW", timeout=60)
+        assert "@ 95.095" in bought[0] and "Fee" in bought[0]
+        # 2. +60% inside the next bar: with a stop-loss set, the target is confirmed at the bar's
+        #    close, at its level; the spawner funds a child from the earnings.
+        path.move(152.0)
+        sold = await _notice(user, "Sold GROW", timeout=60)
+        assert "take-profit" in sold[0]
+        spawned = await _notice(user, "Child agent spawned", timeout=30)
         assert "generation 2" in spawned[0]
-        # 2. The child (same strategy) buys, takes profit, and spawns a grandchild.
-        await _notice(user, "Bought GROW", count=2)
-        ave.set_price(TOKEN, 243.0)
-        await _notice(user, "Sold GROW", count=2)
-        spawned = await _notice(user, "Child agent spawned", count=2)
-        assert any("generation 3" in s for s in spawned)
-        # 3. An AVE outage mid-run: ticks fail, the process survives and recovers.
-        ave.fail_next(4, 503)
-        await asyncio.sleep(3)
-        # 4. The grandchild buys; a crash through its stop realizes a 70% loss: risk pauses it.
-        await _notice(user, "Bought GROW", count=3)
-        ave.set_price(TOKEN, 73.0)
+        # 3. A new dip (after the child was born): root and child buy; +60%: both sell and the
+        #    child spawns a grandchild.
+        await asyncio.sleep(2)
+        await path.fresh_bar()
+        path.move(144.0)
+        await _notice(user, "Bought GROW", count=3, timeout=60)
+        path.move(240.0)
+        await _notice(user, "Sold GROW", count=3, timeout=60)
+        await _notice(user, "generation 3", timeout=30)  # the grandchild
+        # 4. An AVE outage: ticks fail, the admin is alerted, the process survives and recovers.
+        ave.fail_next(5, 503)  # enough to open the client's circuit breaker for a minute
+        await tg.wait_for_async(lambda: any("crashed" in m.content for m in admin.bot_messages()) or None,
+                                timeout=30)
+        await tg.wait_for_async(lambda: "circuit breaker closed" in bot.log() or None, timeout=90)
+        # 5. Everyone buys the next dip; the bar after opens 70% lower, through every stop: the
+        #    stops fill at that open, realizing the loss, and risk pauses the agents.
+        await asyncio.sleep(2)  # the grandchild's trading core starts on the next tick
+        await path.fresh_bar()
+        buys = len([m for m in user.bot_messages() if "Bought GROW" in m.content])
+        path.move(228.0)
+        await _notice(user, "Bought GROW", count=buys + 3, timeout=60)
+        await path.gap_at_next_open(68.0)
         paused = await _notice(user, "Agent paused", timeout=90)
         assert "drawdown" in paused[0]
-
-        # 5. Remote automaton: a balance change is booked once; a remote child is adopted once.
+        stops = await _notice(user, "(stop-loss)", timeout=30)
+        assert stops
+        # 6. Remote automaton: a balance change is booked once; a remote child is adopted once.
         root_id = AGENT_RE.search(created.content).group(0)
         root_remote = await tg.wait_for_async(
             lambda: next((a for a in auto.agents.values() if root_id in a.name), None), timeout=30)

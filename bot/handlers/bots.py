@@ -15,7 +15,8 @@ from bot import keyboards
 from bot.callbacks import match, pattern
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
-from bot.render import clip, esc
+from bot.render import clip, cost_warning_text, esc
+from engine.core import cost_warnings
 from engine.strategy import Strategy, describe_strategy
 
 RENAMING = "renaming_bot"
@@ -206,7 +207,10 @@ async def text_message(update: Update, context: AppContext) -> None:
     await services.bots.add_message(uid, bot.bot_id, "assistant", result.explanation)
     head = "✅ Strategy updated" if result.changed else "ℹ️ Strategy unchanged"
     source = " (AI crew)" if result.used_llm else ""
-    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(result.explanation)}",
+    costs = services.agent_loop.costs
+    warnings = "".join(f"\n\n⚠️ {cost_warning_text(code, result.strategy, costs)}"
+                       for code in cost_warnings(result.strategy, costs))
+    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(result.explanation)}{warnings}",
                 keyboards.bot_actions(bot.bot_id, True))
 
 

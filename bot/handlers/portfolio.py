@@ -33,7 +33,10 @@ async def show_agent(update: Update, context: AppContext, agent_id: str, page: i
     trades = await services.manager.recent_trades(agent_id)
     children = await services.manager.list_children(agent_id, uid)
     strategy, remote = await services.agent_extras(agent)
-    text = agent_text(agent, positions=positions, trades=trades, children=children, strategy=strategy, remote=remote)
+    parity = await services.agent_loop.parity(agent_id)
+    text = agent_text(agent, positions=positions, trades=trades, children=children, strategy=strategy, remote=remote,
+                      parity=None if parity is None else parity.summary(),
+                      costs=services.agent_loop.costs.describe())
     await (edit if edit_in_place else reply)(update, text, keyboards.agent_details(agent, page))
 
 
