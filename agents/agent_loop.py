@@ -50,6 +50,7 @@ from engine.live import (
     FormingBar,
     advance,
     bar_start,
+    can_settle_now,
     closed_bars,
     forming_bar,
     new_bar_slice,
@@ -379,10 +380,14 @@ class AgentLoop:
             start_after(core, group.bars)
             row = AgentCoreRow(agent.agent_id, agent.strategy_key, group.token_id, group.minutes,
                                int(group.bars.time[-1]) + group.minutes * 60, {})
-        else:
-            assert row is not None
-            core = TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**row.state, "position": None}))
         held = agent.position if agent.position is not None and agent.position.token_id == group.token_id else None
+        if not fresh:
+            assert row is not None
+            no_new_bar = group.bars is None or int(row.state.get("last_close") or 0) >= int(group.bars.time[-1])
+            if no_new_bar and not can_settle_now(row.state.get("pending"), None if held is None else held.stop_loss,
+                                                 None if held is None else held.take_profit, held is not None, price):
+                return None  # a quiet tick for this agent: nothing can happen, build nothing
+            core = TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**row.state, "position": None}))
         core.adopt(None if held is None else held.core())
         before = core.state.to_dict()
         fills: list[Fill] = []

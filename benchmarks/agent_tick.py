@@ -72,9 +72,14 @@ class BenchMarket:
         step = interval_minutes * 60
         end = int((to_time if to_time is not None else self.clock()) // step) * step
         rows = []
+        live = int(self.clock() // step) * step
         for k in range(limit, 0, -1):
-            close = 95.0 if (k == 1 and token_id in self.dipping) else 100.0 + 0.1 * (k % 3)
-            rows.append((end - (k - 1) * step, 100.0, 101.0, 94.0, close, 1000.0))
+            t = end - (k - 1) * step
+            if t >= live:  # the bar in progress: only its open so far
+                rows.append((t, 100.0, 100.0, 100.0, 100.0, 10.0))
+                continue
+            close = 95.0 if (t == live - step and token_id in self.dipping) else 100.0 + 0.1 * (k % 3)
+            rows.append((t, 100.0, 101.0, 94.0, close, 1000.0))
         return Candles.from_rows(rows)
 
     async def search_tokens(self, keyword: str, chain: str | None = None, limit: int = 20) -> list[TokenInfo]:

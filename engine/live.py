@@ -131,12 +131,18 @@ def advance(core: TradingCore, bars: Candles, buy: np.ndarray | None, sell: np.n
 def wants_forming_bar(core: TradingCore, price: float | None) -> bool:
     """Whether the forming bar can change anything now: an order waits for the open, or the
     polled price reached a level that the partial bar may already settle."""
-    st = core.state
-    if st.pending is not None:
+    pos = core.state.position
+    return can_settle_now(core.state.pending, None if pos is None else pos.stop,
+                          None if pos is None else pos.target, pos is not None, price)
+
+
+def can_settle_now(pending: str | None, stop: float | None, target: float | None, holding: bool,
+                   price: float | None) -> bool:
+    """`wants_forming_bar` on plain values, so a caller can skip building a core when it is False."""
+    if pending is not None:
         return True
-    pos = st.position
-    if pos is None or price is None:
+    if not holding or price is None:
         return False
-    if pos.stop is not None:
-        return price <= pos.stop
-    return pos.target is not None and price >= pos.target
+    if stop is not None:
+        return price <= stop
+    return target is not None and price >= target
