@@ -32,20 +32,18 @@ the bars). Ticks never overlap: a tick that finds the previous one running retur
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
-from agents.errors import AgentError
-from agents.events import Event, EventSink, TradeClosed, TradeOpened
+from agents.events import EventSink
+from agents.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport
+from agents.loop_orders import OrderDesk
+from agents.loop_snapshot import SnapshotReader
 from agents.manager import IsolatedAIManager
-from agents.money import from_micro
-from engine.core import CorePosition, CoreState, Costs, Fill, TradingCore
+from engine.core import CoreState, Costs, Fill, TradingCore
 from engine.live import (
     FormingBar,
     advance,
@@ -58,124 +56,22 @@ from engine.live import (
     wants_forming_bar,
     warmup_bars,
 )
-from engine.market.base import CANDLE_FIELDS, Candles, MarketData, MarketDataError, TokenInfo, TokenNotFoundError
+from engine.market.base import CANDLE_FIELDS, Candles, MarketData, MarketDataError
 from engine.parity import LiveTrade, ParityReport, replay
 from engine.signals import evaluate
-from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
+from engine.strategy import Strategy
 from storage import Database
 from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo
 from storage.repos import TradeRepo
 
-__all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]
+__all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]  # TickReport/TickError: agents.loop_model
 
 logger = logging.getLogger(__name__)
 
 # The documented default token list for agents without a strategy (all in the demo market).
 DEFAULT_TOKENS: tuple[str, ...] = ("WETH", "SOL", "PEPE")
-MAX_REPORTED_ERRORS = 20
 MAX_CATCH_UP_BARS = 500
-_Q6 = Decimal("0.000001")
-_NEGATIVE_RESOLVE_TTL = 3600.0
 
-_SNAPSHOT_SQL = (
-    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
-    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
-    " p.entry_bar_time"
-    " FROM automaton_agents a"
-    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
-    " WHERE a.status = 'active'"
-    "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
-)
-
-
-class TickError(Exception):
-    """A tick aborted before changing anything (market data unavailable)."""
-
-
-@dataclass
-class TickReport:
-    """What one tick did. `price_calls` is the upstream price-call delta seen in `market.stats()`."""
-
-    agents_evaluated: int = 0
-    price_calls: int = 0
-    trades_opened: int = 0
-    trades_closed: int = 0
-    errors: list[str] = field(default_factory=list)
-    duration: float = 0.0
-    skipped: bool = False
-    aborted: bool = False
-    tokens: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True unless the tick aborted."""
-        return not self.aborted
-
-    def add_error(self, text: str) -> None:
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(text)
-        elif len(self.errors) == MAX_REPORTED_ERRORS:
-            self.errors.append("…more errors not shown")
-
-
-@dataclass
-class _Position:
-    position_id: int
-    agent_id: str
-    user_id: int
-    token_id: str
-    symbol: str
-    size: float
-    entry_price: float
-    cost: int
-    stop_loss: float | None
-    take_profit: float | None
-    entry_bar_time: int | None
-
-    def core(self) -> CorePosition:
-        return CorePosition(int(self.entry_bar_time or 0), self.entry_price, self.stop_loss, self.take_profit)
-
-
-@dataclass
-class _Agent:
-    agent_id: str
-    user_id: int
-    status: str
-    balance: int
-    locked: int
-    strategy_json: str | None
-    strategy_key: str | None = None
-    token_id: str | None = None
-    group: tuple[str, int] | None = None
-    position: _Position | None = None
-
-
-@dataclass
-class _Snapshot:
-    agents: dict[str, _Agent]
-    positions: list[_Position]
-    strategies: dict[str, Strategy]
-
-
-@dataclass
-class _Group:
-    """Agents on one (token, timeframe) and the bars they trade on this tick."""
-
-    token_id: str
-    minutes: int
-    members: list[_Agent] = field(default_factory=list)
-    bars: Candles | None = None
-    signals: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    forming: FormingBar | None = None
-    forming_read: bool = False
-
-
-def _dec(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
-
-
-def _key_of(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 class AgentLoop:
@@ -197,15 +93,15 @@ class AgentLoop:
         self._clock = clock
         self._kline_gate = asyncio.Semaphore(max(1, kline_concurrency))
         self._lock = asyncio.Lock()
-        self._parsed: dict[str, Strategy | None] = {}
-        self._resolved: dict[tuple[str, str], TokenInfo] = {}
-        self._unresolvable: dict[tuple[str, str], tuple[float, str]] = {}
-        self._symbols: dict[str, str] = {}
+        self._reader = SnapshotReader(db, market, self.default_tokens, clock)
+        self._symbols = self._reader.symbols
         self._cores = AgentCoreRepo(db)
         self._bars = BarRepo(db)
         self._trades = TradeRepo(db)
         self._states: dict[str, AgentCoreRow] | None = None  # loaded once, then kept in memory
         self._stored_until: dict[tuple[str, int], int] = {}
+        self._desk = OrderDesk(manager, events, self.costs, min_trade=min_trade, demo=market.is_demo,
+                               symbols=self._symbols)
         self.last_report: TickReport | None = None
 
     # --- public -------------------------------------------------------------------------------
@@ -238,7 +134,7 @@ class AgentLoop:
 
     async def needed_token_ids(self) -> list[str]:
         """Every token id the active agents and open positions need (for the data worker)."""
-        snap = await self._snapshot(TickReport())
+        snap = await self._reader.read(TickReport())
         ids = {a.token_id for a in snap.agents.values() if a.token_id} | {p.token_id for p in snap.positions}
         return sorted(ids)
 
@@ -256,7 +152,7 @@ class AgentLoop:
         if row is None:
             return None
         raw = await self.db.fetchval("SELECT strategy_json FROM automaton_agents WHERE agent_id = ?", (agent_id,))
-        _, strategy = self._strategy_for(_Agent(agent_id, 0, "active", 0, 0, raw))
+        _, strategy = self._reader.strategy_for(LoopAgent(agent_id, 0, "active", 0, 0, raw))
         state = CoreState.from_dict({**row.state, "position": None})
         if strategy is None or state.last_close is None:
             return None
@@ -277,7 +173,7 @@ class AgentLoop:
     # --- the tick -----------------------------------------------------------------------------
 
     async def _tick(self, report: TickReport) -> None:
-        snap = await self._snapshot(report)
+        snap = await self._reader.read(report)
         active = [a for a in snap.agents.values() if a.status == "active"]
         token_ids = sorted({a.token_id for a in active if a.token_id} | {p.token_id for p in snap.positions})
         report.tokens = len(token_ids)
@@ -304,38 +200,21 @@ class AgentLoop:
                 row = await self._trade_agent(agent, group, snap, prices.get(group.token_id), now, report)
                 if row is not None:
                     dirty.append(row)
-        await self._protect_orphans(snap, prices, now, report)
+        await self._desk.protect_orphans(snap, prices, now, report)
         await self._persist(groups, dirty)
 
-    async def _protect_orphans(self, snap: _Snapshot, prices: dict[str, float], now: float,
-                               report: TickReport) -> None:
-        """Positions no strategy group trades any more (the strategy moved to another token or became
-        invalid) keep their stop and target, judged on the polled price."""
-        for pos in snap.positions:
-            agent = snap.agents[pos.agent_id]
-            if agent.group is not None and agent.group[0] == pos.token_id:
-                continue
-            price = prices.get(pos.token_id)
-            if price is None:
-                continue
-            t = bar_start(now, 1)
-            if pos.stop_loss is not None and price <= pos.stop_loss:
-                await self._close(pos, Fill("sell", t, price, self.costs.sell_fill(price), "stop_loss"), report)
-            elif pos.take_profit is not None and price >= pos.take_profit:
-                await self._close(pos, Fill("sell", t, price, self.costs.sell_fill(price), "take_profit"), report)
-
-    def _groups(self, snap: _Snapshot) -> dict[tuple[str, int], _Group]:
-        groups: dict[tuple[str, int], _Group] = {}
+    def _groups(self, snap: Snapshot) -> dict[tuple[str, int], Group]:
+        groups: dict[tuple[str, int], Group] = {}
         for agent in snap.agents.values():
             if agent.group is None:
                 continue
             group = groups.get(agent.group)
             if group is None:
-                group = groups[agent.group] = _Group(*agent.group)
+                group = groups[agent.group] = Group(*agent.group)
             group.members.append(agent)
         return groups
 
-    async def _load_bars(self, group: _Group, snap: _Snapshot, now: float, report: TickReport) -> None:
+    async def _load_bars(self, group: Group, snap: Snapshot, now: float, report: TickReport) -> None:
         """Closed bars and signals for the group, only when a bar closed that a member has not seen."""
         period = group.minutes * 60
         last_closed = bar_start(now, group.minutes) - period
@@ -360,13 +239,13 @@ class AgentLoop:
             sig = evaluate(snap.strategies[key], group.bars, group.minutes)
             group.signals[key] = (sig.buy, sig.sell)
 
-    def _last_close(self, row: AgentCoreRow | None, agent: _Agent) -> int | None:
+    def _last_close(self, row: AgentCoreRow | None, agent: LoopAgent) -> int | None:
         if row is None or row.strategy_key != agent.strategy_key or row.token_id != agent.token_id:
             return None
         value = row.state.get("last_close")
         return None if value is None else int(value)
 
-    async def _trade_agent(self, agent: _Agent, group: _Group, snap: _Snapshot, price: float | None, now: float,
+    async def _trade_agent(self, agent: LoopAgent, group: Group, snap: Snapshot, price: float | None, now: float,
                            report: TickReport) -> AgentCoreRow | None:
         """Advance one agent's core; returns its row when the state changed."""
         assert self._states is not None and agent.strategy_key is not None
@@ -409,7 +288,7 @@ class AgentLoop:
         self._states[agent.agent_id] = row
         return row
 
-    async def _forming(self, group: _Group, now: float) -> FormingBar | None:
+    async def _forming(self, group: Group, now: float) -> FormingBar | None:
         if not group.forming_read:
             group.forming_read = True
             try:
@@ -419,21 +298,23 @@ class AgentLoop:
                 group.forming = None  # nothing is decided without the bar; the next tick retries
         return group.forming
 
-    async def _book(self, agent: _Agent, strategy: Strategy, group: _Group, core: TradingCore, fill: Fill,
-                    held: _Position | None, report: TickReport) -> _Position | None:
+    async def _book(self, agent: LoopAgent, strategy: Strategy, group: Group, core: TradingCore, fill: Fill,
+                    held: LoopPosition | None, report: TickReport) -> LoopPosition | None:
         """Book one of the core's fills through the manager; returns the position now held."""
         if fill.side == "sell":
             if held is not None:
-                await self._close(held, fill, report)
+                await self._desk.close(held, fill, report)
             return None
-        opened = await self._open(agent, strategy, group.token_id, fill, report) if agent.status == "active" else None
+        opened = None
+        if agent.status == "active":
+            opened = await self._desk.open(agent, strategy, group.token_id, fill, report)
         if opened is None:
             core.cancel_entry()  # refused, too small or already booked: the ledger decides next tick
         return opened
 
-    async def _persist(self, groups: dict[tuple[str, int], _Group], dirty: list[AgentCoreRow]) -> None:
+    async def _persist(self, groups: dict[tuple[str, int], Group], dirty: list[AgentCoreRow]) -> None:
         """The new closed bars of every group and the changed core states, in one transaction."""
-        fresh_bars: list[tuple[_Group, Candles]] = []
+        fresh_bars: list[tuple[Group, Candles]] = []
         for key, group in groups.items():
             if group.bars is None:
                 continue
@@ -449,140 +330,6 @@ class AgentLoop:
             await self._cores.save_many(dirty, tx=tx)
         for group, bars in fresh_bars:
             self._stored_until[(group.token_id, group.minutes)] = int(bars.time[-1])
-
-    async def _snapshot(self, report: TickReport) -> _Snapshot:
-        rows = await self.db.fetchall(_SNAPSHOT_SQL)
-        agents: dict[str, _Agent] = {}
-        positions: list[_Position] = []
-        for r in rows:
-            agent_id = r[0]
-            if agent_id not in agents:
-                agents[agent_id] = _Agent(agent_id, r[1], r[2], r[3], r[4], r[5])
-            if r[6] is not None:
-                pos = _Position(r[6], agent_id, r[1], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
-                positions.append(pos)
-                agents[agent_id].position = pos
-        strategies: dict[str, Strategy] = {}
-        for agent in agents.values():
-            key, strategy = self._strategy_for(agent)
-            if strategy is None:
-                report.add_error(f"{agent.agent_id}: its strategy is invalid; skipped")
-                continue
-            agent.strategy_key = key
-            strategies[key] = strategy
-        await self._resolve_strategies(agents, strategies, report)
-        return _Snapshot(agents, positions, strategies)
-
-    def _strategy_for(self, agent: _Agent) -> tuple[str, Strategy | None]:
-        """The agent's strategy (parsed once per distinct JSON) or the rotated default."""
-        raw = agent.strategy_json
-        if not raw:
-            symbol = self.default_tokens[zlib.crc32(agent.agent_id.encode()) % len(self.default_tokens)]
-            key = f"default:{symbol}"
-            if key not in self._parsed:
-                self._parsed[key] = default_strategy(symbol)
-            return key, self._parsed[key]
-        key = _key_of(raw)
-        if key not in self._parsed:
-            try:
-                self._parsed[key] = parse_strategy(raw)
-            except StrategyError:
-                self._parsed[key] = None
-        return key, self._parsed[key]
-
-    async def _resolve_strategies(self, agents: dict[str, _Agent], strategies: dict[str, Strategy],
-                                  report: TickReport) -> None:
-        wanted = {(s.token, s.chain or "") for s in strategies.values()}
-        infos = dict(zip(wanted, await asyncio.gather(*(self._resolve(t, c, report) for t, c in wanted)),
-                         strict=True))
-        groups: dict[str, tuple[str, int]] = {}
-        for key, strategy in strategies.items():
-            info = infos[(strategy.token, strategy.chain or "")]
-            if info is not None:
-                self._symbols.setdefault(info.token_id, info.symbol)
-                groups[key] = (info.token_id, TIMEFRAME_MINUTES[strategy.finest_timeframe])
-        for agent in agents.values():
-            group = groups.get(agent.strategy_key or "")
-            if group is None:
-                agent.strategy_key = None  # invalid strategy or unresolvable token: nothing to evaluate
-            else:
-                agent.token_id, agent.group = group[0], group
-
-    async def _resolve(self, token: str, chain: str, report: TickReport) -> TokenInfo | None:
-        key = (token.casefold(), chain)
-        info = self._resolved.get(key)
-        if info is not None:
-            return info
-        failed = self._unresolvable.get(key)
-        if failed is not None and self._clock() < failed[0]:
-            report.add_error(f"token {token}: {failed[1]}")
-            return None
-        try:
-            info = await self.market.resolve_token(token, chain or None)
-        except TokenNotFoundError as exc:
-            self._unresolvable[key] = (self._clock() + _NEGATIVE_RESOLVE_TTL, str(exc))
-            report.add_error(f"token {token}: {exc}")
-            return None
-        except MarketDataError as exc:
-            report.add_error(f"token {token}: {exc}")
-            return None
-        self._resolved[key] = info
-        return info
-
-    async def _open(self, agent: _Agent, strategy: Strategy, token_id: str, fill: Fill,
-                    report: TickReport) -> _Position | None:
-        """Lock `amount_percent` of the available balance at the core's entry fill."""
-        available = from_micro(agent.balance - agent.locked)
-        cost = (available * _dec(strategy.buy.amount_percent) / 100).quantize(_Q6, rounding=ROUND_DOWN)
-        if cost < self.min_trade:
-            return None
-        size = self.costs.units_for(float(cost), fill.fill)
-        symbol = self._symbols.get(token_id, strategy.token)
-        try:
-            opened = await self.manager.open_position(
-                agent.agent_id, token_id=token_id, symbol=symbol, size=size, price=fill.fill,
-                cost=cost, stop_loss=fill.stop, take_profit=fill.target,
-                idempotency_key=f"open:{agent.agent_id}:{token_id}:{fill.bar_time}", entry_bar_time=fill.bar_time)
-        except AgentError as exc:
-            report.add_error(f"{agent.agent_id}: open refused: {exc}")
-            return None
-        if opened is None:
-            return None  # this bar's entry was already made (a replayed tick)
-        report.trades_opened += 1
-        agent.locked += int(cost * 1_000_000)
-        fee = (_dec(size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
-        await self._publish(TradeOpened(user_id=agent.user_id, agent_id=agent.agent_id, symbol=symbol,
-                                        price=fill.fill, cost=cost, demo=self.market.is_demo, fee=fee,
-                                        fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
-        return _Position(opened, agent.agent_id, agent.user_id, token_id, symbol, size, fill.fill,
-                         int(cost * 1_000_000), fill.stop, fill.target, fill.bar_time)
-
-    async def _close(self, pos: _Position, fill: Fill, report: TickReport) -> bool:
-        proceeds = _dec(self.costs.proceeds(pos.size, fill.fill)).quantize(_Q6, rounding=ROUND_DOWN)
-        try:
-            result = await self.manager.close_position(
-                pos.position_id, exit_price=fill.fill, proceeds=max(proceeds, Decimal(0)), reason=fill.reason,
-                idempotency_key=f"close:{pos.agent_id}:{pos.position_id}", exit_bar_time=fill.bar_time)
-        except AgentError as exc:
-            report.add_error(f"{pos.agent_id}: close refused: {exc}")
-            return False
-        if result is None:
-            return False  # already closed (a replayed tick)
-        report.trades_closed += 1
-        fee = (_dec(pos.size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
-        await self._publish(TradeClosed(user_id=pos.user_id, agent_id=pos.agent_id, symbol=pos.symbol,
-                                        entry_price=pos.entry_price, exit_price=fill.fill, pnl=result["pnl"],
-                                        reason=fill.reason, demo=self.market.is_demo, fee=fee,
-                                        fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
-        return True
-
-    async def _publish(self, event: Event) -> None:
-        try:
-            await self.events.publish(event)
-        except Exception:  # a notification failure never breaks the loop
-            logger.exception("event sink failed for %s", type(event).__name__)
-
-
 
 def _upstream_calls(market: Any) -> int:
     """Upstream calls so far: the provider's HTTP count when known, else the cache's miss count."""
