@@ -22,6 +22,7 @@ from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, 
 from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
 from bot.settings import Settings
+from engine.market.factory import start_streams
 
 log = logging.getLogger(__name__)
 CONSOLE_TOKEN = "0:CONSOLE"
@@ -81,6 +82,7 @@ async def _post_init(app: Application) -> None:
         app.bot_data["services"] = await open_services(settings, app.bot)
     services: Services = app.bot_data["services"]
     services.notifier.start()
+    start_streams(services.market)
     await app.bot.set_my_commands(start.bot_commands())
     _schedule_workers(app, services)
     log.info("bot ready (market: %s, LLM: %s, automaton API: %s)",

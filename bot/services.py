@@ -27,7 +27,7 @@ from agents.strategy_bots import StrategyBots
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
-from engine.market.cache import CachedMarketData
+from engine.market.base import MarketData
 from engine.market.factory import PLAN_POLL_SECONDS, build_market_data
 from engine.pool import BacktestPool
 from engine.strategy import describe_strategy, parse_strategy
@@ -46,7 +46,7 @@ class Services:
     db: Database
     manager: IsolatedAIManager
     users: UserRepo
-    market: CachedMarketData
+    market: MarketData
     pool: BacktestPool
     bots: StrategyBots
     designer: StrategyDesigner
@@ -120,7 +120,7 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     notifier = Notifier(bot, get_pref=get_pref, is_blocked=users.is_blocked, mark_blocked=mark_blocked)
     manager = get_isolated_ai_manager(db, settings.money_rules(), notifier)
     market = build_market_data(api_key=settings.ave_api_key.get_secret_value(), base_url=settings.ave_base_url,
-                               plan=settings.ave_api_plan)
+                               plan=settings.ave_api_plan, wss_url=settings.ave_wss_url)
     pool = BacktestPool(settings.backtest_workers, max_queue=settings.backtest_queue_size)
     llm = llm_settings_from(settings.anthropic_api_key.get_secret_value(), settings.anthropic_base_url or None,
                             settings.llm_model)

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     ave_api_key: SecretStr = SecretStr("")
     ave_api_plan: Literal["free", "normal", "pro"] = "free"
     ave_base_url: str = "https://data.ave-api.xyz"
+    ave_wss_url: str = "wss://wss.ave-api.xyz"
 
     automaton_base_url: str = ""
     automaton_api_key: SecretStr = SecretStr("")
@@ -109,6 +110,14 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("must not be empty")
         return _http_url(v, "AVE_BASE_URL")
+
+    @field_validator("ave_wss_url")
+    @classmethod
+    def _wss_url(cls, v: str) -> str:
+        v = v.strip()
+        if not v.startswith(("ws://", "wss://")) or len(v) <= len("wss://"):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return v
 
     @field_validator("automaton_base_url", "anthropic_base_url")
     @classmethod

@@ -85,6 +85,7 @@ def test_single_admin_id(monkeypatch: pytest.MonkeyPatch) -> None:
     ("TELEGRAM_BASE_URL", "not a url"),
     ("TELEGRAM_BASE_URL", ""),
     ("AVE_BASE_URL", "ftp://data.example"),
+    ("AVE_WSS_URL", "https://wss.example"),
     ("AUTOMATON_BASE_URL", "http://"),
     ("ANTHROPIC_BASE_URL", "api.minimax.io/anthropic"),
     ("DATABASE_URL", "postgresql://user:pw@host/db"),

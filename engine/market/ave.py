@@ -351,6 +351,16 @@ class AveClient:
         parsed = _parse_token(token) if isinstance(token, Mapping) else None
         return parsed[0] if parsed else None
 
+    async def main_pair(self, token_id: str) -> str | None:
+        """The address of the token's main trading pair (what the kline stream subscribes to)."""
+        try:
+            data = await self._call("GET", f"/v2/tokens/{quote(normalize_token_id(token_id), safe='')}")
+        except TokenNotFoundError:
+            return None
+        token = data.get("token") if isinstance(data, Mapping) else None
+        pair = token.get("main_pair") if isinstance(token, Mapping) else None
+        return str(pair).strip() or None if pair else None
+
     async def resolve_token(self, symbol_or_id: str, chain: str | None = None) -> TokenInfo:
         """An `address-chain` id (enriched when AVE knows it) or the best-matching symbol on `chain`."""
         query = (symbol_or_id or "").strip()
