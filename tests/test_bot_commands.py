@@ -411,6 +411,9 @@ async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -
     assert (await h.services.simulations.status(ALICE))  # still running until confirmed
     stopped = await h.press(ALICE, ask.message_id, "ssc:1")
     assert stopped.message is not None and "Simulation #1 stopped" in stopped.message.text
+    final = stopped.message.text  # the final result card, once
+    assert "Final result" in final and "Equity 1,000.00 USDC" in final and "stopped" in final
+    assert "Costs: fee 0.30% + slippage 0.10% per fill" in final and "Replayed through the backtest" in final
     assert await h.services.simulations.status(ALICE) == []
     after = await h.send(ALICE, "/simulate status")
     assert "No simulation is running" in after.text
@@ -457,3 +460,13 @@ async def test_backtest_on_ave_edits_progress_then_sends_a_chart(tmp_path: Path)
             assert stored == 1
             assert ave.calls("/v2/klines") >= 1
             h.assert_clean()
+
+
+async def test_a_stop_within_the_round_trip_cost_gets_a_warning(h: BotHarness) -> None:
+    await h.send(ALICE, "/newbot Tight")
+    tight = await h.send(ALICE, "buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 0.5%, take profit 10%")
+    assert "Strategy updated" in tight.text
+    assert "⚠️ Your 0.5% stop-loss is within the round-trip cost (0.80%: fee 0.30% + slippage 0.10% per fill)" \
+        in tight.text
+    fine = await h.send(ALICE, STRATEGY_TEXT)
+    assert "Strategy updated" in fine.text and "round-trip cost" not in fine.text

@@ -274,3 +274,16 @@ def test_format_event_names_the_rule_in_the_users_terms() -> None:
     closed = format_event(TradeClosed(user_id=USER, agent_id="ag0123456789", symbol="PEPE", entry_price=1.0,
                                       exit_price=1.2, pnl=Decimal("4"), reason="take-profit"))
     assert "P&amp;L <b>+4.00 USDC</b>" in closed and "take-profit" in closed
+
+
+def test_trade_notifications_state_the_exit_reason_and_the_costs() -> None:
+    opened = format_event(TradeOpened(user_id=USER, agent_id="ag0123456789", symbol="PEPE", price=1.001,
+                                      cost=Decimal("100"), fee=Decimal("0.299"), fee_bps=30, slippage_bps=10))
+    assert "Fee 0.30 USDC (fee 0.30% + slippage 0.10% per fill)" in opened
+    closed = format_event(TradeClosed(user_id=USER, agent_id="ag0123456789", symbol="PEPE", entry_price=1.0,
+                                      exit_price=0.95, pnl=Decimal("-5.4"), reason="stop_loss",
+                                      fee=Decimal("0.28"), fee_bps=30, slippage_bps=10))
+    assert "(stop-loss)" in closed and "stop_loss" not in closed and "Fee 0.28 USDC" in closed
+    bare = format_event(TradeClosed(user_id=USER, agent_id=None, symbol="PEPE", entry_price=1.0, exit_price=1.1,
+                                    pnl=Decimal("1"), reason="signal", simulation_id=3))
+    assert "(sell signal)" in bare and "Fee" not in bare
