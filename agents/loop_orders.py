@@ -9,7 +9,7 @@ from agents.errors import AgentError
 from agents.events import Event, EventSink, TradeClosed, TradeOpened
 from agents.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
 from agents.manager import IsolatedAIManager
-from agents.money import from_micro
+from agents.money import from_micro, to_micro
 from engine.core import Costs, Fill
 from engine.live import bar_start
 from engine.strategy import Strategy
@@ -55,13 +55,13 @@ class OrderDesk:
         if opened is None:
             return None  # this bar's entry was already made (a replayed tick)
         report.trades_opened += 1
-        agent.locked += int(cost * 1_000_000)
+        agent.locked += to_micro(cost)
         fee = (_dec(size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
         await self.publish(TradeOpened(user_id=agent.user_id, agent_id=agent.agent_id, symbol=symbol,
                                         price=fill.fill, cost=cost, demo=self.demo, fee=fee,
                                         fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
         return LoopPosition(opened, agent.agent_id, agent.user_id, token_id, symbol, size, fill.fill,
-                         int(cost * 1_000_000), fill.stop, fill.target, fill.bar_time)
+                         to_micro(cost), fill.stop, fill.target, fill.bar_time)
 
     async def close(self, pos: LoopPosition, fill: Fill, report: TickReport) -> bool:
         proceeds = _dec(self.costs.proceeds(pos.size, fill.fill)).quantize(_Q6, rounding=ROUND_DOWN)

@@ -23,11 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.bars import grid_candles
+from engine.bars import CandleError, grid_candles
 from engine.core import Fill, TradingCore
-from engine.market.base import CANDLE_FIELDS, Candles, MarketData
+from engine.market.base import CANDLE_FIELDS, Candles, MarketData, PermanentMarketError
 from engine.signals import evaluate, lookback_bars
 from engine.strategy import Strategy
+
+
+class BadCandlesError(PermanentMarketError):
+    """The provider's candles failed the checks of `engine.bars` (a high below the close, …)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,10 @@ async def closed_bars(market: MarketData, token_id: str, interval_minutes: int, 
         raw = Candles(*(raw[f][keep] for f in CANDLE_FIELDS))
     if len(raw) == 0:
         return raw
-    bars = grid_candles(raw, interval_minutes, end_time=live - period)
+    try:
+        bars = grid_candles(raw, interval_minutes, end_time=live - period)
+    except CandleError as exc:  # one token's bad candles must not stop everyone else's tick
+        raise BadCandlesError(f"the market's {interval_minutes}-minute candles are unusable: {exc}") from None
     return bars.tail(max(count, 1))
 
 

@@ -442,3 +442,16 @@ def test_rejects_bad_configuration(db: Database, manager: IsolatedAIManager, mar
     with pytest.raises(ValueError):
         AgentLoop(db, manager, market, CollectingSink(), default_tokens=())
     assert np.isfinite(NOW)
+
+
+async def test_one_tokens_bad_candles_do_not_stop_the_others(
+        loop: AgentLoop, manager: IsolatedAIManager, market: ScriptedMarket, clock: Clock) -> None:
+    good = market.add("TKN", price=100.0)
+    bad = market.add("BAD", price=100.0)
+    await make_agent(manager, 1, dip_strategy())
+    await make_agent(manager, 2, dip_strategy("BAD"))
+    market.set_closes(bad, FLAT)
+    market.candles[(bad, 60)][1] = (market.candles[(bad, 60)][1][0], 100.0, 90.0, 80.0, 100.0, 1.0)  # high < close
+    report = await dip_then_open(loop, market, clock, good)
+    assert report.ok and report.trades_opened == 1
+    assert any("candles BAD" in e and "high is below" in e for e in report.errors)
