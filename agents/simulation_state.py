@@ -83,7 +83,6 @@ class SimState:
     last_error: str | None = None
     fees_micro: int = 0
     slippage_micro: int = 0
-    parity: dict[str, Any] | None = None
 
     @property
     def costs(self) -> Costs:
@@ -114,7 +113,6 @@ class SimState:
             "core": dict(self.core), "last_price": self.last_price, "last_price_at": self.last_price_at,
             "position": None if self.position is None else self.position.to_dict(), "version": self.version,
             "last_error": self.last_error, "fees_micro": self.fees_micro, "slippage_micro": self.slippage_micro,
-            "parity": self.parity,
         }
 
     @classmethod
@@ -137,8 +135,7 @@ class SimState:
                 last_price_at=data.get("last_price_at"),
                 position=None if position is None else PaperPosition.from_dict(position),
                 version=int(data.get("version", 0)), last_error=data.get("last_error"),
-                fees_micro=int(data.get("fees_micro", 0)), slippage_micro=int(data.get("slippage_micro", 0)),
-                parity=data.get("parity") if isinstance(data.get("parity"), dict) else None)
+                fees_micro=int(data.get("fees_micro", 0)), slippage_micro=int(data.get("slippage_micro", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"unusable simulation state: {exc}") from None
         if state.initial_micro <= 0 or state.cash_micro < 0 or not 1 <= state.window_bars <= 5000:

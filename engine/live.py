@@ -26,7 +26,7 @@ import numpy as np
 from engine.bars import CandleError, grid_candles
 from engine.core import Fill, TradingCore
 from engine.market.base import CANDLE_FIELDS, Candles, MarketData, PermanentMarketError
-from engine.signals import evaluate, lookback_bars
+from engine.signals import lookback_bars
 from engine.strategy import Strategy
 
 
@@ -91,12 +91,6 @@ async def forming_bar(market: MarketData, token_id: str, interval_minutes: int, 
     if not all(math.isfinite(v) and v > 0 for v in values):
         return None
     return FormingBar(live, *values)
-
-
-def signal_arrays(strategy: Strategy, bars: Candles, interval_minutes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Buy and sell per bar of `bars` (the same `evaluate` as the backtest)."""
-    sig = evaluate(strategy, bars, interval_minutes)
-    return sig.buy, sig.sell
 
 
 def new_bar_slice(core: TradingCore, bars: Candles) -> int:

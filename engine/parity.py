@@ -50,13 +50,14 @@ class ParityReport:
         return self.unavailable is None and self.identical == self.total
 
     def summary(self) -> str:
-        """The one line users see, e.g. 'Replayed through the backtest: 4/4 trades identical'."""
+        """The one line users see, e.g. 'Parity: replayed through the backtest: 4/4 trades identical'."""
+        head = "Parity: replayed through the backtest:"
         if self.unavailable:
-            return f"Replayed through the backtest: not available ({self.unavailable})"
+            return f"{head} not available ({self.unavailable})"
         if self.total == 0:
-            return "Replayed through the backtest: no closed bar with a trade yet, none in the backtest either"
+            return f"{head} no closed bar with a trade yet, none in the backtest either"
         note = "" if self.ok else " (the difference is logged)"
-        return f"Replayed through the backtest: {self.identical}/{self.total} trades identical{note}"
+        return f"{head} {self.identical}/{self.total} trades identical{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "identical": self.identical, "first_difference": self.first_difference,

@@ -620,19 +620,6 @@ class SignalRepo(_Repo):
             " ORDER BY signal_id DESC LIMIT ?", (simulation_id, user_id, max(0, int(limit))))
         return [_signal(r) for r in reversed(rows)]
 
-    async def for_agent_since(self, agent_id: str, since_time: int, limit: int = 500) -> builtins.list[TradeRecord]:
-        """The agent's trades entered at or after bar `since_time`, oldest first (parity replay)."""
-        rows = await self.db.fetchall(
-            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE agent_id = ? AND entry_bar_time >= ?"
-            " ORDER BY trade_id DESC LIMIT ?", (agent_id, int(since_time), max(0, int(limit))))
-        return [_trade(r) for r in reversed(rows)]
-
-    async def fees_for_simulation(self, simulation_id: int) -> builtins.list[tuple[float, float, int, int]]:
-        """(size, exit_price, cost, proceeds) per trade, for the fee summary."""
-        rows = await self.db.fetchall("SELECT size, exit_price, cost, proceeds FROM trades WHERE simulation_id = ?",
-                                      (simulation_id,))
-        return [(float(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in rows]
-
     async def count_for_simulation(self, simulation_id: int) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM signals WHERE simulation_id = ?",
                                           (simulation_id,)) or 0)
@@ -729,12 +716,6 @@ class TradeRepo(_Repo):
             f"SELECT {_TRADE_COLUMNS} FROM trades WHERE agent_id = ? AND entry_bar_time >= ?"
             " ORDER BY trade_id DESC LIMIT ?", (agent_id, int(since_time), max(0, int(limit))))
         return [_trade(r) for r in reversed(rows)]
-
-    async def fees_for_simulation(self, simulation_id: int) -> builtins.list[tuple[float, float, int, int]]:
-        """(size, exit_price, cost, proceeds) per trade, for the fee summary."""
-        rows = await self.db.fetchall("SELECT size, exit_price, cost, proceeds FROM trades WHERE simulation_id = ?",
-                                      (simulation_id,))
-        return [(float(r[0]), float(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     async def count_for_simulation(self, simulation_id: int) -> int:
         return int(await self.db.fetchval("SELECT COUNT(*) FROM trades WHERE simulation_id = ?",

@@ -416,7 +416,7 @@ async def test_agent_parity_replays_its_trades_through_the_backtest(
     assert (await loop.tick()).trades_closed == 1
     parity = await loop.parity(agent_id)
     assert parity is not None and parity.ok and (parity.total, parity.identical) == (1, 1)
-    assert parity.summary() == "Replayed through the backtest: 1/1 trades identical"
+    assert parity.summary() == "Parity: replayed through the backtest: 1/1 trades identical"
     assert await loop.parity("no-such-agent") is None
 
 

@@ -413,7 +413,7 @@ async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -
     assert stopped.message is not None and "Simulation #1 stopped" in stopped.message.text
     final = stopped.message.text  # the final result card, once
     assert "Final result" in final and "Equity 1,000.00 USDC" in final and "stopped" in final
-    assert "Costs: fee 0.30% + slippage 0.10% per fill" in final and "Replayed through the backtest" in final
+    assert "Costs: fee 0.30% + slippage 0.10% per fill" in final and "replayed through the backtest" in final
     assert await h.services.simulations.status(ALICE) == []
     after = await h.send(ALICE, "/simulate status")
     assert "No simulation is running" in after.text

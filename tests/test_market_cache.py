@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from engine.market.ave import AveClient
+from engine.market.ave_stream import StreamedMarketData
 from engine.market.base import (
     Candles,
     MarketData,
@@ -268,9 +269,14 @@ async def test_factory_chooses_demo_or_ave() -> None:
     demo = build_market_data(api_key="", base_url="https://data.ave-api.xyz", plan="free")
     assert isinstance(demo, CachedMarketData) and isinstance(demo.inner, DemoMarket) and demo.is_demo
     live = build_market_data(api_key="k", base_url="http://127.0.0.1:9", plan="pro", price_ttl=3.0)
-    assert isinstance(live.inner, AveClient) and not live.is_demo and live.price_ttl == 3.0
-    assert live.inner.limiter.rate_per_second == 20.0
+    assert isinstance(live, StreamedMarketData) and not live.is_demo  # pro: the kline stream in front
+    cached = live.inner
+    assert isinstance(cached, CachedMarketData) and isinstance(cached.inner, AveClient) and cached.price_ttl == 3.0
+    assert cached.inner.limiter.rate_per_second == 20.0
     await live.aclose()
+    normal = build_market_data(api_key="k", base_url="http://127.0.0.1:9", plan="normal")
+    assert isinstance(normal, CachedMarketData) and isinstance(normal.inner, AveClient)
+    await normal.aclose()
     with pytest.raises(ValueError):
         build_market_data(api_key="k", base_url="http://x", plan="gold")
     assert PLAN_RATE == {"free": 1.0, "normal": 5.0, "pro": 20.0}

@@ -356,7 +356,7 @@ async def test_describe_is_plain_text(sim_db: Database, market: ScriptedMarket, 
     assert "Time left 23h 09m" in text  # started 51 min ago
     assert "Costs: fee 0.30% + slippage 0.10% per fill; paid 1.50 USDC in fees" in text
     # the entry is on the bar still forming: the replay covers closed bars only
-    assert "Replayed through the backtest: no closed bar with a trade yet" in text
+    assert "Parity: replayed through the backtest: no closed bar with a trade yet" in text
 
 
 async def test_at_most_three_running_per_user(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
