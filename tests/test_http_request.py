@@ -270,3 +270,17 @@ def test_build_application_uses_aiohttp_for_both_requests(fake: TelegramFake) ->
     updates_request = app.bot._request[0]
     assert isinstance(updates_request, AiohttpRequest) and updates_request is not app.bot.request
     assert app.bot.request.read_timeout == 20 and updates_request.read_timeout == 35
+
+
+async def test_proxy_settings_are_read_once_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    request = AiohttpRequest()
+    await request.initialize()
+    try:
+        assert request._proxy_for("https://api.telegram.org/bot1/getMe") == "http://proxy.invalid:3128"
+        assert request._proxy_for("https://127.0.0.1:8443/bot1/getMe") is None  # NO_PROXY
+        monkeypatch.setenv("HTTPS_PROXY", "http://other.invalid:1")
+        assert request._proxy_for("https://api.telegram.org/bot1/sendMessage") == "http://proxy.invalid:3128"
+    finally:
+        await request.shutdown()
