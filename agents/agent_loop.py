@@ -47,11 +47,11 @@ from engine.core import CoreState, Costs, Fill, TradingCore
 from engine.live import (
     FormingBar,
     advance,
-    bar_start,
     can_settle_now,
     closed_bars,
     forming_bar,
     new_bar_slice,
+    settled_start,
     start_after,
     wants_forming_bar,
     warmup_bars,
@@ -217,7 +217,7 @@ class AgentLoop:
     async def _load_bars(self, group: Group, snap: Snapshot, now: float, report: TickReport) -> None:
         """Closed bars and signals for the group, only when a bar closed that a member has not seen."""
         period = group.minutes * 60
-        last_closed = bar_start(now, group.minutes) - period
+        last_closed = settled_start(now, group.minutes) - period
         assert self._states is not None
         seen = [self._last_close(self._states.get(a.agent_id), a) for a in group.members]
         if all(s is not None and s >= last_closed for s in seen):

@@ -46,6 +46,7 @@ from engine.live import (
     closed_bars,
     forming_bar,
     new_bar_slice,
+    settled_start,
     start_after,
     wants_forming_bar,
     warmup_bars,
@@ -512,8 +513,8 @@ class SimulationService:
         core = TradingCore.for_strategy(strategy, new.costs, new.core_state())
         fills: list[Fill] = []
         last = core.state.last_close
-        if last is None or last < bar_start(now, interval) - period:
-            missed = 0 if last is None else (bar_start(now, interval) - period - last) // period
+        if last is None or last < settled_start(now, interval) - period:
+            missed = 0 if last is None else (settled_start(now, interval) - period - last) // period
             window = await self._window(record, interval, new.window_bars + min(missed, MAX_CATCH_UP_BARS),
                                         now, windows)
             if isinstance(window, str):

@@ -34,6 +34,11 @@ class BadCandlesError(PermanentMarketError):
     """The provider's candles failed the checks of `engine.bars` (a high below the close, …)."""
 
 
+# AVE may still be aggregating a bar's last trades for a few seconds after its end: a bar counts
+# as closed only this long after its end, so a cached, still-incomplete bar is never traded on.
+SETTLE_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class FormingBar:
     """The bar still forming: its start, its (final) open and its extremes so far."""
@@ -42,12 +47,18 @@ class FormingBar:
     open: float
     high: float
     low: float
+    seconds: int  # the bar's length
 
 
 def bar_start(now: float, interval_minutes: int) -> int:
     """Start time of the bar that is forming at `now`."""
     period = interval_minutes * 60
     return int(math.floor(now / period) * period)
+
+
+def settled_start(now: float, interval_minutes: int) -> int:
+    """Start of the first bar that does not count as closed yet (see `SETTLE_SECONDS`)."""
+    return bar_start(now - SETTLE_SECONDS, interval_minutes)
 
 
 def warmup_bars(strategy: Strategy, interval_minutes: int) -> int:
@@ -64,7 +75,7 @@ async def closed_bars(market: MarketData, token_id: str, interval_minutes: int, 
     At least `count` bars when the token has that much history (AVE may return sparse or extra
     points; the forming bar is dropped even if the source returns it).
     """
-    live = bar_start(now, interval_minutes)
+    live = settled_start(now, interval_minutes)
     period = interval_minutes * 60
     raw = await market.get_klines(token_id, interval_minutes, limit=max(2, count), to_time=live - 1)
     keep = raw.time < live
@@ -90,7 +101,7 @@ async def forming_bar(market: MarketData, token_id: str, interval_minutes: int, 
     values = (float(raw.open[i]), float(raw.high[i]), float(raw.low[i]))
     if not all(math.isfinite(v) and v > 0 for v in values):
         return None
-    return FormingBar(live, *values)
+    return FormingBar(live, *values, seconds=interval_minutes * 60)
 
 
 def new_bar_slice(core: TradingCore, bars: Candles) -> int:
@@ -123,7 +134,10 @@ def advance(core: TradingCore, bars: Candles, buy: np.ndarray | None, sell: np.n
         fills += core.on_bar(t, float(bars.open[i]), float(bars.high[i]), float(bars.low[i]),
                              bool(buy[i]) if buy is not None else False,
                              bool(sell[i]) if sell is not None else False)
-    if forming is not None and (core.state.last_close is None or forming.time > core.state.last_close):
+    last = core.state.last_close
+    # only the bar right after the last closed one: were a closed bar missing (its candles failed,
+    # or it is still settling), acting on a later bar's open would skip that bar's decisions
+    if forming is not None and (last is None or forming.time == last + forming.seconds):
         fills += core.on_open(forming.time, forming.open)
         fills += core.on_extremes(forming.time, forming.high, forming.low, final=False)
     return fills

@@ -251,6 +251,9 @@ async def test_sell_signal_exits(sim_db: Database, market: ScriptedMarket, sink:
     clock.now = T0 + 50 * H + 5
     market.price = 99.1
     market.forming = (99.1, 99.1, 99.1)  # the exit fills at the next bar's open
+    settling = await service.poll_once()  # 5 s after the close: AVE may still be aggregating it
+    assert (settling.evaluated, settling.signals, settling.closed) == (0, 0, 0)
+    clock.now = T0 + 50 * H + 30
     report = await service.poll_once()
     assert (report.signals, report.closed) == (1, 1)
     sell = [e for e in sink.events if isinstance(e, SignalFired)][-1]

@@ -220,5 +220,21 @@ def test_advance_skips_seen_bars_and_uses_the_forming_open() -> None:
     assert (entry.side, entry.bar_time) == ("buy", 600)  # the buy at 300's close fills at 600's open
     assert core.position is not None and core.state.pending is None
     assert advance(core, bars, np.array([False, True, True]), np.zeros(3, dtype=bool)) == []  # nothing new
-    [stop] = advance(core, bars, None, None, FormingBar(900, 96, 97, 94))
+    [stop] = advance(core, bars, None, None, FormingBar(900, 96, 97, 94, seconds=300))
     assert (stop.reason, stop.price, stop.bar_time) == ("stop_loss", 95, 900)
+
+
+def test_a_forming_bar_after_a_missing_closed_bar_is_not_acted_on() -> None:
+    """Bars 300..600 closed, 900 failed to load: the forming bar 1200 must wait, or the order
+    decided at 600's close would fill at 1200's open instead of 900's."""
+    from engine.market.base import Candles
+    core = _core(sl=5, tp=None)
+    bars = Candles(np.array([0, 300, 600]), np.full(3, 100.0), np.full(3, 100.0), np.full(3, 100.0),
+                   np.full(3, 100.0), np.ones(3))
+    core.state.last_close = 0
+    advance(core, bars, np.array([False, False, True]), np.zeros(3, dtype=bool))
+    assert core.state.pending == "buy"
+    assert advance(core, Candles.empty(), None, None, FormingBar(1200, 90, 90, 90, seconds=300)) == []
+    assert core.state.pending == "buy" and core.position is None
+    [entry] = advance(core, Candles.empty(), None, None, FormingBar(900, 99, 99, 99, seconds=300))
+    assert (entry.bar_time, entry.price) == (900, 99)
