@@ -172,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     agree = all(len(v) == 1 for v in counts.values())
     print(f"\nTrade counts {'agree' if agree else 'differ'} across engines"
           " (exact trade-by-trade agreement with backtesting.py: tests/test_backtest_vs_peer.py).")
+
+    def ratio(n: int, peer: str) -> str:
+        t = times.get((n, peer))
+        return "na" if t is None else f"{t / times[(n, 'ours')]:.2f}"
+
+    print(f"RESULT ours_100k_s={times[(100_000, 'ours')]:.5f} ours_1m_s={times[(1_000_000, 'ours')]:.5f} "
+          f"vs_vectorbt_100k={ratio(100_000, 'vectorbt')} vs_vectorbt_1m={ratio(1_000_000, 'vectorbt')} "
+          f"vs_backtesting_py_100k={ratio(100_000, 'backtesting.py')} trades_agree={int(agree)}")
     return 0 if all(checks.values()) else 1
 
 

@@ -245,10 +245,14 @@ async def main() -> int:
     print(f"{args.users} users x {len(STEPS)} messages ({', '.join(STEPS)}); bot in its own process; "
           "fake flood limits raised (per chat 10,000/s, global 1,000,000/s); demo market; workers paused")
     ok = True
+    figures: dict[str, str] = {"users": str(args.users)}
     if args.mode in ("both", "bot-only"):
         result = await run(args.users, rate_limited=False, timeout=args.timeout)
         ok &= report("bot only (client rate limiter removed)", args.users, result)
         p95 = pct(result["all"], 95) if result["all"] else float("inf")  # type: ignore[arg-type]
+        figures |= {"p95_s": f"{p95:.3f}", "answered": str(len(result["all"])),  # type: ignore[arg-type]
+                    "expected": str(args.users * len(STEPS)),
+                    "bot_cpu_s": "na" if result["bot_cpu"] is None else f"{result['bot_cpu']:.2f}"}
         verdict = "PASS" if p95 < 0.3 and len(result["all"]) == args.users * len(STEPS) else "FAIL"  # type: ignore[arg-type]
         print(f"target: every message answered and p95 < 300 ms -> {verdict} (p95 {p95 * 1000:.0f} ms)")
         ok &= verdict == "PASS"
@@ -258,6 +262,8 @@ async def main() -> int:
         floor = args.users * len(STEPS) / 30
         print(f"every message answered: {'yes' if len(result['all']) == args.users * len(STEPS) else 'NO'}; "  # type: ignore[arg-type]
               f"latency here is queueing behind the 30/s limit (>= {floor:.0f} s to send them all)")
+        figures["shipped_answered"] = str(len(result["all"]))  # type: ignore[arg-type]
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()))
     return 0 if ok else 1
 
 
