@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.bars import CandleError, grid_candles
 from engine.core import Fill, TradingCore
-from engine.market.base import CANDLE_FIELDS, Candles, MarketData, PermanentMarketError
+from engine.market.base import CANDLE_FIELDS, Candles, LiveBarSource, MarketData, PermanentMarketError
 from engine.signals import lookback_bars
 from engine.strategy import Strategy
 
@@ -94,6 +94,10 @@ async def forming_bar(market: MarketData, token_id: str, interval_minutes: int, 
                       ) -> FormingBar | None:
     """The forming bar from the market, or None while nothing has traded in it yet."""
     live = bar_start(now, interval_minutes)
+    if isinstance(market, LiveBarSource):
+        pushed = await market.live_bar(token_id, interval_minutes, live)
+        if pushed is not None:
+            return FormingBar(live, *pushed, seconds=interval_minutes * 60)
     raw = await market.get_klines(token_id, interval_minutes, limit=2, to_time=int(now))
     if len(raw) == 0 or int(raw.time[-1]) != live:
         return None

@@ -71,7 +71,7 @@ def ws() -> Any:
 def streamed(url: str, key: str = "test-pro-key", **kw: Any) -> tuple[StreamedMarketData, RestMarket, KlineStream]:
     rest = RestMarket()
     stream = KlineStream(url, key, retry_delay=0.05, max_backoff=0.2, **kw)
-    return StreamedMarketData(rest, stream, main_pair, wall_clock=lambda: NOW), rest, stream
+    return StreamedMarketData(rest, stream, main_pair), rest, stream
 
 
 async def test_forming_bar_from_the_stream_then_rest_when_it_drops_then_the_stream_again(ws: AveWsFake) -> None:

@@ -4,9 +4,9 @@ On the Pro plan AVE pushes live candles over `wss` (JSON-RPC: `{"method": "subsc
 ["kline", <pair address>, "k60", <chain>]}`; pushes carry `result.topic == "kline"` and the OHLCV
 under `result.kline.usd`). `KlineStream` keeps one connection, subscribes to the main pair of
 every token whose forming bar the trading core asks for, keeps the newest bar per (pair,
-interval) and reconnects with backoff, subscribing again. `StreamedMarketData` answers the
-forming-bar request (`get_klines` reaching the current bar) from the stream while it is healthy
-(connected and heard from within `silence` seconds) and from REST otherwise, so a dropped or
+interval) and reconnects with backoff, subscribing again. `StreamedMarketData` is a
+`LiveBarSource`: `engine.live.forming_bar` takes the bar in progress from the stream while it is
+healthy (connected and heard from within `silence` seconds) and from REST otherwise, so a dropped or
 silent stream costs latency, never a decision. Closed bars always come from REST (AVE's stored
 candles), so the bars a live path trades on are those a backtest would fetch.
 """
@@ -179,13 +179,11 @@ class StreamedMarketData:
     """`MarketData` that answers forming-bar requests from a `KlineStream` when it can."""
 
     def __init__(self, inner: MarketData, stream: KlineStream,
-                 main_pair: Callable[[str], Awaitable[str | None]], *,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 main_pair: Callable[[str], Awaitable[str | None]]) -> None:
         self.inner = inner
         self.stream = stream
         self._main_pair = main_pair
         self._pairs: dict[str, str | None] = {}
-        self._wall = wall_clock
         self.stream_answers = 0
 
     @property
@@ -200,16 +198,17 @@ class StreamedMarketData:
 
     async def get_klines(self, token_id: str, interval_minutes: int, *, limit: int = 300,
                          from_time: int | None = None, to_time: int | None = None) -> Candles:
-        period = interval_minutes * 60
-        now = self._wall()
-        live = int(now // period) * period
-        if (to_time is None or to_time >= live) and limit <= 2:
-            bar = await self._stream_bar(token_id, interval_minutes, live)
-            if bar is not None:
-                self.stream_answers += 1
-                return Candles.from_rows([(bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume)])
         return await self.inner.get_klines(token_id, interval_minutes, limit=limit, from_time=from_time,
                                            to_time=to_time)
+
+    async def live_bar(self, token_id: str, interval_minutes: int, start: int
+                       ) -> tuple[float, float, float] | None:
+        """`LiveBarSource`: the pushed bar starting at `start` while the stream is healthy."""
+        bar = await self._stream_bar(token_id, interval_minutes, start)
+        if bar is None:
+            return None
+        self.stream_answers += 1
+        return bar.open, bar.high, bar.low
 
     async def _stream_bar(self, token_id: str, interval_minutes: int, live: int) -> StreamBar | None:
         if token_id not in self._pairs:

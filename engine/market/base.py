@@ -141,3 +141,13 @@ class MarketData(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class LiveBarSource(Protocol):
+    """A market that can give the bar in progress without a candles request (AVE's kline stream)."""
+
+    async def live_bar(self, token_id: str, interval_minutes: int, start: int
+                       ) -> tuple[float, float, float] | None:
+        """(open, high, low) of the bar starting at `start`, or None when it cannot say now."""
+        ...
