@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from agents.errors import AgentError
 from agents.events import Event, EventSink, TradeClosed, TradeOpened
 from agents.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
 from agents.manager import IsolatedAIManager
-from agents.money import from_micro, to_micro
+from agents.money import from_micro, percent_of, to_micro, usdc_down
 from engine.core import Costs, Fill
 from engine.live import bar_start
 from engine.strategy import Strategy
 
 logger = logging.getLogger(__name__)
 
-_Q6 = Decimal("0.000001")
-
-
-def _dec(value: float) -> Decimal:
-    return Decimal(repr(float(value)))
 
 
 class OrderDesk:
@@ -39,7 +34,7 @@ class OrderDesk:
                     report: TickReport) -> LoopPosition | None:
         """Lock `amount_percent` of the available balance at the core's entry fill."""
         available = from_micro(agent.balance - agent.locked)
-        cost = (available * _dec(strategy.buy.amount_percent) / 100).quantize(_Q6, rounding=ROUND_DOWN)
+        cost = percent_of(available, strategy.buy.amount_percent)
         if cost < self.min_trade:
             return None
         size = self.costs.units_for(float(cost), fill.fill)
@@ -56,7 +51,7 @@ class OrderDesk:
             return None  # this bar's entry was already made (a replayed tick)
         report.trades_opened += 1
         agent.locked += to_micro(cost)
-        fee = (_dec(size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
+        fee = usdc_down(size * fill.fill * self.costs.fee)
         await self.publish(TradeOpened(user_id=agent.user_id, agent_id=agent.agent_id, symbol=symbol,
                                         price=fill.fill, cost=cost, demo=self.demo, fee=fee,
                                         fee_bps=self.costs.fee_bps, slippage_bps=self.costs.slippage_bps))
@@ -64,7 +59,7 @@ class OrderDesk:
                          to_micro(cost), fill.stop, fill.target, fill.bar_time)
 
     async def close(self, pos: LoopPosition, fill: Fill, report: TickReport) -> bool:
-        proceeds = _dec(self.costs.proceeds(pos.size, fill.fill)).quantize(_Q6, rounding=ROUND_DOWN)
+        proceeds = usdc_down(self.costs.proceeds(pos.size, fill.fill))
         try:
             result = await self.manager.close_position(
                 pos.position_id, exit_price=fill.fill, proceeds=max(proceeds, Decimal(0)), reason=fill.reason,
@@ -75,7 +70,7 @@ class OrderDesk:
         if result is None:
             return False  # already closed (a replayed tick)
         report.trades_closed += 1
-        fee = (_dec(pos.size) * _dec(fill.fill) * _dec(self.costs.fee)).quantize(_Q6, rounding=ROUND_DOWN)
+        fee = usdc_down(pos.size * fill.fill * self.costs.fee)
         await self.publish(TradeClosed(user_id=pos.user_id, agent_id=pos.agent_id, symbol=pos.symbol,
                                         entry_price=pos.entry_price, exit_price=fill.fill, pnl=result["pnl"],
                                         reason=fill.reason, demo=self.demo, fee=fee,

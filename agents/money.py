@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import math
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from agents.errors import InvalidAmountError
 
@@ -55,6 +56,19 @@ def to_micro(amount: object, *, what: str = "Amount", allow_negative: bool = Fal
 def from_micro(micro: int) -> Decimal:
     """micro-USDC -> Decimal USDC with exactly 6 decimal places."""
     return (Decimal(int(micro)) / MICRO).quantize(_Q6)
+
+
+def usdc_down(value: float) -> Decimal:
+    """A float amount of USDC (a fill times a size) as Decimal, rounded down to micro-USDC:
+    paper money never rounds in the trader's favour."""
+    if not math.isfinite(value):
+        raise ValueError("non-finite amount")
+    return Decimal(repr(float(value))).quantize(_Q6, rounding=ROUND_DOWN)
+
+
+def percent_of(amount: Decimal, percent: float) -> Decimal:
+    """`percent` % of `amount`, rounded down to micro-USDC (a strategy's buy budget)."""
+    return (amount * Decimal(repr(float(percent))) / 100).quantize(_Q6, rounding=ROUND_DOWN)
 
 
 def fmt_usdc(value: Decimal | int, *, places: int = 2) -> str:

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
+from agents.money import usdc_down
 from engine.core import CorePosition, CoreState, Costs
 from storage.repos import from_micro, to_micro
 
 STATE_FORMAT = 2
-_MICRO_Q = Decimal("0.000001")
-
-
-def usdc_down(value: float) -> Decimal:
-    """A float amount of USDC to Decimal, rounded down to micro-USDC (paper money never rounds up)."""
-    if not math.isfinite(value):
-        raise ValueError("non-finite amount")
-    return Decimal(repr(value)).quantize(_MICRO_Q, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from agents.events import Event, EventSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
-from agents.simulation_state import PaperPosition, SimState, usdc_down
+from agents.money import percent_of, usdc_down
+from agents.simulation_state import PaperPosition, SimState
 from engine.core import Costs, Fill, TradingCore
 from engine.live import (
     FormingBar,
@@ -86,7 +87,6 @@ log = logging.getLogger(__name__)
 
 MAX_RUNNING_PER_USER = 3
 MARKET_DOWN = "The market data service is unavailable right now, try again in a minute."
-_MICRO_Q = Decimal("0.000001")
 
 __all__ = [
     "MAX_RUNNING_PER_USER", "PaperPosition", "PollReport", "ResumeReport", "SimState", "SimulationError",
@@ -597,8 +597,7 @@ class SimulationService:
               effects: _Effects) -> bool:
         """Book the core's entry with `amount_percent` of the cash; False when nothing can be bought."""
         costs = state.costs
-        fraction = Decimal(repr(strategy.buy.amount_percent)) / 100
-        spend = (from_micro(state.cash_micro) * fraction).quantize(_MICRO_Q, rounding=ROUND_DOWN)
+        spend = percent_of(from_micro(state.cash_micro), strategy.buy.amount_percent)
         if spend <= 0:
             return False
         size = costs.units_for(float(spend), fill.fill)
