@@ -151,7 +151,7 @@ class AgentLoop:
         row = await self._cores.get(agent_id)
         if row is None:
             return None
-        raw = await self.db.fetchval("SELECT strategy_json FROM automaton_agents WHERE agent_id = ?", (agent_id,))
+        raw = await self._cores.strategy_json(agent_id)
         _, strategy = self._reader.strategy_for(LoopAgent(agent_id, 0, "active", 0, 0, raw))
         state = CoreState.from_dict({**row.state, "position": None})
         if strategy is None or state.last_close is None:

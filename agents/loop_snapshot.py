@@ -11,19 +11,9 @@ from agents.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
 from engine.market.base import MarketData, MarketDataError, TokenInfo, TokenNotFoundError
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
 from storage import Database
+from storage.bars_repo import AgentCoreRepo
 
 _NEGATIVE_RESOLVE_TTL = 3600.0
-
-_SNAPSHOT_SQL = (
-    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
-    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
-    " p.entry_bar_time"
-    " FROM automaton_agents a"
-    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
-    " WHERE a.status = 'active'"
-    "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
-)
-
 
 def _key_of(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
@@ -34,7 +24,7 @@ class SnapshotReader:
 
     def __init__(self, db: Database, market: MarketData, default_tokens: Sequence[str],
                  clock: Callable[[], float]) -> None:
-        self.db = db
+        self._rows = AgentCoreRepo(db)
         self.market = market
         self.default_tokens = tuple(default_tokens)
         self._clock = clock
@@ -45,7 +35,7 @@ class SnapshotReader:
 
     async def read(self, report: TickReport) -> Snapshot:
         """Every active agent (and paused/dead ones holding positions) with its strategy and group."""
-        rows = await self.db.fetchall(_SNAPSHOT_SQL)
+        rows = await self._rows.loop_snapshot()
         agents: dict[str, LoopAgent] = {}
         positions: list[LoopPosition] = []
         for r in rows:

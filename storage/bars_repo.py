@@ -1,4 +1,5 @@
-"""Bars live paths traded on (`market_bars`) and agents' trading-core state (`agent_core_state`)."""
+"""Bars live paths traded on (`market_bars`), agents' trading-core state (`agent_core_state`) and the
+agent loop's reads."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ class AgentCoreRow:
     state: dict[str, Any]
 
 
+_LOOP_SNAPSHOT_SQL = (
+    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
+    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
+    " p.entry_bar_time"
+    " FROM automaton_agents a"
+    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
+    " WHERE a.status = 'active'"
+    "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
+)
+
 _CORE_SELECT = ("SELECT agent_id, strategy_key, token_id, interval_minutes, since_time, state_json"
                 " FROM agent_core_state")
 
@@ -76,6 +87,16 @@ class AgentCoreRepo:
     async def load_all(self) -> dict[str, AgentCoreRow]:
         """Every stored state (the agent loop reads them once, then keeps them in memory)."""
         return self._rows(await self.db.fetchall(_CORE_SELECT))
+
+    async def loop_snapshot(self) -> list[Any]:
+        """Every active agent (and paused/dead ones holding positions) joined with its open positions:
+        (agent_id, user_id, status, balance, locked, strategy_json, position_id, token_id, symbol, size,
+        entry_price, cost, stop_loss, take_profit, entry_bar_time), one query for the whole tick."""
+        return await self.db.fetchall(_LOOP_SNAPSHOT_SQL)
+
+    async def strategy_json(self, agent_id: str) -> str | None:
+        """The agent's assigned strategy JSON (None: the default strategy, or no such agent)."""
+        return await self.db.fetchval("SELECT strategy_json FROM automaton_agents WHERE agent_id = ?", (agent_id,))
 
     async def get(self, agent_id: str) -> AgentCoreRow | None:
         return self._rows(await self.db.fetchall(_CORE_SELECT + " WHERE agent_id = ?", (agent_id,))).get(agent_id)
