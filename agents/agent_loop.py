@@ -60,8 +60,8 @@ from engine.market.base import CANDLE_FIELDS, Candles, MarketData, MarketDataErr
 from engine.parity import LiveTrade, ParityReport, replay
 from engine.signals import evaluate
 from engine.strategy import Strategy
-from storage import Database
-from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo
+from storage import Database, SyncTx
+from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo, save_bars, save_states
 from storage.repos import TradeRepo
 
 __all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]  # TickReport/TickError: agents.loop_model
@@ -134,9 +134,9 @@ class AgentLoop:
 
     async def needed_token_ids(self) -> list[str]:
         """Every token id the active agents and open positions need (for the data worker)."""
-        snap = await self._reader.read(TickReport())
-        ids = {a.token_id for a in snap.agents.values() if a.token_id} | {p.token_id for p in snap.positions}
-        return sorted(ids)
+        async with self._lock:  # the working set is the tick's; never change it under a running tick
+            snap = await self._reader.read(TickReport())
+        return sorted({g.token_id for g in snap.groups.values()} | {p.token_id for p in snap.positions})
 
     async def parity(self, agent_id: str) -> ParityReport | None:
         """Replay the bars the agent traded on (its current strategy) through the backtest;
@@ -174,10 +174,10 @@ class AgentLoop:
 
     async def _tick(self, report: TickReport) -> None:
         snap = await self._reader.read(report)
-        active = [a for a in snap.agents.values() if a.status == "active"]
-        token_ids = sorted({a.token_id for a in active if a.token_id} | {p.token_id for p in snap.positions})
+        groups = snap.groups
+        token_ids = sorted({g.token_id for g in groups.values()} | {p.token_id for p in snap.positions})
         report.tokens = len(token_ids)
-        report.agents_evaluated = len(active)
+        report.agents_evaluated = sum(1 for a in snap.agents.values() if a.status == "active")
         if not token_ids:
             return
         before = _upstream_calls(self.market)
@@ -192,39 +192,57 @@ class AgentLoop:
         if self._states is None:
             self._states = await self._cores.load_all()
         now = self._clock()
-        groups = self._groups(snap)
-        await asyncio.gather(*(self._load_bars(g, snap, now, report) for g in groups.values()))
-        dirty: list[AgentCoreRow] = []
         for group in groups.values():
-            for agent in group.members:
-                row = await self._trade_agent(agent, group, snap, prices.get(group.token_id), now, report)
-                if row is not None:
-                    dirty.append(row)
-        await self._desk.protect_orphans(snap, prices, now, report)
-        await self._persist(groups, dirty)
+            group.start_tick()
+        await asyncio.gather(*(self._load_bars(g, snap, now, report) for g in groups.values()))
+        self._desk.begin()
+        dirty: list[AgentCoreRow] = []
+        for group in list(groups.values()):
+            await self._trade_group(group, snap, prices.get(group.token_id), now, report, dirty)
+        self._desk.protect_orphans(snap, prices, now)
+        await self._desk.flush(report, self._writes(groups, dirty))
 
-    def _groups(self, snap: Snapshot) -> dict[tuple[str, int], Group]:
-        groups: dict[tuple[str, int], Group] = {}
-        for agent in snap.agents.values():
-            if agent.group is None:
-                continue
-            group = groups.get(agent.group)
-            if group is None:
-                group = groups[agent.group] = Group(*agent.group)
-            group.members.append(agent)
-        return groups
+    async def _trade_group(self, group: Group, snap: Snapshot, price: float | None, now: float, report: TickReport,
+                           dirty: list[AgentCoreRow]) -> None:
+        """Advance the group's members: all of them after a new bar, else only the hot ones."""
+        assert self._states is not None
+        new_bar = group.bars is not None
+        ids = list(group.members) if new_bar else [i for i in group.hot if i in group.members]
+        synced: int | None = None
+        complete = True
+        for agent_id in ids:
+            agent = group.members[agent_id]
+            row, holding = await self._trade_agent(agent, group, snap, price, now, report)
+            if row is not None:
+                dirty.append(row)
+            state = self._states.get(agent_id)
+            if holding or (state is not None and state.state.get("pending")):
+                group.hot.add(agent_id)
+            else:
+                group.hot.discard(agent_id)
+            if new_bar:
+                seen = self._last_close(state, agent)
+                if seen is None:
+                    complete = False
+                elif synced is None or seen < synced:
+                    synced = seen
+        if new_bar:
+            group.synced = synced if complete else None
 
     async def _load_bars(self, group: Group, snap: Snapshot, now: float, report: TickReport) -> None:
         """Closed bars and signals for the group, only when a bar closed that a member has not seen."""
         period = group.minutes * 60
         last_closed = settled_start(now, group.minutes) - period
+        if group.synced is not None and group.synced >= last_closed:
+            return  # the quiet tick: O(1) per group
         assert self._states is not None
-        seen = [self._last_close(self._states.get(a.agent_id), a) for a in group.members]
+        seen = [self._last_close(self._states.get(a.agent_id), a) for a in group.members.values()]
         if all(s is not None and s >= last_closed for s in seen):
+            group.synced = min(seen, default=None)  # type: ignore[type-var]
             return
         known = [s for s in seen if s is not None]
         missed = 0 if not known else min(MAX_CATCH_UP_BARS, (last_closed - min(known)) // period)
-        keys = sorted({a.strategy_key for a in group.members if a.strategy_key and a.status == "active"})
+        keys = sorted({k for k in group.keys if k in snap.strategies})
         need = max([warmup_bars(snap.strategies[k], group.minutes) for k in keys] or [2])
         try:
             async with self._kline_gate:
@@ -246,26 +264,26 @@ class AgentLoop:
         return None if value is None else int(value)
 
     async def _trade_agent(self, agent: LoopAgent, group: Group, snap: Snapshot, price: float | None, now: float,
-                           report: TickReport) -> AgentCoreRow | None:
-        """Advance one agent's core; returns its row when the state changed."""
+                           report: TickReport) -> tuple[AgentCoreRow | None, bool]:
+        """Advance one agent's core: (its row when the state changed, whether it now holds)."""
         assert self._states is not None and agent.strategy_key is not None
         strategy = snap.strategies[agent.strategy_key]
         row = self._states.get(agent.agent_id)
+        held = agent.position if agent.position is not None and agent.position.token_id == group.token_id else None
         fresh = self._last_close(row, agent) is None or row is None or row.interval_minutes != group.minutes
         if fresh:
             if group.bars is None:
-                return None  # nothing to start from yet
+                return None, held is not None  # nothing to start from yet
             core = TradingCore.for_strategy(strategy, self.costs)
             start_after(core, group.bars)
             row = AgentCoreRow(agent.agent_id, agent.strategy_key, group.token_id, group.minutes,
                                int(group.bars.time[-1]) + group.minutes * 60, {})
-        held = agent.position if agent.position is not None and agent.position.token_id == group.token_id else None
         if not fresh:
             assert row is not None
             no_new_bar = group.bars is None or int(row.state.get("last_close") or 0) >= int(group.bars.time[-1])
             if no_new_bar and not can_settle_now(row.state.get("pending"), None if held is None else held.stop_loss,
                                                  None if held is None else held.take_profit, held is not None, price):
-                return None  # a quiet tick for this agent: nothing can happen, build nothing
+                return None, held is not None  # a quiet tick for this agent: nothing can happen, build nothing
             core = TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**row.state, "position": None}))
         core.adopt(None if held is None else held.core())
         before = core.state.to_dict()
@@ -279,14 +297,14 @@ class AgentLoop:
             if forming is not None:
                 fills += advance(core, Candles.empty(), None, None, forming)
         for fill in fills:
-            held = await self._book(agent, strategy, group, core, fill, held, report)
+            held = self._book(agent, strategy, group, core, fill, held)
         state = core.state.to_dict()
         if not fresh and state == before:
-            return None
+            return None, held is not None
         state.pop("position", None)
         row = AgentCoreRow(row.agent_id, row.strategy_key, row.token_id, row.interval_minutes, row.since_time, state)
         self._states[agent.agent_id] = row
-        return row
+        return row, held is not None
 
     async def _forming(self, group: Group, now: float) -> FormingBar | None:
         if not group.forming_read:
@@ -298,22 +316,23 @@ class AgentLoop:
                 group.forming = None  # nothing is decided without the bar; the next tick retries
         return group.forming
 
-    async def _book(self, agent: LoopAgent, strategy: Strategy, group: Group, core: TradingCore, fill: Fill,
-                    held: LoopPosition | None, report: TickReport) -> LoopPosition | None:
-        """Book one of the core's fills through the manager; returns the position now held."""
+    def _book(self, agent: LoopAgent, strategy: Strategy, group: Group, core: TradingCore, fill: Fill,
+              held: LoopPosition | None) -> LoopPosition | None:
+        """Put one of the core's fills in the tick's batch; returns the position now held."""
         if fill.side == "sell":
             if held is not None:
-                await self._desk.close(held, fill, report)
+                self._desk.plan_close(held, fill)
             return None
         opened = None
         if agent.status == "active":
-            opened = await self._desk.open(agent, strategy, group.token_id, fill, report)
+            opened = self._desk.plan_open(agent, strategy, group.token_id, fill)
         if opened is None:
-            core.cancel_entry()  # refused, too small or already booked: the ledger decides next tick
+            core.cancel_entry()  # too small or not tradable: the ledger decides next tick
         return opened
 
-    async def _persist(self, groups: dict[tuple[str, int], Group], dirty: list[AgentCoreRow]) -> None:
-        """The new closed bars of every group and the changed core states, in one transaction."""
+    def _writes(self, groups: dict[tuple[str, int], Group], dirty: list[AgentCoreRow]
+                ) -> Callable[[SyncTx], None] | None:
+        """The tick's other writes, committed with its fills: new closed bars and changed core states."""
         fresh_bars: list[tuple[Group, Candles]] = []
         for key, group in groups.items():
             if group.bars is None:
@@ -323,13 +342,19 @@ class AgentLoop:
             if start < len(group.bars):
                 fresh_bars.append((group, Candles(*(group.bars[f][start:] for f in CANDLE_FIELDS))))
         if not fresh_bars and not dirty:
-            return
-        async with self.db.transaction() as tx:
+            return None
+
+        def write(tx: SyncTx) -> None:
             for group, bars in fresh_bars:
-                await self._bars.save(group.token_id, group.minutes, bars, tx=tx)
-            await self._cores.save_many(dirty, tx=tx)
-        for group, bars in fresh_bars:
-            self._stored_until[(group.token_id, group.minutes)] = int(bars.time[-1])
+                save_bars(tx, group.token_id, group.minutes, bars)
+            save_states(tx, dirty)
+
+        def stored() -> None:
+            for group, bars in fresh_bars:
+                self._stored_until[(group.token_id, group.minutes)] = int(bars.time[-1])
+
+        self._desk.after_commit(stored)
+        return write
 
 def _upstream_calls(market: Any) -> int:
     """Upstream calls so far: the provider's HTTP count when known, else the cache's miss count."""

@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +35,8 @@ from agents.errors import AgentError
 from agents.manager import IsolatedAIManager
 from agents.money import fmt_usdc, from_micro, to_micro
 from storage import Database
+from storage import remote_repo as remote
+from storage.repos import to_iso
 
 __all__ = ["AutomatonSync", "SyncReport", "remote_balance_display"]
 
@@ -69,8 +70,7 @@ def remote_balance_display(agent: Mapping[str, Any]) -> str | None:
     return f"{fmt_usdc(amount)} USDC ({status})"
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+_iso = to_iso  # the storage layer's one time format
 
 
 class AutomatonSync:
@@ -90,15 +90,10 @@ class AutomatonSync:
         """One create + poll pass over every live agent (see the module docstring)."""
         report = SyncReport()
         if self.create_missing:
-            rows = await self.db.fetchall(
-                "SELECT agent_id, user_id, isolated_balance FROM automaton_agents"
-                " WHERE remote_agent_id IS NULL AND status IN ('active', 'paused')"
-                " ORDER BY created_at, agent_id")
+            rows = await self.db.read(remote.unbound)
             for row in rows:
                 await self._create(row, report)
-        rows = await self.db.fetchall(
-            "SELECT agent_id, remote_agent_id FROM automaton_agents"
-            " WHERE remote_agent_id IS NOT NULL AND status <> 'closed' ORDER BY created_at, agent_id")
+        rows = await self.db.read(remote.bound)
         gate = asyncio.Semaphore(self._concurrency)
 
         async def poll(row: Any) -> None:
@@ -112,9 +107,7 @@ class AutomatonSync:
 
     async def _create(self, row: Any, report: SyncReport) -> None:
         agent_id = row["agent_id"]
-        await self.db.execute(
-            "UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ? AND remote_agent_id IS NULL",
-            (CREATING, agent_id))
+        await self.db.run(remote.set_status, agent_id, CREATING, only_unbound=True)
         try:
             remote_id = await self.client.create_agent(agent_id, str(row["user_id"]),
                                                        from_micro(row["isolated_balance"]))
@@ -123,20 +116,12 @@ class AutomatonSync:
             report.errors.append(f"create {agent_id}: {exc}")
             await self._mark_unknown(agent_id)
             return
-        async with self.db.transaction() as tx:
-            taken = await tx.fetchone("SELECT agent_id FROM automaton_agents WHERE remote_agent_id = ?",
-                                      (remote_id,))
-            if taken is not None and taken["agent_id"] != agent_id:
-                report.failed += 1
-                report.errors.append(f"create {agent_id}: remote {remote_id} is {taken['agent_id']}'s")
-                await tx.execute("UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ?",
-                                 (UNKNOWN, agent_id))
-                return
-            await tx.execute(
-                "UPDATE automaton_agents SET remote_agent_id = ?, remote_balance = ?,"
-                " remote_status = 'running', remote_synced_at = ?"
-                " WHERE agent_id = ? AND remote_agent_id IS NULL",
-                (remote_id, row["isolated_balance"], _iso(self._clock()), agent_id))
+        taken = await self.db.run(remote.bind, agent_id, remote_id, row["isolated_balance"], _iso(self._clock()),
+                                  UNKNOWN)
+        if taken is not None:
+            report.failed += 1
+            report.errors.append(f"create {agent_id}: remote {remote_id} is {taken}'s")
+            return
         report.created += 1
 
     # --- poll ---------------------------------------------------------------------------------
@@ -152,9 +137,7 @@ class AutomatonSync:
         report.polled += 1
         try:
             if status.child_info is not None:
-                known = await self.db.fetchone("SELECT 1 FROM automaton_agents WHERE remote_agent_id = ?",
-                                               (status.child_info.agent_id,))
-                if known is None:
+                if not await self.db.read(remote.is_known, status.child_info.agent_id):
                     info = status.child_info
                     child = await self.manager.adopt_remote_child(agent_id, info.agent_id, info.balance,
                                                                   info.reason)
@@ -170,8 +153,7 @@ class AutomatonSync:
 
     async def _apply_balance(self, agent_id: str, status: RemoteStatus) -> bool:
         """Book the change since the last synced remote balance; returns whether a row was written."""
-        row = await self.db.fetchone("SELECT remote_balance, status FROM automaton_agents WHERE agent_id = ?",
-                                     (agent_id,))
+        row = await self.db.read(remote.synced_balance, agent_id)
         if row is None:
             return False
         new = to_micro(status.balance, what="Remote balance", allow_zero=True)
@@ -183,12 +165,8 @@ class AutomatonSync:
                 agent_id, from_micro(new - old), "remote balance sync",
                 idempotency_key=f"sync:{agent_id}:{stamp}", kind="sync_adjust")
             booked = True
-        await self.db.execute(
-            "UPDATE automaton_agents SET remote_balance = ?, remote_status = ?, remote_synced_at = ?"
-            " WHERE agent_id = ?",
-            (new, status.status, _iso(self._clock()), agent_id))
+        await self.db.run(remote.record_sync, agent_id, new, status.status, _iso(self._clock()))
         return booked
 
     async def _mark_unknown(self, agent_id: str) -> None:
-        await self.db.execute("UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ?",
-                              (UNKNOWN, agent_id))
+        await self.db.run(remote.set_status, agent_id, UNKNOWN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,7 @@ class LoopAgent:
     token_id: str | None = None
     group: tuple[str, int] | None = None
     position: LoopPosition | None = None
+    positions: list[LoopPosition] = field(default_factory=list)
 
 
 @dataclass
@@ -80,16 +82,46 @@ class Snapshot:
     agents: dict[str, LoopAgent]
     positions: list[LoopPosition]
     strategies: dict[str, Strategy]
+    groups: dict[tuple[str, int], Group] = field(default_factory=dict)
 
 
 @dataclass
 class Group:
-    """Agents on one (token, timeframe) and the bars they trade on this tick."""
+    """Agents on one (token, timeframe), kept across ticks, and the bars they trade on this tick.
+
+    `hot` are the members a tick without a new bar must still look at (holding a position or
+    an order waiting for the next open); `synced` is the oldest last processed bar of the
+    members, None when unknown (a member joined or changed).
+    """
 
     token_id: str
     minutes: int
-    members: list[LoopAgent] = field(default_factory=list)
+    members: dict[str, LoopAgent] = field(default_factory=dict)
+    keys: Counter[str] = field(default_factory=Counter)
+    hot: set[str] = field(default_factory=set)
+    synced: int | None = None
     bars: Candles | None = None
     signals: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     forming: FormingBar | None = None
     forming_read: bool = False
+
+    def add(self, agent: LoopAgent) -> None:
+        self.members[agent.agent_id] = agent
+        self.keys[agent.strategy_key or ""] += 1
+        self.synced = None
+        self.hot.add(agent.agent_id)  # looked at once by the next tick, which decides if it stays hot
+
+    def remove(self, agent: LoopAgent) -> None:
+        if self.members.pop(agent.agent_id, None) is not None:
+            key = agent.strategy_key or ""
+            self.keys[key] -= 1
+            if self.keys[key] <= 0:
+                del self.keys[key]
+        self.hot.discard(agent.agent_id)
+
+    def start_tick(self) -> None:
+        """Forget the previous tick's bars and signals."""
+        self.bars = None
+        self.signals = {}
+        self.forming = None
+        self.forming_read = False

@@ -1,4 +1,12 @@
-"""What the agent loop reads at the start of a tick: agents, open positions, strategies, groups."""
+"""The agent loop's working set: every tradable agent, kept in memory and refreshed incrementally.
+
+The first read loads every agent; after that each tick reads only the agents stamped since the
+last one (`storage.bars_repo.loop_changes`, the change feed of migration 004), so a quiet tick
+costs the changes, not the population. An agent is in the set while it is active, or while it
+is paused or dead and still holds a position (its stop and target keep running). Each distinct
+strategy JSON is parsed once and each token resolved once; agents are grouped by
+(token, timeframe) in persistent `Group`s.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +15,25 @@ import hashlib
 import zlib
 from collections.abc import Callable, Sequence
 
-from agents.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
+from agents.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickReport
 from engine.market.base import MarketData, MarketDataError, TokenInfo, TokenNotFoundError
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
 from storage import Database
-from storage.bars_repo import AgentCoreRepo
+from storage.bars_repo import loop_changes
 
 _NEGATIVE_RESOLVE_TTL = 3600.0
+
 
 def _key_of(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 class SnapshotReader:
-    """Reads the tick's world in one query; parses each distinct strategy and resolves each token once."""
+    """Applies the change feed to the in-memory working set and assigns strategies and groups."""
 
     def __init__(self, db: Database, market: MarketData, default_tokens: Sequence[str],
                  clock: Callable[[], float]) -> None:
-        self._rows = AgentCoreRepo(db)
+        self.db = db
         self.market = market
         self.default_tokens = tuple(default_tokens)
         self._clock = clock
@@ -32,30 +41,79 @@ class SnapshotReader:
         self._resolved: dict[tuple[str, str], TokenInfo] = {}
         self._unresolvable: dict[tuple[str, str], tuple[float, str]] = {}
         self.symbols: dict[str, str] = {}
+        self._seq = 0
+        self.agents: dict[str, LoopAgent] = {}
+        self.positions: dict[int, LoopPosition] = {}
+        self.groups: dict[tuple[str, int], Group] = {}
+        self._waiting: set[str] = set()  # agents whose token could not be resolved yet (retried)
+        self._invalid: set[str] = set()
 
     async def read(self, report: TickReport) -> Snapshot:
-        """Every active agent (and paused/dead ones holding positions) with its strategy and group."""
-        rows = await self._rows.loop_snapshot()
-        agents: dict[str, LoopAgent] = {}
-        positions: list[LoopPosition] = []
+        """The working set after this tick's changes (see the module docstring)."""
+        rows, seq = await self.db.read(loop_changes, self._seq)
+        changed = self._apply(rows)
+        self._seq = seq
+        await self._assign(changed | self._waiting, report)
+        for agent_id in sorted(self._invalid)[:5]:
+            report.add_error(f"{agent_id}: its strategy is invalid; skipped")
+        strategies = {k: self._parsed[k] for g in self.groups.values() for k in g.keys}
+        return Snapshot(self.agents, list(self.positions.values()), strategies, self.groups)  # type: ignore[arg-type]
+
+    def _apply(self, rows: list) -> set[str]:
+        """Replace every changed agent (and its positions) by its new row; drop the untradable."""
+        changed: set[str] = set()
+        fresh: dict[str, LoopAgent] = {}
         for r in rows:
             agent_id = r[0]
-            if agent_id not in agents:
-                agents[agent_id] = LoopAgent(agent_id, r[1], r[2], r[3], r[4], r[5])
+            if agent_id not in fresh:
+                changed.add(agent_id)
+                fresh[agent_id] = LoopAgent(agent_id, r[1], r[2], r[3], r[4], r[5])
             if r[6] is not None:
                 pos = LoopPosition(r[6], agent_id, r[1], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
-                positions.append(pos)
-                agents[agent_id].position = pos
-        strategies: dict[str, Strategy] = {}
-        for agent in agents.values():
-            key, strategy = self.strategy_for(agent)
-            if strategy is None:
-                report.add_error(f"{agent.agent_id}: its strategy is invalid; skipped")
+                fresh[agent_id].positions.append(pos)
+        for agent_id, agent in fresh.items():
+            old = self.agents.get(agent_id)
+            if old is not None and old.group is not None and (old.status, old.strategy_json) == (
+                    agent.status, agent.strategy_json):
+                self._refresh(old, agent)  # only money or positions moved: keep its strategy and group
+                changed.discard(agent_id)
                 continue
-            agent.strategy_key = key
-            strategies[key] = strategy
-        await self._resolve_strategies(agents, strategies, report)
-        return Snapshot(agents, positions, strategies)
+            self._drop(agent_id)
+            if agent.status == "active" or (agent.status in ("paused", "dead") and agent.positions):
+                agent.position = agent.positions[0] if agent.positions else None
+                self.agents[agent_id] = agent
+                for pos in agent.positions:
+                    self.positions[pos.position_id] = pos
+        return {a for a in changed if a in self.agents}
+
+    def _refresh(self, old: LoopAgent, new: LoopAgent) -> None:
+        for pos in old.positions:
+            self.positions.pop(pos.position_id, None)
+        old.balance, old.locked, old.positions = new.balance, new.locked, new.positions
+        old.position = new.positions[0] if new.positions else None
+        for pos in new.positions:
+            self.positions[pos.position_id] = pos
+        if old.status != "active" and not new.positions:
+            self._drop(old.agent_id)  # a paused or dead agent without a position has nothing to run
+            return
+        group = self.groups.get(old.group)  # type: ignore[arg-type]
+        if group is not None:
+            group.hot.add(old.agent_id)  # its position changed: the next tick looks at it
+
+    def _drop(self, agent_id: str) -> None:
+        old = self.agents.pop(agent_id, None)
+        self._waiting.discard(agent_id)
+        self._invalid.discard(agent_id)
+        if old is None:
+            return
+        for pos in old.positions:
+            self.positions.pop(pos.position_id, None)
+        if old.group is not None:
+            group = self.groups.get(old.group)
+            if group is not None:
+                group.remove(old)
+                if not group.members:
+                    del self.groups[old.group]
 
     def strategy_for(self, agent: LoopAgent) -> tuple[str, Strategy | None]:
         """The agent's strategy (parsed once per distinct JSON) or the rotated default."""
@@ -74,23 +132,37 @@ class SnapshotReader:
                 self._parsed[key] = None
         return key, self._parsed[key]
 
-    async def _resolve_strategies(self, agents: dict[str, LoopAgent], strategies: dict[str, Strategy],
-                                  report: TickReport) -> None:
-        wanted = {(s.token, s.chain or "") for s in strategies.values()}
+    async def _assign(self, agent_ids: set[str], report: TickReport) -> None:
+        """Strategy, token and group of each of `agent_ids` (changed or still waiting)."""
+        keyed: dict[str, list[LoopAgent]] = {}
+        for agent_id in agent_ids:
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            key, strategy = self.strategy_for(agent)
+            if strategy is None:
+                self._invalid.add(agent_id)
+                continue
+            keyed.setdefault(key, []).append(agent)
+        wanted = {(self._parsed[k].token, self._parsed[k].chain or "") for k in keyed}  # type: ignore[union-attr]
         infos = dict(zip(wanted, await asyncio.gather(*(self._resolve(t, c, report) for t, c in wanted)),
                          strict=True))
-        groups: dict[str, tuple[str, int]] = {}
-        for key, strategy in strategies.items():
+        for key, members in keyed.items():
+            strategy = self._parsed[key]
+            assert strategy is not None
             info = infos[(strategy.token, strategy.chain or "")]
-            if info is not None:
+            for agent in members:
+                if info is None:
+                    self._waiting.add(agent.agent_id)
+                    continue
+                self._waiting.discard(agent.agent_id)
                 self.symbols.setdefault(info.token_id, info.symbol)
-                groups[key] = (info.token_id, TIMEFRAME_MINUTES[strategy.finest_timeframe])
-        for agent in agents.values():
-            group = groups.get(agent.strategy_key or "")
-            if group is None:
-                agent.strategy_key = None  # invalid strategy or unresolvable token: nothing to evaluate
-            else:
-                agent.token_id, agent.group = group[0], group
+                group_key = (info.token_id, TIMEFRAME_MINUTES[strategy.finest_timeframe])
+                agent.strategy_key, agent.token_id, agent.group = key, info.token_id, group_key
+                group = self.groups.get(group_key)
+                if group is None:
+                    group = self.groups[group_key] = Group(*group_key)
+                group.add(agent)
 
     async def _resolve(self, token: str, chain: str, report: TickReport) -> TokenInfo | None:
         key = (token.casefold(), chain)

@@ -32,6 +32,7 @@ from agents.manager import IsolatedAIManager
 from agents.money import from_micro
 from engine.market.base import MarketData, MarketDataError
 from storage import Database
+from storage import risk_repo as risk_rows
 
 __all__ = ["MIN_SHARPE_SAMPLES", "MIN_VAR_SAMPLES", "RiskReport", "RiskWorker"]
 
@@ -40,14 +41,6 @@ logger = logging.getLogger(__name__)
 MIN_SHARPE_SAMPLES = 2
 MIN_VAR_SAMPLES = 10
 _MICRO = 1_000_000
-
-_EQUITY_SQL = (
-    "SELECT a.agent_id, a.user_id, a.isolated_balance, a.peak_balance,"
-    " p.token_id, p.size, p.cost, p.entry_price"
-    " FROM automaton_agents a LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
-    " WHERE a.status = 'active'"
-)
-
 
 @dataclass
 class RiskReport:
@@ -79,7 +72,7 @@ class RiskWorker:
 
     async def run_once(self) -> RiskReport:
         """Check every active agent once."""
-        rows = await self.db.fetchall(_EQUITY_SQL)
+        rows = await self.db.read(risk_rows.active_equity)
         report = RiskReport()
         tokens = sorted({r["token_id"] for r in rows if r["token_id"] is not None})
         prices: dict[str, float] = {}
@@ -141,8 +134,7 @@ class RiskWorker:
 
         None when the user has open positions but prices are unavailable (never a false zero).
         """
-        rows = await self.db.fetchall(
-            "SELECT token_id, size, cost FROM positions WHERE user_id = ? AND status = 'open'", (user_id,))
+        rows = await self.db.read(risk_rows.open_exposure, user_id)
         if not rows:
             return Decimal("0")
         try:
@@ -161,9 +153,7 @@ class RiskWorker:
 
     async def user_risk_metrics(self, user_id: int) -> dict[str, Any]:
         """`{"sharpe", "max_drawdown_pct", "var_95_pct", "observations"}` (None where data is short)."""
-        rows = await self.db.fetchall(
-            "SELECT agent_id, amount, balance_after, substr(created_at, 1, 10) AS day FROM ledger_entries"
-            " WHERE user_id = ? AND kind IN ('profit', 'loss', 'sync_adjust') ORDER BY entry_id", (user_id,))
+        rows = await self.db.read(risk_rows.realized_rows, user_id)
         daily: dict[tuple[str, str], float] = defaultdict(lambda: 1.0)
         index: dict[str, list[float]] = defaultdict(lambda: [1.0])
         for r in rows:

@@ -29,7 +29,6 @@ import asyncio
 import json
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -69,7 +68,9 @@ from engine.signals import SignalArrays, evaluate, explain_bar, format_price
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy, parse_strategy
 from storage.bars_repo import BarRepo
 from storage.db import Database
+from storage.dialect import IntegrityError
 from storage.repos import (
+    BotRepo,
     NewSignal,
     NewTrade,
     SignalRepo,
@@ -222,6 +223,7 @@ class SimulationService:
         self.slippage_bps = float(slippage_bps)
         self._clock = clock
         self._sims = SimulationRepo(db)
+        self._bots = BotRepo(db)
         self._signals = SignalRepo(db)
         self._trades = TradeRepo(db)
         self._bars = BarRepo(db)
@@ -267,16 +269,14 @@ class SimulationService:
                     json.dumps(strategy.to_config(), separators=(",", ":")), state.to_dict(),
                     to_iso(now), to_iso(ends), tx=tx)
                 await self._bars.save(info.token_id, interval, closed, tx=tx)
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             # the unique index caught a concurrent start of the same bot
             raise SimulationExistsError("This bot is already being simulated. Use /simulate stop first.") from None
         log.info("simulation %s started for user %s on %s", record.simulation_id, user_id, info.token_id)
         return record
 
     async def _check_can_start(self, user_id: int, bot_id: int, *, tx: Any = None) -> None:
-        owner = await (tx or self.db).fetchone("SELECT 1 FROM bots WHERE bot_id = ? AND user_id = ?",
-                                               (bot_id, user_id))
-        if owner is None:
+        if await self._bots.get(user_id, bot_id, tx=tx) is None:
             raise SimulationNotFoundError("Strategy bot not found. Use /bots to see yours.")
         if await self._sims.running_for_bot(user_id, bot_id, tx=tx) is not None:
             raise SimulationExistsError("This bot is already being simulated. Use /simulate stop first.")
@@ -645,14 +645,10 @@ class SimulationService:
                       stopped_at: str | None = None) -> bool:
         """Write the step if the simulation is still running at `expected_version`."""
         async with self.db.transaction() as tx:
-            row = await tx.fetchone("SELECT status, state_json FROM simulations WHERE simulation_id = ?",
-                                    (record.simulation_id,))
-            if row is None or row["status"] != "running":
+            row = await self._sims.get_by_id(record.simulation_id, tx=tx)
+            if row is None or row.status != "running":
                 return False
-            try:
-                current = json.loads(row["state_json"] or "{}").get("version", 0)
-            except (ValueError, AttributeError):
-                current = None
+            current = row.state.get("version", 0)
             if current is not None and current != expected_version:
                 return False  # someone else (stop, another poller) moved it on: drop this step
             fresh: list[NewSignal] = []

@@ -24,22 +24,11 @@ from agents.errors import AgentError
 from agents.manager import IsolatedAIManager
 from agents.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
 from storage import Database
+from storage import spawns_repo as spawns
 
 __all__ = ["SpawnReport", "Spawner"]
 
 logger = logging.getLogger(__name__)
-
-_CANDIDATES_SQL = (
-    "SELECT a.agent_id, a.generation, a.isolated_balance, a.peak_balance, MAX(l.entry_id) AS last_entry"
-    " FROM automaton_agents a"
-    " JOIN ledger_entries l ON l.agent_id = a.agent_id"
-    "  AND l.kind IN ('profit', 'sync_adjust') AND l.amount > 0"
-    " WHERE a.status = 'active'"
-    " GROUP BY a.agent_id"
-    " HAVING MAX(l.created_at) >= COALESCE("
-    "   (SELECT MAX(d.created_at) FROM spawn_decisions d WHERE d.agent_id = a.agent_id), '')"
-)
-
 
 @dataclass
 class SpawnReport:
@@ -63,7 +52,7 @@ class Spawner:
     async def run_once(self) -> SpawnReport:
         """One pass; returns the ids of the children spawned and how many decisions were stored."""
         report = SpawnReport()
-        rows = await self.db.fetchall(_CANDIDATES_SQL)
+        rows = await self.db.read(spawns.candidates)
         for row in rows:
             agent_id, last_entry = row["agent_id"], int(row["last_entry"])
             if self._seen.get(agent_id, -1) >= last_entry:
@@ -83,11 +72,8 @@ class Spawner:
         if not bounds["eligible"]:
             return
         rules = self.manager.rules
-        trades = await self.db.fetchone(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(pnl > 0), 0) AS wins FROM trades WHERE agent_id = ?",
-            (agent_id,))
-        count = int(trades["n"]) if trades else 0
-        win_rate = (100.0 * int(trades["wins"]) / count) if trades and count else None
+        count, wins = await self.db.read(spawns.trade_record, agent_id)
+        win_rate = (100.0 * wins / count) if count else None
         drawdown = max(0.0, (peak - balance) / peak * 100.0) if peak > 0 else 0.0
         ctx = SpawnContext(
             agent_id=agent_id, generation=generation, balance=Decimal(balance) / 1_000_000,

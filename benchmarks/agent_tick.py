@@ -1,16 +1,19 @@
-"""Benchmark of one autonomous-loop tick: 10,000 active agents over 50 tokens.
+"""Benchmark of autonomous-loop ticks: 10k agents quiet and with 5,000 fills, 100k agents quiet.
 
 Seeds a temp-file SQLite database (WAL, the production settings) with executemany, runs the real
 `AgentLoop` over an in-process market that behaves like the AVE client (prices in batches of at
-most 200 ids per upstream call, counted) behind the real `CachedMarketData`, and prints:
+most 200 ids per upstream call, counted) behind the real `CachedMarketData`. Each scenario runs in
+its own subprocess so its peak RSS is its own:
 
-* the cold first tick (token resolution, candle fetches, every agent's trading core started and
-  stored), warm quiet ticks inside the same bar (no candles read), and a busy tick after the next
-  bar closes where 5 of the 50 tokens dipped so ~1,000 agents open a position at the new bar's
-  open (one manager transaction each);
-* upstream price calls per tick (must be ⌈50/200⌉ = 1) and the peak RSS.
+* `10k`: a cold first tick, 5 quiet ticks inside the same bar (no candles read, nothing changed),
+  then 4 hourly ticks where 14 of the 50 tokens dipped, alternating between two sets, so each
+  tick after the first closes ~2,500 positions (stopped out) and opens ~2,500 (one batched
+  transaction). The floor, in the same process right after: one `executemany` transaction of
+  as many ledger rows as the tick booked fills.
+* `100k`: a cold tick, then 5 quiet ticks; peak RSS.
 
-Targets: a tick < 1 s, RSS < 300 MB. Run: `python benchmarks/agent_tick.py [--agents N]`.
+Targets: 10k quiet < 0.1 s, 10k with 5,000 fills < 0.5 s, 100k quiet < 0.3 s, RSS < 300 MB at
+100k, one upstream price call per tick. Run: `python benchmarks/agent_tick.py`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import math
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,8 +82,10 @@ class BenchMarket:
             if t >= live:  # the bar in progress: only its open so far
                 rows.append((t, 100.0, 100.0, 100.0, 100.0, 10.0))
                 continue
-            close = 95.0 if (t == live - step and token_id in self.dipping) else 100.0 + 0.1 * (k % 3)
-            rows.append((t, 100.0, 101.0, 94.0, close, 1000.0))
+            if t == live - step and token_id in self.dipping:  # a 10% dip: every strategy variant buys
+                rows.append((t, 100.0, 101.0, 89.0, 90.0, 1000.0))
+                continue
+            rows.append((t, 100.0, 101.0, 94.0, 100.0 + 0.1 * (k % 3), 1000.0))
         return Candles.from_rows(rows)
 
     async def search_tokens(self, keyword: str, chain: str | None = None, limit: int = 20) -> list[TokenInfo]:
@@ -126,55 +132,101 @@ async def seed(db: Any, agents: int) -> None:
             " VALUES (?, ?, ?, ?, ?, ?, ?)", ledger)
 
 
-async def main(agents: int) -> int:
+async def floor_s(db: Any, rows: int, tag: int) -> float:
+    """One executemany transaction of `rows` ledger rows: the physical floor of booking that many fills."""
+    params = [(f"bench{i % 1000:07d}", 1_000 + i % 1000, "profit", 1, 1, "floor", f"floor:{tag}:{i}")
+              for i in range(rows)]
+    t0 = time.perf_counter()
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO ledger_entries(agent_id, user_id, kind, amount, balance_after, ref, idempotency_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", params)
+    return time.perf_counter() - t0
+
+
+async def scenario(agents: int, fills: bool) -> dict[str, Any]:
     now = {"t": float(START)}
+    out: dict[str, Any] = {"agents": agents}
     with tempfile.TemporaryDirectory() as tmp:
         db = await open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             t0 = time.perf_counter()
             await seed(db, agents)
-            seed_s = time.perf_counter() - t0
+            out["seed_s"] = time.perf_counter() - t0
             upstream = BenchMarket(lambda: now["t"])
             # price_ttl 0: every tick fetches all 50 prices upstream, the worst case for the loop
             market = CachedMarketData(upstream, price_ttl=0.0, clock=lambda: now["t"], wall_clock=lambda: now["t"])
-            manager = IsolatedAIManager(db)
-            loop = AgentLoop(db, manager, market, CollectingSink(), clock=lambda: now["t"])
-
+            loop = AgentLoop(db, IsolatedAIManager(db), market, CollectingSink(), clock=lambda: now["t"])
             cold = await loop.tick()
+            out["cold_s"] = cold.duration
             quiet = []
             for _ in range(5):
                 now["t"] += 1
                 quiet.append(await loop.tick())
-            now["t"] += HOUR
-            upstream.dipping = {upstream.ids[s] for s in SYMBOLS[10:15]}
-            busy = await loop.tick()
-            now["t"] += 1
-            after = await loop.tick()
+            out["quiet"] = [r.duration for r in quiet]
+            out["price_calls"] = max(r.price_calls for r in [cold, *quiet])
+            out["quiet_opened"] = sum(r.trades_opened + r.trades_closed for r in quiet)
+            if fills:
+                sets = [{upstream.ids[s] for s in SYMBOLS[5:19]}, {upstream.ids[s] for s in SYMBOLS[19:33]}]
+                busy, floors = [], []
+                for k in range(4):
+                    now["t"] += HOUR
+                    upstream.dipping = sets[k % 2]
+                    report = await loop.tick()
+                    if k:
+                        busy.append(report)
+                        floors.append(await floor_s(db, report.trades_opened + report.trades_closed, k))
+                out["fills"] = [(r.trades_opened, r.trades_closed, r.duration, len(r.errors)) for r in busy]
+                out["floor"] = floors
+                out["price_calls"] = max(out["price_calls"], *(r.price_calls for r in busy))
         finally:
             await db.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    quiet_s = statistics.median(r.duration for r in quiet)
-    print(f"agents={agents} tokens={len(SYMBOLS)} seed={seed_s:.2f}s")
-    print(f"cold tick:  {cold.duration * 1000:8.1f} ms  evaluated={cold.agents_evaluated} "
-          f"price_calls={cold.price_calls} opened={cold.trades_opened} errors={len(cold.errors)}")
-    print(f"quiet tick: {quiet_s * 1000:8.1f} ms  (median of {len(quiet)}) "
-          f"price_calls={[r.price_calls for r in quiet]} opened={sum(r.trades_opened for r in quiet)}")
-    print(f"busy tick:  {busy.duration * 1000:8.1f} ms  price_calls={busy.price_calls} "
-          f"opened={busy.trades_opened} ({busy.duration / max(busy.trades_opened, 1) * 1000:.2f} ms/trade)")
-    print(f"next tick:  {after.duration * 1000:8.1f} ms  closed={after.trades_closed} "
-          f"opened={after.trades_opened} (same bar again: nothing opened twice)")
-    print(f"peak RSS:   {rss_mb:8.1f} MB")
-    expected_calls = math.ceil(len(SYMBOLS) / MAX_IDS)
-    ok = (all(r.price_calls == expected_calls for r in [cold, *quiet, busy]) and quiet_s < 1.0
-          and cold.duration < 1.0 and rss_mb < 300)
-    print(f"price calls per tick = {expected_calls} (⌈{len(SYMBOLS)}/{MAX_IDS}⌉); quiet tick < 1 s; "
-          f"RSS < 300 MB: {'PASS' if ok else 'FAIL'}")
-    print(f"RESULT agents={agents} cold_s={cold.duration:.4f} quiet_s={quiet_s:.4f} busy_s={busy.duration:.4f} "
-          f"opened={busy.trades_opened} price_calls={busy.price_calls} rss_mb={rss_mb:.1f}")
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def run_child(agents: int, fills: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", "--agents", str(agents)] + (["--fills"] if fills else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    small = run_child(10_000, True)
+    large = run_child(100_000, False)
+    q10, q100 = small["quiet"], large["quiet"]
+    fill_s = [f[2] for f in small["fills"]]
+    fills = [f[0] + f[1] for f in small["fills"]]
+    ratio = [d / fl for d, fl in zip(fill_s, small["floor"], strict=True)]
+    print(f"10k agents:  cold {small['cold_s']:.3f} s; quiet min {min(q10):.4f} / median "
+          f"{statistics.median(q10):.4f} s")
+    for (o, c, d, e), fl in zip(small["fills"], small["floor"], strict=True):
+        print(f"  fills tick: {o} opened + {c} closed in {d:.3f} s ({d / max(o + c, 1) * 1e6:.0f} µs/fill); "
+              f"errors={e}; executemany floor {fl * 1000:.1f} ms")
+    print(f"  peak RSS {small['rss_mb']:.0f} MB; quiet ticks booked {small['quiet_opened']} fills")
+    print(f"100k agents: cold {large['cold_s']:.3f} s; quiet min {min(q100):.4f} / median "
+          f"{statistics.median(q100):.4f} s; peak RSS {large['rss_mb']:.0f} MB")
+    price_calls = max(small["price_calls"], large["price_calls"])
+    ok = (statistics.median(q10) < 0.1 and statistics.median(fill_s) < 0.5 and statistics.median(q100) < 0.3
+          and large["rss_mb"] < 300 and price_calls == math.ceil(len(SYMBOLS) / MAX_IDS)
+          and small["quiet_opened"] == 0 and min(fills) >= 4000)
+    print(f"targets (10k quiet < 0.1 s, 5k fills < 0.5 s, 100k quiet < 0.3 s, RSS < 300 MB, 1 price call): "
+          f"{'PASS' if ok else 'FAIL'}")
+    print(f"RESULT tick10k_quiet_s={statistics.median(q10):.4f} tick10k_quiet_min_s={min(q10):.4f} "
+          f"tick10k_fills_s={statistics.median(fill_s):.4f} tick10k_fills_min_s={min(fill_s):.4f} "
+          f"fills={min(fills)} fills_vs_floor={statistics.median(ratio):.1f} "
+          f"tick100k_quiet_s={statistics.median(q100):.4f} tick100k_quiet_min_s={min(q100):.4f} "
+          f"rss100k_mb={large['rss_mb']:.0f} cold100k_s={large['cold_s']:.2f} price_calls={price_calls}")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
-    raise SystemExit(asyncio.run(main(parser.parse_args().agents)))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fills", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(scenario(args.agents, args.fills))))
+        raise SystemExit(0)
+    raise SystemExit(main())

@@ -59,7 +59,7 @@ from engine.pool import (
 from engine.signals import evaluate, explain_condition
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy
 from storage.db import Database
-from storage.repos import BacktestRepo, NewSignal, SignalRepo, UserRepo, dumps, to_iso
+from storage.repos import BacktestRepo, BotRepo, NewSignal, SignalRepo, UserRepo, dumps, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,7 @@ class BacktestService:
         self._backtests = BacktestRepo(db)
         self._signals = SignalRepo(db)
         self._users = UserRepo(db)
+        self._bots = BotRepo(db)
         self._active: set[int] = set()
 
     @staticmethod
@@ -349,8 +350,7 @@ class BacktestService:
         async with self.db.transaction() as tx:
             await self._users.ensure(user_id, tx=tx)
             # the bot may have been deleted since the command was parsed: keep the run, detached
-            if bot_id is not None and await tx.fetchone("SELECT 1 FROM bots WHERE bot_id = ? AND user_id = ?",
-                                                        (bot_id, user_id)) is None:
+            if bot_id is not None and await self._bots.get(user_id, bot_id, tx=tx) is None:
                 bot_id = None
             backtest_id = await self._backtests.create(
                 user_id, bot_id, token, token.upper()[:64], request.timeframe, request.days,

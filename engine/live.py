@@ -111,8 +111,11 @@ async def forming_bar(market: MarketData, token_id: str, interval_minutes: int, 
 def new_bar_slice(core: TradingCore, bars: Candles) -> int:
     """Index of the first bar of `bars` the core has not closed yet."""
     last = core.state.last_close
-    if last is None:
-        return len(bars)
+    n = len(bars)
+    if last is None or n == 0 or last >= bars.time[-1]:
+        return n
+    if n > 1 and bars.time[-2] == last:  # the usual case: one new bar since the last tick
+        return n - 1
     return int(np.searchsorted(bars.time, last, side="right"))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from storage.connection import SyncTx
 from storage.db import Database, Transaction
 
 _BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
@@ -73,6 +74,45 @@ _LOOP_SNAPSHOT_SQL = (
     " WHERE a.status = 'active'"
     "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
 )
+_LOOP_CHANGES_SQL = (
+    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
+    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
+    " p.entry_bar_time"
+    " FROM automaton_agents a"
+    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
+    " WHERE a.change_seq > ? ORDER BY a.agent_id, p.position_id"
+)
+_SAVE_BARS_SQL = ("INSERT INTO market_bars(token_id, interval_minutes, time, open, high, low, close, volume)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token_id, interval_minutes, time) DO NOTHING")
+_SAVE_STATES_SQL = (
+    "INSERT INTO agent_core_state(agent_id, strategy_key, token_id, interval_minutes, since_time,"
+    " state_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent_id) DO UPDATE SET"
+    " strategy_key = excluded.strategy_key, token_id = excluded.token_id,"
+    " interval_minutes = excluded.interval_minutes, since_time = excluded.since_time,"
+    " state_json = excluded.state_json")
+
+
+def loop_changes(tx: SyncTx, since: int) -> tuple[list[Any], int]:
+    """Every agent stamped after `since` (any status) joined with its open positions, as in
+    `AgentCoreRepo.loop_snapshot`, and the newest stamp; one snapshot, so nothing falls between."""
+    seq = int(tx.value("SELECT seq FROM change_clock WHERE id = 1") or 0)
+    if seq <= since:
+        return [], seq
+    return tx.all(_LOOP_CHANGES_SQL, (since,)), seq
+
+
+def save_bars(tx: SyncTx, token_id: str, interval_minutes: int, bars: Any) -> None:
+    """Store `bars` (a Candles-like mapping); bars already stored are kept as they are."""
+    n = len(bars["time"])
+    if n:
+        tx.many(_SAVE_BARS_SQL, zip([token_id] * n, [int(interval_minutes)] * n, (int(t) for t in bars["time"]),
+                                    *(map(float, bars[f]) for f in _BAR_COLUMNS[1:]), strict=True))
+
+
+def save_states(tx: SyncTx, rows: Iterable[AgentCoreRow]) -> None:
+    """Upsert trading-core states in one statement batch."""
+    tx.many(_SAVE_STATES_SQL, [(r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
+                                json.dumps(r.state, separators=(",", ":"))) for r in rows])
 
 _CORE_SELECT = ("SELECT agent_id, strategy_key, token_id, interval_minutes, since_time, state_json"
                 " FROM agent_core_state")

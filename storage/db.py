@@ -1,10 +1,17 @@
 """SQLite access: one writer connection behind an asyncio lock, a few reader connections.
 
-Why separate readers: aiosqlite serialises statements per connection, so a read on the
-writer connection issued while another coroutine holds `BEGIN IMMEDIATE` would see that
-transaction's uncommitted rows. Reads therefore go to reader connections (WAL lets them
-read the last committed state while the writer works), round-robin so a burst of reads is
-not queued behind one thread; check-then-write logic reads inside `transaction()` on the writer.
+Each connection lives on its own thread (`storage.connection.ThreadConnection`).
+
+* `run(fn, *args)` runs a whole write transaction (reads, checks, writes) as one plain function
+  on the writer's thread: one event-loop round trip, and nothing else can interleave. Money
+  operations and batched writes use it.
+* `read(fn, *args)` runs a function on one consistent snapshot of a reader connection.
+* `transaction()` is the statement-by-statement form for composite non-hot writes.
+
+Why separate readers: a read on the writer connection issued while another coroutine holds
+`BEGIN IMMEDIATE` would see that transaction's uncommitted rows. Reads therefore go to reader
+connections (WAL lets them read the last committed state while the writer works), round-robin
+so a burst of reads is not queued behind one thread.
 """
 
 from __future__ import annotations
@@ -13,20 +20,26 @@ import asyncio
 import itertools
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
-
+from storage.connection import (
+    BUSY_TIMEOUT_MS,
+    Params,
+    SyncTx,
+    ThreadConnection,
+    in_read_snapshot,
+    in_write_transaction,
+)
 from storage.migrate import MIGRATIONS_DIR, apply_migrations
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 30_000
+__all__ = ["BUSY_TIMEOUT_MS", "Database", "SyncTx", "Transaction", "open_database", "sqlite_path"]
 READERS = 3  # sqlite3 releases the GIL while a query runs, so readers on 2 cores overlap
-Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
 
 
 def sqlite_path(database_url: str) -> str:
@@ -48,102 +61,111 @@ def sqlite_path(database_url: str) -> str:
     return path
 
 
-async def _connect(path: str) -> aiosqlite.Connection:
-    # isolation_level=None: no implicit BEGINs; transactions are explicit.
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        conn.row_factory = aiosqlite.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if path != ":memory:":
-            await _enable_wal(conn)
-            await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        await conn.close()  # an unclosed aiosqlite connection's thread keeps the process alive
-        raise
-    return conn
-
-
-async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:
-    # Switching a fresh file to WAL needs an exclusive lock and SQLite answers "database is
-    # locked" at once instead of running the busy handler (two processes starting together).
-    for attempt in range(attempts):
-        try:
-            await conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.05)
-
-
 class Transaction:
-    """Statements inside one `BEGIN IMMEDIATE` transaction on the writer connection."""
+    """Statements inside one `BEGIN IMMEDIATE` transaction on the writer, one hop each."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, writer: ThreadConnection) -> None:
+        self._writer = writer
 
-    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
-        return await self._conn.execute(sql, params)
+    async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        return await self._writer.call(_execute, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+        await self._writer.call(_executemany, sql, list(rows))
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        rows = await self._conn.execute_fetchall(sql, params)
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self._writer.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return await self._writer.fetchall(sql, params)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        cur = await self._conn.execute(sql, params)
+        cur = await self._writer.call(_execute, sql, params)
         return int(cur.lastrowid or 0)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(SyncTx, *args)` inside this transaction, in one hop."""
+        return await self._writer.call(_sync, fn, args)
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> sqlite3.Cursor:
+    return conn.execute(sql, params)
+
+
+def _executemany(conn: sqlite3.Connection, sql: str, rows: list[Params]) -> None:
+    conn.executemany(sql, rows)
+
+
+def _sync(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    return fn(SyncTx(conn), *args)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.commit()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    conn.rollback()
 
 
 class Database:
     """The application's database handle (build it with `open_database`)."""
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection],
+    def __init__(self, path: str, writer: ThreadConnection, readers: list[ThreadConnection],
                  schema_version: int) -> None:
         self.path = path
         self._writer = writer
         self._readers = readers
         self._next_reader = itertools.cycle(readers)
         self.schema_version = schema_version
-        self._lock = _make_lock()
+        self._lock = asyncio.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(SyncTx, *args)` as one `BEGIN IMMEDIATE` transaction on the writer thread.
+
+        The whole read-check-write sequence is one round trip under the writer lock; it commits
+        when `fn` returns and rolls back when it raises. `fn` must not block on anything but SQL.
+        IMMEDIATE takes SQLite's write lock up front, so two processes doing check-then-write
+        wait on `busy_timeout` instead of both passing the check.
+        """
+        async with self._lock:
+            # shield: once queued the transaction completes on the thread even if the caller is
+            # cancelled, so the lock is not released while it is still running.
+            return await asyncio.shield(self._writer.submit(in_write_transaction, fn, args))
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(SyncTx, *args)` on one consistent snapshot of committed data, in one round trip."""
+        return await next(self._next_reader).call(in_read_snapshot, fn, args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """`BEGIN IMMEDIATE` under the writer lock; commit on success, roll back on error.
-
-        IMMEDIATE takes SQLite's write lock up front, so two processes (or connections)
-        doing check-then-write wait on `busy_timeout` instead of both passing the check.
-        Never await network I/O inside.
+        """`BEGIN IMMEDIATE` under the writer lock, statement by statement; commit on success,
+        roll back on error. Prefer `run` where the work is known up front. Never await network
+        I/O inside.
         """
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._writer.call(_begin)
             try:
                 yield Transaction(self._writer)
             except BaseException:
-                await self._writer.rollback()
+                await asyncio.shield(self._writer.submit(_rollback))
                 raise
             else:
-                await self._writer.commit()
+                await self._writer.call(_commit)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """A read of committed data."""
-        rows = await next(self._next_reader).execute_fetchall(sql, params)
+        rows = await next(self._next_reader).fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        """A read of committed data.
-
-        One call (execute + fetch + close in the connection's thread): a cursor left open
-        between awaits keeps its WAL snapshot, and concurrent readers on this connection
-        would then see stale data.
-        """
-        return list(await next(self._next_reader).execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """A read of committed data (execute and fetch in one hop)."""
+        return await next(self._next_reader).fetchall(sql, params)
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -156,22 +178,13 @@ class Database:
         writer lock: one round trip to the connection's thread instead of BEGIN/stmt/COMMIT.
         """
         async with self._lock:
-            cur = await self._writer.execute(sql, params)
+            cur = await self._writer.call(_execute, sql, params)
             return int(cur.lastrowid or 0)
 
     async def close(self) -> None:
-        """Close both connections (idempotent)."""
+        """Close every connection (idempotent)."""
         for conn in {id(c): c for c in [*self._readers, self._writer]}.values():
-            try:
-                await conn.close()
-            except ValueError:  # already closed
-                pass
-
-
-def _make_lock():  # small indirection so tests can see the lock type is asyncio's
-    import asyncio
-
-    return asyncio.Lock()
+            await conn.close()
 
 
 async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
@@ -179,15 +192,15 @@ async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_
     path = sqlite_path(database_url)
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
-    writer = await _connect(path)
-    readers: list[aiosqlite.Connection] = []
+    writer = await ThreadConnection.open(path, "db-writer")
+    readers: list[ThreadConnection] = []
     try:
-        version = await apply_migrations(writer, migrations_dir)
+        version = await writer.call(apply_migrations, migrations_dir)
         if path == ":memory:":
             readers.append(writer)
         else:
-            for _ in range(READERS):
-                readers.append(await _connect(path))
+            for i in range(READERS):
+                readers.append(await ThreadConnection.open(path, f"db-reader-{i}"))
     except BaseException:
         for conn in [*readers, writer]:
             await conn.close()

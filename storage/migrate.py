@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
+from storage.dialect import NOW
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
@@ -47,20 +48,19 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def _applied(conn: aiosqlite.Connection) -> dict[int, str]:
-    await conn.execute(
+def _applied(conn: sqlite3.Connection) -> dict[int, str]:
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,"
-        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+        f" applied_at TEXT NOT NULL DEFAULT ({NOW}))"
     )
-    async with conn.execute("SELECT version, checksum FROM schema_migrations") as cur:
-        return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+    return {int(r[0]): str(r[1]) for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
 
 
-async def apply_migrations(conn: aiosqlite.Connection, directory: Path = MIGRATIONS_DIR) -> int:
-    """Apply pending migrations; return the schema version. Idempotent."""
+def apply_migrations(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
+    """Apply pending migrations; return the schema version. Idempotent. Runs on the writer's thread."""
     migrations = load_migrations(directory)
-    applied = await _applied(conn)
+    applied = _applied(conn)
     known = {m.version: m for m in migrations}
     newest = max(known, default=0)
     for version, checksum in applied.items():
@@ -79,13 +79,13 @@ async def apply_migrations(conn: aiosqlite.Connection, directory: Path = MIGRATI
             f" ({mig.version}, '{mig.name}', '{mig.checksum}');\nCOMMIT;"
         )
         try:
-            await conn.executescript(script)
+            conn.executescript(script)
         except Exception as exc:
             if conn.in_transaction:
-                await conn.rollback()
+                conn.rollback()
             # Another connection may have applied this file while we waited for the write
             # lock (two processes starting on a fresh database); that is success, not failure.
-            if (await _applied(conn)).get(mig.version) == mig.checksum:
+            if _applied(conn).get(mig.version) == mig.checksum:
                 continue
             raise MigrationError(f"migration {mig.version:03d}_{mig.name} failed: {exc}") from exc
     return max([*applied, *(m.version for m in migrations)], default=0)

@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
+from storage import users_repo
 from storage.db import Database, Transaction
+from storage.dialect import NOW
 
 MICRO = 1_000_000
 _Q6 = Decimal("0.000001")
@@ -149,22 +151,10 @@ class UserRepo(_Repo):
     async def ensure(self, user_id: int, username: str | None = None, first_name: str | None = None,
                      *, tx: Transaction | None = None) -> None:
         """Register `user_id` if new; refresh the names when given."""
-        if tx is None:  # the hot path (first message of every user): one upsert statement
-            await self.db.execute(
-                "INSERT INTO users(user_id, username, first_name) VALUES (?, ?, ?) ON CONFLICT(user_id) DO UPDATE"
-                " SET username = COALESCE(excluded.username, users.username),"
-                " first_name = COALESCE(excluded.first_name, users.first_name)",
-                (user_id, None if username is None else username[:64],
-                 None if first_name is None else first_name[:64]))
-            return
-        async with self._write(tx) as t:
-            await t.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
-            if username is not None or first_name is not None:
-                await t.execute(
-                    "UPDATE users SET username = COALESCE(?, username), first_name = COALESCE(?, first_name)"
-                    " WHERE user_id = ?",
-                    (None if username is None else username[:64],
-                     None if first_name is None else first_name[:64], user_id))
+        if tx is None:  # the hot path (first message of every user): one upsert, one round trip
+            await self.db.run(users_repo.ensure, user_id, username, first_name)
+        else:
+            await tx.run(users_repo.ensure, user_id, username, first_name)
 
     async def exists(self, user_id: int) -> bool:
         return await self.db.fetchval("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
@@ -186,7 +176,7 @@ class UserRepo(_Repo):
             raise ValueError(f"Unknown notification level: use one of {', '.join(NOTIFY_LEVELS)}.")
         column = f"notify_{kind}"  # safe: `kind` is one of the fixed names above
         async with self.db.transaction() as tx:
-            await tx.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+            await tx.run(users_repo.ensure, user_id)
             await tx.execute(f"UPDATE users SET {column} = ? WHERE user_id = ?", (value, user_id))
         return await self.get_prefs(user_id)
 
@@ -204,7 +194,7 @@ class UserRepo(_Repo):
     async def select_bot(self, user_id: int, bot_id: int | None, *, tx: Transaction | None = None) -> None:
         """Set (or clear with None) the user's selected strategy bot. Ownership is the caller's job."""
         async with self._write(tx) as t:
-            await t.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+            await t.run(users_repo.ensure, user_id)
             await t.execute("UPDATE users SET selected_bot_id = ? WHERE user_id = ?", (bot_id, user_id))
 
     async def count_users(self) -> int:
@@ -226,7 +216,7 @@ class BotRecord:
 
 
 _BOT_COLUMNS = "bot_id, user_id, name, strategy_json, created_at, updated_at"
-_NOW_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+_NOW_SQL = NOW
 
 
 def _bot(row: Any) -> BotRecord:
@@ -737,7 +727,7 @@ class LlmUsageRepo:
             used = 0 if row is None else int(row["calls"])
             if used >= limit:
                 return False
-            await tx.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+            await tx.run(users_repo.ensure, user_id)
             await tx.execute(
                 "INSERT INTO llm_usage(user_id, day, calls) VALUES (?, ?, 1)"
                 " ON CONFLICT(user_id, day) DO UPDATE SET calls = llm_usage.calls + 1", (user_id, day))

@@ -118,7 +118,7 @@ class MoneyMachine(RuleBasedStateMachine):
     def agents(self) -> list[Any]:
         return self.run(self.db.fetchall(
             "SELECT agent_id, user_id, status, isolated_balance - locked_balance AS avail FROM automaton_agents"
-            " ORDER BY created_at, agent_id"))
+            " ORDER BY rowid"))  # insertion order: created_at ties would reorder by random ids
 
     def live_root(self, user: int) -> bool:
         return bool(self.run(self.db.fetchval(

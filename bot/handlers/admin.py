@@ -11,6 +11,7 @@ from agents.money import from_micro
 from bot.context import AppContext
 from bot.guards import command, reply
 from bot.render import esc, usdc
+from storage.stats_repo import overview
 
 NOT_ALLOWED = "I don't know that command. Use /help to see what I can do."
 
@@ -52,17 +53,11 @@ async def stats_cmd(update: Update, context: AppContext) -> None:
     if not _is_admin(update, context):
         await reply(update, NOT_ALLOWED)
         return
-    db = context.services.db
-    users = await db.fetchval("SELECT COUNT(*) FROM users")
-    rows = await db.fetchall("SELECT status, COUNT(*) AS n, COALESCE(SUM(isolated_balance), 0) AS bal"
-                             " FROM automaton_agents GROUP BY status ORDER BY status")
-    total = sum(r["bal"] for r in rows)
-    lines = ["📈 <b>Stats</b>", f"Users: {users}", f"Agents: {sum(r['n'] for r in rows)}"]
-    lines += [f"• {esc(r['status'])}: {r['n']} ({usdc(from_micro(r['bal']))})" for r in rows]
-    lines.append(f"Total balances: {usdc(from_micro(total))}")
-    bots = await db.fetchval("SELECT COUNT(*) FROM bots")
-    sims = await db.fetchval("SELECT COUNT(*) FROM simulations WHERE status = 'running'")
-    lines += [f"Strategy bots: {bots}", f"Running simulations: {sims}"]
+    stats = await context.services.db.read(overview)
+    lines = ["📈 <b>Stats</b>", f"Users: {stats.users}", f"Agents: {stats.agents}"]
+    lines += [f"• {esc(s.status)}: {s.agents} ({usdc(from_micro(s.balance))})" for s in stats.by_status]
+    lines.append(f"Total balances: {usdc(from_micro(stats.balance))}")
+    lines += [f"Strategy bots: {stats.bots}", f"Running simulations: {stats.running_simulations}"]
     await reply(update, "\n".join(lines))
 
 

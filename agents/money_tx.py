@@ -1,0 +1,274 @@
+"""The bodies of the money operations: check-then-write on one `SyncTx` (SPEC §3).
+
+Each function here is one whole transaction: `IsolatedAIManager` runs it with `Database.run`, so
+its reads, checks and writes happen in one hop on the writer thread with nothing interleaved.
+They raise the typed errors of `agents.errors` (which roll the transaction back) and return
+plain values plus the events to publish after the commit. All SQL is in `storage/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.errors import (
+    AgentExistsError,
+    AgentNotFoundError,
+    AgentStateError,
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    InvalidAmountError,
+    SpawnNotAllowedError,
+)
+from agents.events import AgentDied, ChildSpawned, Event
+from agents.money import from_micro, largest_remainder
+from agents.rules import MoneyRules
+from storage import SyncTx
+from storage import agents_repo as agents
+from storage import ledger_repo as ledger
+from storage import spawns_repo as spawns
+from storage import users_repo as users
+
+GROWS_PEAK = ("deposit", "spawn_in", "withdraw", "spawn_out")  # money moved in or out is not a drawdown
+
+
+@dataclass
+class Outcome:
+    """What a money transaction returns: its result and the events to publish after the commit."""
+
+    value: Any = None
+    events: list[Event] = field(default_factory=list)
+
+
+# -- the ledger's single write path -----------------------------------------------------------------
+
+def moved(kind: str, balance: int, peak: int, amount: int) -> tuple[int, int]:
+    """(balance, peak) after a ledger row of `kind` moving `amount`: the one home of the peak rule.
+
+    Money that came in or left (deposits, withdrawals, spawns) moves the peak with it, since it
+    is not a gain or a drawdown; P&L only raises the peak to a new high.
+    """
+    after = balance + amount
+    if after < 0:
+        raise InsufficientFundsError("Not enough balance.")
+    return after, (max(peak + amount, after) if kind in GROWS_PEAK else max(peak, after))
+
+
+def post(tx: SyncTx, agent: Any, kind: str, amount: int, ref: str, key: str | None, *, locked_delta: int = 0,
+         balance: int | None = None, peak: int | None = None) -> tuple[int, int]:
+    """Append a ledger row and move the agent's balance (and peak) with it in one UPDATE.
+
+    `agent` is its row; `balance`/`peak` override the row's when an earlier write in the same
+    transaction already moved them. Returns (new balance, new peak).
+    """
+    before = agent["isolated_balance"] if balance is None else balance
+    after, new_peak = moved(kind, before, agent["peak_balance"] if peak is None else peak, amount)
+    ledger.append(tx, agent["agent_id"], agent["user_id"], kind, amount, after, ref, key)
+    agents.set_balance(tx, agent["agent_id"], after, new_peak, locked_delta)
+    return after, new_peak
+
+
+def row_key(user_id: int, key: str | None, agent_id: str) -> str | None:
+    """The ledger row's idempotency key: the user's key made unique per agent."""
+    return None if key is None else f"{user_id}:{key}:{agent_id}"
+
+
+def replay(tx: SyncTx, user_id: int, key: str | None, kind: str) -> dict[str, Any] | None:
+    """The stored result of an operation already done with this key, or None."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not (0 < len(key) <= 128):
+        raise InvalidAmountError("Invalid idempotency key.")
+    row = ledger.find_operation(tx, user_id, key)
+    if row is None:
+        return None
+    if row["kind"] != kind:
+        raise IdempotencyConflictError("This idempotency key was used for a different operation.")
+    return json.loads(row["result_json"])
+
+
+def remember(tx: SyncTx, user_id: int, key: str | None, kind: str, result: dict[str, Any]) -> None:
+    if key is not None:
+        ledger.record_operation(tx, user_id, key, kind, json.dumps(result))
+
+
+# -- deposits and withdrawals -----------------------------------------------------------------------
+
+def create_root(tx: SyncTx, rules: MoneyRules, new_id: Callable[[], str], user_id: int, micro: int,
+                key: str | None) -> str:
+    """The user's generation-1 agent funded with `micro`; returns its id."""
+    users.ensure(tx, user_id)
+    done = replay(tx, user_id, key, "create")
+    if done is not None:
+        return str(done["agent_id"])
+    agent_id = new_id()
+    if not agents.insert_root(tx, agent_id, user_id, micro):
+        raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.")
+    # The opening ledger row matches the balance the agent was inserted with.
+    ledger.append(tx, agent_id, user_id, "deposit", micro, micro, "initial deposit", row_key(user_id, key, agent_id))
+    remember(tx, user_id, key, "create", {"agent_id": agent_id})
+    return agent_id
+
+
+def deposit(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int, key: str | None) -> str:
+    """Add `micro` to the user's live root (reviving it when that lifts it over the minimum)."""
+    users.ensure(tx, user_id)
+    done = replay(tx, user_id, key, "deposit")
+    if done is not None:
+        return str(done["agent_id"])
+    root = agents.live_root(tx, user_id)
+    if root is None:
+        raise AgentNotFoundError()
+    after, _ = post(tx, root, "deposit", micro, "deposit", row_key(user_id, key, root["agent_id"]))
+    if root["status"] == "dead" and after >= rules.micro(rules.min_agent_balance):
+        agents.set_status(tx, root["agent_id"], "active", "revived by a deposit")
+    remember(tx, user_id, key, "deposit", {"agent_id": root["agent_id"]})
+    return str(root["agent_id"])
+
+
+def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key: str | None) -> dict[str, Any]:
+    """Take `micro` (None = everything available) from the tree, split by available balances."""
+    users.ensure(tx, user_id)
+    done = replay(tx, user_id, key, "withdraw")
+    if done is not None:
+        return done
+    rows = agents.withdrawable(tx, user_id)
+    total = sum(r["avail"] for r in rows)
+    if micro is None:
+        micro = total
+    if total <= 0:
+        raise InsufficientFundsError("Nothing is available to withdraw.")
+    if micro > total:
+        raise InsufficientFundsError(
+            f"You can withdraw at most {from_micro(total)} USDC (available across all your agents).")
+    parts = largest_remainder(micro, [r["avail"] for r in rows])
+    result_parts: dict[str, int] = {}
+    for row, part in zip(rows, parts, strict=True):
+        if part == 0:
+            continue
+        agent = agents.get(tx, row["agent_id"])
+        after, _ = post(tx, agent, "withdraw", -part, "withdrawal", row_key(user_id, key, row["agent_id"]))
+        result_parts[row["agent_id"]] = part
+        if after == 0 and row["locked"] == 0:
+            agents.set_status(tx, row["agent_id"], "closed", "emptied by withdrawal")
+        elif after < rules.micro(rules.min_agent_balance):
+            agents.set_status(tx, row["agent_id"], "dead", "balance below the minimum")
+    payload = {"amount": micro, "parts": result_parts, "total_available": total - micro}
+    remember(tx, user_id, key, "withdraw", payload)
+    return payload
+
+
+# -- profit and loss --------------------------------------------------------------------------------
+
+def record_profit(tx: SyncTx, rules: MoneyRules, agent_id: str, micro: int, kind: str, info: str,
+                  key: str | None) -> Outcome:
+    """Book realized P&L (or a remote sync adjustment); the agent dies below the minimum."""
+    agent = agents.get(tx, agent_id)
+    if agent is None:
+        raise AgentNotFoundError(agent_id)
+    user_id = agent["user_id"]
+    if replay(tx, user_id, key, "profit") is not None:
+        return Outcome(agent_id)
+    if agent["status"] == "closed":
+        raise AgentStateError("This agent is closed.")
+    available = agent["isolated_balance"] - agent["locked_balance"]
+    if micro < 0 and -micro > available:
+        raise InsufficientFundsError(
+            f"A loss of {from_micro(-micro)} USDC exceeds the agent's available {from_micro(available)} USDC.")
+    after, _ = post(tx, agent, kind, micro, info or kind, row_key(user_id, key, agent_id))
+    out = Outcome(agent_id)
+    min_bal = rules.micro(rules.min_agent_balance)
+    if after < min_bal and agent["status"] != "dead":
+        agents.set_status(tx, agent_id, "dead", "balance below the minimum")
+        out.events.append(AgentDied(user_id=user_id, agent_id=agent_id, balance=from_micro(after)))
+    elif after >= min_bal and agent["status"] == "dead":
+        agents.set_status(tx, agent_id, "active", "balance restored")
+    remember(tx, user_id, key, "profit", {"agent_id": agent_id})
+    return out
+
+
+# -- spawning ---------------------------------------------------------------------------------------
+
+def spawn_bounds(rules: MoneyRules, agent: Any, sums: tuple[int, int], live_children: int) -> dict[str, Any]:
+    """The spawn rule of SPEC §3 in micro-USDC: what the agent may give a child, and whether it may."""
+    net, spent = sums
+    available = agent["isolated_balance"] - agent["locked_balance"]
+    spawnable = max(0, min(net - spent, available - rules.micro(rules.spawn_reserve)))
+    min_child = rules.micro(rules.min_child_balance)
+    max_child = min(spawnable, available // 2)
+    suggested = min(max(int(spawnable * rules.spawn_fraction), min_child), max_child)
+    eligible = (agent["status"] == "active" and spawnable >= rules.micro(rules.spawn_min_earnings)
+                and live_children < rules.max_children and suggested >= min_child)
+    return {"eligible": eligible, "spawnable": spawnable, "suggested": suggested if eligible else 0,
+            "max_child": max_child if eligible else 0, "live_children": live_children,
+            "net_earnings": net, "available": available}
+
+
+def spawn_child(tx: SyncTx, rules: MoneyRules, new_id: Callable[[], str], parent_id: str, micro: int,
+                reason: str, source: str, key: str | None) -> Outcome:
+    """Fund a child from the parent's earnings; the value is the child's id (also on a replay,
+    which announces nothing)."""
+    parent = agents.get(tx, parent_id)
+    if parent is None:
+        raise AgentNotFoundError(parent_id)
+    user_id = parent["user_id"]
+    done = replay(tx, user_id, key, "spawn")
+    if done is not None:
+        return Outcome(str(done["agent_id"]))
+    if parent["status"] != "active":
+        raise AgentStateError(f"Only an active agent can spawn (this one is {parent['status']}).")
+    live = agents.live_children(tx, parent_id)
+    b = spawn_bounds(rules, parent, ledger.sums_for_agent(tx, parent_id), live)
+    if live >= rules.max_children:
+        raise SpawnNotAllowedError(f"This agent already has {live} live children (max {rules.max_children}).")
+    if not b["eligible"]:
+        raise SpawnNotAllowedError(f"Not enough earnings to spawn: {from_micro(b['spawnable'])} USDC spawnable, "
+                                   f"{rules.spawn_min_earnings} USDC needed.")
+    if micro < rules.micro(rules.min_child_balance):
+        raise SpawnNotAllowedError(f"A child needs at least {rules.min_child_balance} USDC.")
+    if micro > b["spawnable"]:
+        raise InsufficientFundsError(
+            f"The parent can fund at most {from_micro(b['spawnable'])} USDC from its earnings.")
+    child_id = new_id()
+    _fund_child(tx, parent, child_id, micro, reason, source, row_key(user_id, key, parent_id),
+                row_key(user_id, key, child_id))
+    remember(tx, user_id, key, "spawn", {"agent_id": child_id})
+    return _spawned(parent, child_id, micro, reason)
+
+
+def adopt_remote_child(tx: SyncTx, new_id: Callable[[], str], parent_id: str, remote_child_id: str, micro: int,
+                       reason: str) -> Outcome:
+    """Mirror a child the remote Automaton spawned; the value is None when it is already known."""
+    parent = agents.get(tx, parent_id)
+    if parent is None:
+        raise AgentNotFoundError(parent_id)
+    if agents.remote_known(tx, remote_child_id):
+        return Outcome(None)
+    if micro > parent["isolated_balance"] - parent["locked_balance"]:
+        raise InsufficientFundsError("The remote child is larger than the parent's available balance.")
+    child_id = new_id()
+    key = f"remote-child:{remote_child_id}"
+    _fund_child(tx, parent, child_id, micro, reason, "remote", f"{key}:out", f"{key}:in",
+                remote_child_id=remote_child_id)
+    if parent["remote_balance"] is not None:
+        # The parent's remote balance already reflects the transfer to the child.
+        agents.reduce_remote_balance(tx, parent_id, micro)
+    return _spawned(parent, child_id, micro, reason)
+
+
+def _spawned(parent: Any, child_id: str, micro: int, reason: str) -> Outcome:
+    return Outcome(child_id, [ChildSpawned(user_id=parent["user_id"], parent_agent_id=parent["agent_id"],
+                                           child_agent_id=child_id, amount=from_micro(micro), reason=reason,
+                                           generation=parent["generation"] + 1)])
+
+
+def _fund_child(tx: SyncTx, parent: Any, child_id: str, micro: int, reason: str, source: str, out_key: str | None,
+                in_key: str | None, *, remote_child_id: str | None = None) -> None:
+    agents.insert_child(tx, child_id, parent, reason, remote_agent_id=remote_child_id,
+                        remote_balance=None if remote_child_id is None else micro)
+    post(tx, parent, "spawn_out", -micro, f"child {child_id}", out_key)
+    post(tx, {"agent_id": child_id, "user_id": parent["user_id"], "isolated_balance": 0, "peak_balance": 0},
+         "spawn_in", micro, f"from {parent['agent_id']}", in_key)
+    spawns.record(tx, parent["agent_id"], parent["user_id"], True, micro, reason, source, child_id)
