@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATABASE_URL=sqlite:////data/bot.db \
     LOG_FORMAT=json \
     MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba \
     XDG_DATA_HOME=/data/xdg \
     CREWAI_DISABLE_TELEMETRY=true \
     OTEL_SDK_DISABLED=true
@@ -23,6 +24,12 @@ COPY storage ./storage
 COPY migrations ./migrations
 COPY main.py run_migrations.py ./
 RUN pip install --upgrade pip && pip install .
+# Compile the backtest kernels once at build time (numba's cache, readable by the app user).
+RUN python -c "from engine.backtest import run_backtest; import numpy as np; n = 300; \
+t = np.arange(n) * 60; p = np.linspace(100, 90, n); \
+run_backtest({'conditions': [{'type': 'price_drop', 'token': 'X', 'threshold': 1, 'timeframe': '1h'}], \
+'actions': [{'type': 'buy', 'token': 'X', 'amount_percent': 50}]}, \
+{'time': t, 'open': p, 'high': p, 'low': p, 'close': p, 'volume': p})" && chmod -R a+rwX /tmp/numba
 
 USER app
 VOLUME ["/data"]

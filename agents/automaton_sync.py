@@ -107,7 +107,7 @@ class AutomatonSync:
 
     async def _create(self, row: Any, report: SyncReport) -> None:
         agent_id = row["agent_id"]
-        await self.db.run(remote.set_status, agent_id, CREATING, only_unbound=True)
+        await self.db.run(remote.set_status, agent_id, CREATING, True)  # only while still unbound
         try:
             remote_id = await self.client.create_agent(agent_id, str(row["user_id"]),
                                                        from_micro(row["isolated_balance"]))

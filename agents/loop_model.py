@@ -44,7 +44,7 @@ class TickReport:
             self.errors.append("…more errors not shown")
 
 
-@dataclass
+@dataclass(slots=True)
 class LoopPosition:
     position_id: int
     agent_id: str
@@ -62,7 +62,7 @@ class LoopPosition:
         return CorePosition(int(self.entry_bar_time or 0), self.entry_price, self.stop_loss, self.take_profit)
 
 
-@dataclass
+@dataclass(slots=True)
 class LoopAgent:
     agent_id: str
     user_id: int
@@ -74,7 +74,7 @@ class LoopAgent:
     token_id: str | None = None
     group: tuple[str, int] | None = None
     position: LoopPosition | None = None
-    positions: list[LoopPosition] = field(default_factory=list)
+    positions: tuple[LoopPosition, ...] = ()  # a tuple: no empty list per agent at 100k agents
 
 
 @dataclass

@@ -19,7 +19,7 @@ from agents.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickRepo
 from engine.market.base import MarketData, MarketDataError, TokenInfo, TokenNotFoundError
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
 from storage import Database
-from storage.bars_repo import loop_changes
+from storage.bars_repo import LOOP_PAGE, clock, loop_changes, loop_page
 
 _NEGATIVE_RESOLVE_TTL = 3600.0
 
@@ -47,17 +47,35 @@ class SnapshotReader:
         self.groups: dict[tuple[str, int], Group] = {}
         self._waiting: set[str] = set()  # agents whose token could not be resolved yet (retried)
         self._invalid: set[str] = set()
+        self._texts: dict[str, str] = {}
 
     async def read(self, report: TickReport) -> Snapshot:
         """The working set after this tick's changes (see the module docstring)."""
-        rows, seq = await self.db.read(loop_changes, self._seq)
-        changed = self._apply(rows)
-        self._seq = seq
+        if self._seq == 0:
+            changed = await self._load_all()
+        else:
+            rows, seq = await self.db.read(loop_changes, self._seq)
+            changed = self._apply(rows)
+            self._seq = seq
         await self._assign(changed | self._waiting, report)
         for agent_id in sorted(self._invalid)[:5]:
             report.add_error(f"{agent_id}: its strategy is invalid; skipped")
         strategies = {k: self._parsed[k] for g in self.groups.values() for k in g.keys}
         return Snapshot(self.agents, list(self.positions.values()), strategies, self.groups)  # type: ignore[arg-type]
+
+    async def _load_all(self) -> set[str]:
+        """The first read, in pages of agents (memory stays bounded at 100k agents)."""
+        upto = await self.db.read(clock)
+        changed: set[str] = set()
+        after = ""
+        while True:
+            rows = await self.db.read(loop_page, after, upto, LOOP_PAGE)
+            if not rows:
+                break
+            changed |= self._apply(rows)
+            after = rows[-1][0]
+        self._seq = upto
+        return changed
 
     def _apply(self, rows: list) -> set[str]:
         """Replace every changed agent (and its positions) by its new row; drop the untradable."""
@@ -67,10 +85,11 @@ class SnapshotReader:
             agent_id = r[0]
             if agent_id not in fresh:
                 changed.add(agent_id)
-                fresh[agent_id] = LoopAgent(agent_id, r[1], r[2], r[3], r[4], r[5])
+                raw = r[5] if r[5] is None else self._texts.setdefault(r[5], r[5])  # one copy per distinct JSON
+                fresh[agent_id] = LoopAgent(agent_id, r[1], r[2], r[3], r[4], raw)
             if r[6] is not None:
                 pos = LoopPosition(r[6], agent_id, r[1], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14])
-                fresh[agent_id].positions.append(pos)
+                fresh[agent_id].positions += (pos,)
         for agent_id, agent in fresh.items():
             old = self.agents.get(agent_id)
             if old is not None and old.group is not None and (old.status, old.strategy_json) == (

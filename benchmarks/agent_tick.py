@@ -112,24 +112,25 @@ def strategy(symbol: str, variant: int) -> str:
 
 
 async def seed(db: Any, agents: int) -> None:
-    """One user and one funded generation-1 agent per user; 10% without a strategy (default)."""
+    """One user and one funded generation-1 agent per user; 10% without a strategy (default).
+
+    Rows are generated lazily into executemany, so seeding adds nothing to the peak RSS measured."""
     strategies = {(s, v): strategy(s, v) for s in SYMBOLS for v in range(4)}
-    users, rows, ledger = [], [], []
-    for i in range(agents):
-        uid = 1_000 + i
-        agent_id = f"bench{i:07d}"
-        strat = None if i % 10 == 9 else strategies[(SYMBOLS[i % len(SYMBOLS)], (i // len(SYMBOLS)) % 4)]
-        users.append((uid,))
-        rows.append((agent_id, uid, 100_000_000, 100_000_000, strat))
-        ledger.append((agent_id, uid, "deposit", 100_000_000, 100_000_000, "seed", f"seed:{agent_id}"))
+
+    def strat(i: int) -> str | None:
+        return None if i % 10 == 9 else strategies[(SYMBOLS[i % len(SYMBOLS)], (i // len(SYMBOLS)) % 4)]
+
     async with db.transaction() as tx:
-        await tx.executemany("INSERT INTO users(user_id) VALUES (?)", users)
+        await tx.executemany("INSERT INTO users(user_id) VALUES (?)", ((1_000 + i,) for i in range(agents)))
         await tx.executemany(
             "INSERT INTO automaton_agents(agent_id, user_id, generation, isolated_balance, peak_balance,"
-            " strategy_json) VALUES (?, ?, 1, ?, ?, ?)", rows)
+            " strategy_json) VALUES (?, ?, 1, ?, ?, ?)",
+            ((f"bench{i:07d}", 1_000 + i, 100_000_000, 100_000_000, strat(i)) for i in range(agents)))
         await tx.executemany(
             "INSERT INTO ledger_entries(agent_id, user_id, kind, amount, balance_after, ref, idempotency_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)", ledger)
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((f"bench{i:07d}", 1_000 + i, "deposit", 100_000_000, 100_000_000, "seed", f"seed:bench{i:07d}")
+             for i in range(agents)))
 
 
 async def floor_s(db: Any, rows: int, tag: int) -> float:

@@ -15,10 +15,10 @@ property test replays both bar by bar. What is specific to a backtest:
 * Equity is marked to market at each bar's close (before exit costs), except that an exit
   bar shows the realised cash; so ``equity[-1] == final_equity == initial + sum(trade pnl)``.
 
-Implementation: signals are whole-array numpy operations. The trade simulation loops over
-*trades*, not bars: the next entry and the next exit signal are binary searches, and the first
-stop-loss/take-profit bar is found by scanning forward windows that grow geometrically, so the
-work per trade is proportional to its length and the total stays ~O(bars).
+Implementation: signals are whole-array numpy operations. Which candidate entries become trades
+and where each exits is a sequential search, compiled (`engine.trade_search`); every price and
+amount is then computed on whole columns with `engine.core`'s functions, so no step costs Python
+per trade. `Trade` objects are built only when `BacktestResult.trades` is read.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.bars import CandleError, infer_interval_seconds, to_grid, validate_candles
+from engine.bars import REGULAR_STEP, CandleError, infer_interval_seconds, to_grid, validate_candles
 from engine.core import Costs, ExitReason, levels, stop_price, target_price
-from engine.metrics import compute_metrics, finite_or_none
+from engine.kernels import equity_curve
+from engine.metrics import compute_metrics
 from engine.signals import evaluate, lookback_bars
 from engine.strategy import Strategy, parse_strategy
-
-_FIRST_WINDOW = 256  # numpy call overhead dominates below a few hundred bars
-_GROWTH = 4
+from engine.trade_search import REASONS, SIGNAL, STOP, TARGET, search_trades
 
 
 class BacktestInputError(CandleError):
@@ -76,12 +75,20 @@ class BacktestResult:
     """Metrics, trades, the per-candle equity curve and the raw signal bars of one run."""
 
     metrics: dict[str, float | int | None]
-    trades: list[Trade]
+    table: TradeTable
     equity: np.ndarray
     signal_indices: dict[str, np.ndarray]
     time: np.ndarray
     close: np.ndarray
     settings: dict[str, float] = field(default_factory=dict)
+    _trades: list[Trade] | None = field(default=None, repr=False)
+
+    @property
+    def trades(self) -> list[Trade]:
+        """Every round trip, oldest first."""
+        if self._trades is None:
+            self._trades = _trades(self.table, self.time)
+        return self._trades
 
     def signals(self) -> list[dict[str, Any]]:
         """Every raw signal bar as {index, time, side, price} (price = that bar's close), by time."""
@@ -120,8 +127,9 @@ def _validated(candles: Mapping[str, Any], interval_minutes: float | None) -> tu
     """Checked candles on a regular time grid, and their interval in minutes."""
     try:
         arrays = validate_candles(candles, min_bars=2)
+        regular = arrays.get(REGULAR_STEP)
         if interval_minutes is None:
-            step = infer_interval_seconds(arrays["time"])
+            step = infer_interval_seconds(arrays["time"], None if regular is None else int(regular[0]))
         else:
             minutes = _check_setting("interval_minutes", interval_minutes, 1e-9, float("inf"))
             step = round(minutes * 60)
@@ -168,108 +176,80 @@ def _check_setting(name: str, value: float, low: float, high: float) -> float:
 
 # -- trade simulation --------------------------------------------------------------------------
 
-def _first_hit(low: np.ndarray, high: np.ndarray, start: int, stop: int,
-               sl: float | None, tp: float | None) -> int:
-    """First bar in [start, stop] whose low <= sl or high >= tp, else -1.
+@dataclass(frozen=True)
+class TradeTable:
+    """Every trade of a run as numpy columns (one row per trade), priced by `engine.core`."""
 
-    Scans windows that grow geometrically, so a short trade costs a few small numpy calls and
-    a long one O(its length) in total. Each window is first tested with a min/max reduction
-    (cheap); only the window that holds the hit is searched element by element.
-    """
-    if sl is None and tp is None:
-        return -1
-    width = _FIRST_WINDOW
-    lo = start
-    end = stop + 1
-    while lo < end:
-        hi = min(lo + width, end)
-        lows = low[lo:hi] if sl is not None else None
-        highs = high[lo:hi] if tp is not None else None
-        if (lows is not None and lows.min() <= sl) or (highs is not None and highs.max() >= tp):
-            if lows is None:
-                hit = highs >= tp  # type: ignore[operator]
-            else:
-                hit = lows <= sl
-                if highs is not None:
-                    hit |= highs >= tp
-            return lo + int(hit.argmax())
-        lo = hi
-        width *= _GROWTH
-    return -1
+    entry: np.ndarray       # entry bar index
+    exit: np.ndarray        # exit bar index
+    fill: np.ndarray        # entry fill (slippage included)
+    exit_fill: np.ndarray
+    units: np.ndarray
+    pnl: np.ndarray         # net of both fees
+    fees: np.ndarray
+    cost: np.ndarray        # cash spent at entry (notional + entry fee)
+    cash_before: np.ndarray
+    cash_after: np.ndarray
+    reason: np.ndarray      # codes of `engine.trade_search.REASONS`
 
-
-# One row per trade: entry, exit, entry fill, exit fill, units, pnl, fees, cash spent at entry,
-# cash before, cash after, exit reason. Plain tuples keep the per-trade loop cheap.
-_Row = tuple[int, int, float, float, float, float, float, float, float, float, str]
+    def __len__(self) -> int:
+        return int(self.entry.shape[0])
 
 
 def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy: np.ndarray,
               sell: np.ndarray, *, fraction: float, sl_pct: float | None, tp_pct: float | None,
-              costs: Costs, initial: float) -> list[_Row]:
-    """The trading core's decisions (`engine.core`), found by searching trades instead of stepping bars."""
+              costs: Costs, initial: float) -> TradeTable:
+    """The trading core's decisions (`engine.core`), found by the compiled trade search and priced
+    with the core's own functions on whole columns (no per-trade Python)."""
     n = c.shape[0]
-    entry_bars = np.flatnonzero(buy[:-1]) + 1  # a signal at close i fills at open i+1
-    sell_bars = np.flatnonzero(sell)
-    n_entries, n_sells = entry_bars.shape[0], sell_bars.shape[0]
-    fee = costs.fee
-    rows: list[_Row] = []
-    cash = initial
-    earliest = 1
-    while True:
-        k = int(entry_bars.searchsorted(earliest))
-        if k >= n_entries:
-            break
-        e = int(entry_bars[k])
-        fill = costs.buy_fill(float(o[e]))
-        units = costs.units_for(cash * fraction, fill)
-        entry_fee = units * fill * fee
-        sl, tp = levels(fill, sl_pct, tp_pct)
-        js = int(sell_bars.searchsorted(e))
-        j = int(sell_bars[js]) if js < n_sells else n  # first exit-signal bar at/after entry
-        hit = _first_hit(low, h, e, min(j, n - 1), sl, tp)
-        if hit >= 0:
-            x = hit
-            if sl is not None and low[x] <= sl:
-                price, reason = stop_price(float(o[x]), sl), "stop_loss"
-            else:
-                price, reason = target_price(float(o[x]), tp), "take_profit"  # type: ignore[arg-type]
-        elif j < n - 1:
-            x, price, reason = j + 1, float(o[j + 1]), "signal"
-        else:
-            x, price, reason = n - 1, float(c[n - 1]), "end"
-        exit_fill = costs.sell_fill(price)
-        exit_fee = units * exit_fill * fee
-        pnl = units * (exit_fill - fill) - entry_fee - exit_fee
-        after = cash + pnl
-        rows.append((e, x, fill, exit_fill, units, pnl, entry_fee + exit_fee, units * fill + entry_fee,
-                     cash, after, reason))
-        cash = after
-        earliest = x + 1
-    return rows
+    entries = np.flatnonzero(buy[:-1]) + 1  # a signal at close i fills at open i+1
+    fills = costs.buy_fill(o[entries])
+    stops, targets = levels(fills, sl_pct, tp_pct)
+    nan = np.full(entries.shape[0], np.nan)
+    taken, x, reason = search_trades(low, h, entries, nan if stops is None else stops,
+                                     nan if targets is None else targets, np.flatnonzero(sell), n)
+    e, fill = entries[taken], fills[taken]
+    price = c[x]  # `end`: the last close
+    is_signal = reason == SIGNAL
+    price = np.where(is_signal, o[x], price)
+    if stops is not None:
+        price = np.where(reason == STOP, stop_price(o[x], stops[taken]), price)
+    if targets is not None:
+        price = np.where(reason == TARGET, target_price(o[x], targets[taken]), price)
+    exit_fill = costs.sell_fill(price)
+    # Cash compounds: each trade spends `fraction` of the cash before it, so cash before trade t
+    # is the initial cash times the product of the earlier trades' growth factors.
+    per_cash = costs.units_for(fraction, fill)  # units bought per unit of cash
+    growth = 1.0 + per_cash * (exit_fill - fill) - per_cash * fill * costs.fee - per_cash * exit_fill * costs.fee
+    cash_before = initial * np.concatenate(([1.0], np.cumprod(growth)[:-1]))
+    units = costs.units_for(cash_before * fraction, fill)
+    entry_fee = units * fill * costs.fee
+    exit_fee = units * exit_fill * costs.fee
+    pnl = units * (exit_fill - fill) - entry_fee - exit_fee
+    return TradeTable(e, x, fill, exit_fill, units, pnl, entry_fee + exit_fee, units * fill + entry_fee,
+                      cash_before, cash_before + pnl, reason)
 
 
-def _equity_curve(rows: list[_Row], close: np.ndarray, initial: float) -> np.ndarray:
-    """Cash plus units × close per bar, built from piecewise-constant segments (no bar loop)."""
-    n = close.shape[0]
-    if not rows:
-        return np.full(n, initial)
-    m = len(rows)
-    cols = np.array([r[:10] for r in rows], dtype=np.float64)  # (m, 10) numeric columns
-    bounds = np.empty(2 * m + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, n
-    bounds[1:-1:2] = cols[:, 0]
-    bounds[2:-1:2] = cols[:, 1]
-    base = np.empty(2 * m + 1)
-    units = np.zeros(2 * m + 1)
-    base[0] = initial
-    base[1::2] = cols[:, 8] - cols[:, 7]  # holding over [entry, exit): cash left after buying
-    base[2::2] = cols[:, 9]  # flat over [exit, next entry)
-    units[1::2] = cols[:, 4]
-    lengths = np.diff(bounds)
-    equity = np.repeat(units, lengths)
-    equity *= close
-    equity += np.repeat(base, lengths)
-    return equity
+def _equity_curve(t: TradeTable, close: np.ndarray, initial: float) -> np.ndarray:
+    """Cash plus units × close per bar: cash left after buying while holding, realised cash after
+    each exit (one compiled pass)."""
+    if not len(t):
+        return np.full(close.shape[0], initial)
+    return equity_curve(close, t.entry, t.exit, t.units, t.cash_before - t.cost, t.cash_after, float(initial))
+
+
+def _trades(t: TradeTable, time: np.ndarray) -> list[Trade]:
+    """The table as `Trade` objects (built on first use: a caller that only wants the metrics of a
+    run with 85k trades never pays for 85k objects)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = np.where(t.cost != 0, t.pnl / t.cost * 100.0, 0.0)
+    ret = np.where(np.isfinite(ret), ret, 0.0)
+    return [Trade(entry_index=e, exit_index=x, entry_time=et, exit_time=xt, entry_price=ep, exit_price=xp,
+                  size=u, pnl=p, return_pct=r, fees=f, exit_reason=REASONS[code])  # type: ignore[arg-type]
+            for e, x, et, xt, ep, xp, u, p, r, f, code in zip(
+                t.entry.tolist(), t.exit.tolist(), time[t.entry].tolist(), time[t.exit].tolist(), t.fill.tolist(),
+                t.exit_fill.tolist(), t.units.tolist(), t.pnl.tolist(), ret.tolist(), t.fees.tolist(),
+                t.reason.tolist(), strict=True)]
 
 
 def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any], *,
@@ -301,26 +281,18 @@ def run_backtest(strategy: Strategy | dict[str, Any], candles: Mapping[str, Any]
         buy[:start] = False
         sell[:start] = False
     rm = strat.risk_management
-    rows = _simulate(o, h, low, c, buy, sell, fraction=strat.buy.amount_percent / 100.0,
-                     sl_pct=rm.stop_loss_percent, tp_pct=rm.take_profit_percent,
-                     costs=costs, initial=initial)
-    equity = _equity_curve(rows, c, initial)
-    trades = [
-        Trade(entry_index=e, exit_index=x, entry_time=int(time[e]), exit_time=int(time[x]),
-              entry_price=ep, exit_price=xp, size=units, pnl=pnl,
-              return_pct=finite_or_none(pnl / cost * 100.0) or 0.0, fees=fees,
-              exit_reason=reason)  # type: ignore[arg-type]
-        for e, x, ep, xp, units, pnl, fees, cost, _, _, reason in rows
-    ]
+    table = _simulate(o, h, low, c, buy, sell, fraction=strat.buy.amount_percent / 100.0,
+                      sl_pct=rm.stop_loss_percent, tp_pct=rm.take_profit_percent, costs=costs, initial=initial)
+    equity = _equity_curve(table, c, initial)
     buy_idx, sell_idx = np.flatnonzero(buy), np.flatnonzero(sell)
     metrics = compute_metrics(
-        equity=equity, pnls=[r[5] for r in rows], bars_in_position=sum(r[1] - r[0] + 1 for r in rows),
+        equity=equity, pnls=table.pnl, bars_in_position=int((table.exit - table.entry + 1).sum()),
         first_close=float(c[0]), last_close=float(c[-1]), initial_equity=initial,
         buy_signals=buy_idx.shape[0], sell_signals=sell_idx.shape[0], interval_minutes=interval)
     settings = {"fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps),
                 "initial_equity": initial, "interval_minutes": interval,
-                "fees_paid": float(sum(r[6] for r in rows)),
-                "slippage_paid": float(sum(costs.slippage_cost(r[4], r[2], r[3]) for r in rows))}
-    return BacktestResult(metrics=metrics, trades=trades, equity=equity,
+                "fees_paid": float(table.fees.sum()),
+                "slippage_paid": float(costs.slippage_cost(table.units, table.fill, table.exit_fill).sum())}
+    return BacktestResult(metrics=metrics, table=table, equity=equity,
                           signal_indices={"buy": buy_idx, "sell": sell_idx}, time=time, close=c,
                           settings=settings)

@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 ExitReason = Literal["stop_loss", "take_profit", "signal", "end", "stopped"]
 EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "signal", "end", "stopped")
 Side = Literal["buy", "sell"]
@@ -108,14 +110,15 @@ def levels(entry_fill: float, stop_loss_pct: float | None, take_profit_pct: floa
     return stop, target
 
 
-def stop_price(bar_open: float, stop: float) -> float:
-    """A stop fills at its level, or at the open when the bar opened below it (a gap)."""
-    return min(bar_open, stop)
+def stop_price(bar_open: Any, stop: Any) -> Any:
+    """A stop fills at its level, or at the open when the bar opened below it (a gap).
+    Floats or numpy arrays (the backtest prices whole columns)."""
+    return np.minimum(bar_open, stop) if isinstance(bar_open, np.ndarray) else min(bar_open, stop)
 
 
-def target_price(bar_open: float, target: float) -> float:
+def target_price(bar_open: Any, target: Any) -> Any:
     """A target fills at its level, or at the open when the bar opened above it (a gap)."""
-    return max(bar_open, target)
+    return np.maximum(bar_open, target) if isinstance(bar_open, np.ndarray) else max(bar_open, target)
 
 
 # -- the state machine -------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.kernels import curve_stats
+
 METRIC_KEYS: tuple[str, ...] = (
     "total_return_pct", "buy_hold_return_pct", "win_rate_pct", "total_trades", "buy_signals",
     "sell_signals", "max_drawdown_pct", "sharpe", "sortino", "profit_factor", "expectancy",
@@ -45,82 +47,40 @@ def periods_per_year(interval_minutes: float) -> float:
     return 365.0 * 1440.0 / interval_minutes
 
 
-_DD_BLOCK = 1024
-
-
-def _min_ratio_to_peak(equity: np.ndarray) -> float:
-    """min over t of equity[t] / max(equity[:t+1]) by a running maximum (the exact, slow path)."""
-    ratio = np.maximum.accumulate(equity)
-    np.divide(equity, ratio, out=ratio)  # in place: large temporaries cost page faults
-    return float(ratio.min())
+def _drawdown_pct(worst_ratio: float) -> float:
+    return max(0.0, (1.0 - worst_ratio) * 100.0) if math.isfinite(worst_ratio) else 0.0
 
 
 def max_drawdown_pct(equity: np.ndarray) -> float:
-    """Largest peak-to-trough fall of a positive `equity` curve, as a positive percentage.
-
-    A running maximum is a slow sequential numpy loop, so long curves are cut into blocks:
-    block minima/maxima bound each block's worst ratio to the running peak, and only blocks
-    that could hold the answer get the exact running-maximum pass.
-    """
-    n = equity.shape[0]
-    if n == 0:
+    """Largest peak-to-trough fall of a positive `equity` curve, as a positive percentage."""
+    if equity.shape[0] == 0:
         return 0.0
-    blocks = n // _DD_BLOCK
-    if blocks < 8:
-        ratio = _min_ratio_to_peak(equity)
-    else:
-        body = equity[: blocks * _DD_BLOCK].reshape(blocks, _DD_BLOCK)
-        bmax, bmin = body.max(axis=1), body.min(axis=1)
-        if n > blocks * _DD_BLOCK:
-            rest = equity[blocks * _DD_BLOCK:]
-            bmax, bmin = np.append(bmax, rest.max()), np.append(bmin, rest.min())
-        starts = np.arange(bmax.shape[0]) * _DD_BLOCK
-        peak_before = np.empty_like(bmax)
-        peak_before[0] = 0.0  # nothing precedes block 0
-        peak_before[1:] = np.maximum.accumulate(bmax)[:-1]
-        # Within block b the running peak lies in [peak_before, max(peak_before, bmax)], so its
-        # worst ratio lies in [lower, upper]; block 0 gives no upper bound.
-        upper = bmin[1:] / peak_before[1:]
-        lower = bmin / np.maximum(peak_before, bmax)
-        best = float(upper.min())
-        candidates = np.flatnonzero(lower < best)
-        if candidates.shape[0] * 4 > bmax.shape[0]:
-            ratio = _min_ratio_to_peak(equity)
-        else:
-            ratio = best
-            for b in candidates.tolist():
-                seg = equity[starts[b]: starts[b] + _DD_BLOCK]
-                prior = 0.0 if b == 0 else float(peak_before[b])
-                peak = np.maximum.accumulate(seg)
-                np.maximum(peak, prior, out=peak)
-                ratio = min(ratio, float((seg / peak).min()))
-    return max(0.0, (1.0 - ratio) * 100.0) if math.isfinite(ratio) else 0.0
+    return _drawdown_pct(curve_stats(np.ascontiguousarray(equity, dtype=np.float64))[3])
 
 
-def sharpe_sortino(equity: np.ndarray, interval_minutes: float) -> tuple[float | None, float | None]:
-    """Annualised Sharpe and Sortino ratios of per-bar returns (risk-free 0)."""
-    count = equity.shape[0] - 1
+def _ratios(stats: tuple[float, float, float, float], count: int, interval_minutes: float
+            ) -> tuple[float | None, float | None]:
+    total, down, dev, _ = stats
     if count < 2:
         return None, None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        returns = np.divide(equity[1:], equity[:-1])
-    returns -= 1.0
-    mean = float(returns.sum()) / count
+    mean = total / count
     if not math.isfinite(mean):
         return None, None
-    # In-place passes over one scratch buffer (large temporaries cost page faults), and no
-    # BLAS dot: its thread pool makes a 1M-element dot slow and erratic on a busy machine.
-    scratch = np.minimum(returns, 0.0)
-    np.square(scratch, out=scratch)
-    downside = math.sqrt(float(scratch.sum()) / count)
-    np.subtract(returns, mean, out=scratch)
-    np.square(scratch, out=scratch)
-    std = math.sqrt(float(scratch.sum()) / (count - 1))
+    downside = math.sqrt(down / count)
+    std = math.sqrt(dev / (count - 1))
     scale = math.sqrt(periods_per_year(interval_minutes))
     # Ratios over a flat curve are 0/0; tiny float noise must not turn them into huge numbers.
     sharpe = mean / std * scale if std > 1e-15 else None
     sortino = mean / downside * scale if downside > 1e-15 else None
     return finite_or_none(sharpe), finite_or_none(sortino)
+
+
+def sharpe_sortino(equity: np.ndarray, interval_minutes: float) -> tuple[float | None, float | None]:
+    """Annualised Sharpe and Sortino ratios of per-bar returns (risk-free 0)."""
+    if equity.shape[0] < 3:
+        return None, None
+    return _ratios(curve_stats(np.ascontiguousarray(equity, dtype=np.float64)), equity.shape[0] - 1,
+                   interval_minutes)
 
 
 def compute_metrics(*, equity: np.ndarray, pnls: Sequence[float], bars_in_position: int,
@@ -133,8 +93,9 @@ def compute_metrics(*, equity: np.ndarray, pnls: Sequence[float], bars_in_positi
     final = float(equity[-1]) if equity.shape[0] else float(initial_equity)
     gross_profit = float(pnl[pnl > 0].sum())
     gross_loss = float(-pnl[pnl < 0].sum())
-    sharpe, sortino = sharpe_sortino(equity, interval_minutes)
     bars = int(equity.shape[0])
+    stats = curve_stats(np.ascontiguousarray(equity, dtype=np.float64)) if bars else (0.0, 0.0, 0.0, 1.0)
+    sharpe, sortino = _ratios(stats, bars - 1, interval_minutes)
     metrics: dict[str, float | int | None] = {
         "total_return_pct": finite_or_none((final / initial_equity - 1.0) * 100.0),
         "buy_hold_return_pct": finite_or_none((last_close / first_close - 1.0) * 100.0),
@@ -142,7 +103,7 @@ def compute_metrics(*, equity: np.ndarray, pnls: Sequence[float], bars_in_positi
         "total_trades": trades,
         "buy_signals": int(buy_signals),
         "sell_signals": int(sell_signals),
-        "max_drawdown_pct": finite_or_none(max_drawdown_pct(equity)),
+        "max_drawdown_pct": finite_or_none(_drawdown_pct(stats[3])),
         "sharpe": sharpe,
         "sortino": sortino,
         "profit_factor": finite_or_none(gross_profit / gross_loss) if gross_loss > 0 else None,

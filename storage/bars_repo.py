@@ -53,7 +53,7 @@ class BarRepo:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgentCoreRow:
     """One agent's trading-core state on its current strategy."""
 
@@ -74,14 +74,19 @@ _LOOP_SNAPSHOT_SQL = (
     " WHERE a.status = 'active'"
     "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
 )
-_LOOP_CHANGES_SQL = (
-    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
+_LOOP_COLUMNS = (
+    "a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
     " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
-    " p.entry_bar_time"
-    " FROM automaton_agents a"
+    " p.entry_bar_time")
+_LOOP_CHANGES_SQL = (
+    f"SELECT {_LOOP_COLUMNS} FROM automaton_agents a"
     " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
-    " WHERE a.change_seq > ? ORDER BY a.agent_id, p.position_id"
-)
+    " WHERE a.change_seq > ? ORDER BY a.agent_id, p.position_id")
+_LOOP_PAGE_SQL = (
+    f"SELECT {_LOOP_COLUMNS} FROM (SELECT * FROM automaton_agents WHERE agent_id > ? AND change_seq <= ?"
+    " ORDER BY agent_id LIMIT ?) a"
+    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open' ORDER BY a.agent_id, p.position_id")
+LOOP_PAGE = 5_000
 _SAVE_BARS_SQL = ("INSERT INTO market_bars(token_id, interval_minutes, time, open, high, low, close, volume)"
                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token_id, interval_minutes, time) DO NOTHING")
 _SAVE_STATES_SQL = (
@@ -101,6 +106,18 @@ def loop_changes(tx: SyncTx, since: int) -> tuple[list[Any], int]:
     return tx.all(_LOOP_CHANGES_SQL, (since,)), seq
 
 
+def loop_page(tx: SyncTx, after_agent: str, upto: int, limit: int = LOOP_PAGE) -> list[Any]:
+    """The first full read, page by page (a bounded batch of rows in memory at a time): up to
+    `limit` agents with id > `after_agent` stamped at most `upto`, with their open positions.
+    Rows stamped later are the next `loop_changes(upto)`'s."""
+    return tx.all(_LOOP_PAGE_SQL, (after_agent, upto, limit))
+
+
+def clock(tx: SyncTx) -> int:
+    """The newest change stamp."""
+    return int(tx.value("SELECT seq FROM change_clock WHERE id = 1") or 0)
+
+
 def save_bars(tx: SyncTx, token_id: str, interval_minutes: int, bars: Any) -> None:
     """Store `bars` (a Candles-like mapping); bars already stored are kept as they are."""
     n = len(bars["time"])
@@ -111,8 +128,8 @@ def save_bars(tx: SyncTx, token_id: str, interval_minutes: int, bars: Any) -> No
 
 def save_states(tx: SyncTx, rows: Iterable[AgentCoreRow]) -> None:
     """Upsert trading-core states in one statement batch."""
-    tx.many(_SAVE_STATES_SQL, [(r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
-                                json.dumps(r.state, separators=(",", ":"))) for r in rows])
+    tx.many(_SAVE_STATES_SQL, ((r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
+                                json.dumps(r.state, separators=(",", ":"))) for r in rows))  # lazily: no 100k list
 
 _CORE_SELECT = ("SELECT agent_id, strategy_key, token_id, interval_minutes, since_time, state_json"
                 " FROM agent_core_state")

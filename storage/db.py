@@ -71,7 +71,7 @@ class Transaction:
         return await self._writer.call(_execute, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._writer.call(_executemany, sql, list(rows))
+        await self._writer.call(_executemany, sql, rows)  # an iterator is consumed in the thread
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = await self._writer.fetchall(sql, params)
@@ -93,7 +93,7 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Params) -> sqlite3.Curs
     return conn.execute(sql, params)
 
 
-def _executemany(conn: sqlite3.Connection, sql: str, rows: list[Params]) -> None:
+def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[Params]) -> None:
     conn.executemany(sql, rows)
 
 

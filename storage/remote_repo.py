@@ -23,7 +23,7 @@ def bound(tx: SyncTx) -> list[Any]:
                   " WHERE remote_agent_id IS NOT NULL AND status <> 'closed' ORDER BY created_at, agent_id")
 
 
-def set_status(tx: SyncTx, agent_id: str, status: str, *, only_unbound: bool = False) -> None:
+def set_status(tx: SyncTx, agent_id: str, status: str, only_unbound: bool = False) -> None:
     tx.run("UPDATE automaton_agents SET remote_status = ? WHERE agent_id = ?"
            + (" AND remote_agent_id IS NULL" if only_unbound else ""), (status, agent_id))
 

@@ -528,6 +528,12 @@ class TelegramFake(LoopbackHTTPService):
                 and (chat_id is None or call.params.get("chat_id") == chat_id)
             ]
 
+    def sent_since(self, index: int) -> tuple[list[SentCall], int]:
+        """Successful calls after the first `index` ones, and the new count: a poller that keeps
+        the count reads each call once (O(new calls), not O(all calls) per poll)."""
+        with self._cond:
+            return self._sent[index:], len(self._sent)
+
     def messages(self, chat_id: int) -> list[StoredMessage]:
         """Current state of the bot's messages in a chat, oldest first (copies)."""
         with self._cond:
