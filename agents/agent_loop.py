@@ -57,7 +57,7 @@ from engine.live import (
     warmup_bars,
 )
 from engine.market.base import CANDLE_FIELDS, Candles, MarketData, MarketDataError
-from engine.parity import LiveTrade, ParityReport, replay
+from engine.parity import LiveTrade, Offload, ParityReport, replay_with
 from engine.signals import evaluate
 from engine.strategy import Strategy
 from storage import Database, SyncTx
@@ -80,7 +80,8 @@ class AgentLoop:
     def __init__(self, db: Database, manager: IsolatedAIManager, market: MarketData, events: EventSink, *,
                  default_tokens: Sequence[str] = DEFAULT_TOKENS, fee_bps: int = 30,
                  slippage_bps: int = 10, min_trade: Decimal = Decimal("1"),
-                 clock: Callable[[], float] = time.time, kline_concurrency: int = 8) -> None:
+                 clock: Callable[[], float] = time.time, kline_concurrency: int = 8,
+                 offload: Offload | None = None) -> None:
         if not default_tokens:
             raise ValueError("default_tokens must not be empty")
         self.db = db
@@ -90,6 +91,7 @@ class AgentLoop:
         self.default_tokens = tuple(default_tokens)
         self.costs = Costs(fee_bps, slippage_bps)  # raises ValueError outside 0..9999
         self.min_trade = min_trade
+        self._offload = offload  # where parity replays run (the backtest pool in production)
         self._clock = clock
         self._kline_gate = asyncio.Semaphore(max(1, kline_concurrency))
         self._lock = asyncio.Lock()
@@ -164,8 +166,8 @@ class AgentLoop:
         for pos in await self.manager.open_positions(agent_id):
             if pos.get("entry_bar_time") is not None and pos["entry_bar_time"] >= row.since_time:
                 live.append(LiveTrade(int(pos["entry_bar_time"]), float(pos["entry_price"])))
-        report = replay(strategy, bars, row.interval_minutes, first_signal_time=row.since_time, live=live,
-                        costs=self.costs)
+        report = await replay_with(self._offload, strategy, bars, row.interval_minutes, row.since_time, live,
+                                   self.costs)
         if report.first_difference:
             logger.warning("agent %s diverged from its backtest replay: %s", agent_id, report.first_difference)
         return report

@@ -63,7 +63,7 @@ from engine.market.base import (
     TokenNotFoundError,
 )
 from engine.market.factory import PLAN_POLL_SECONDS
-from engine.parity import LiveTrade, ParityReport, replay
+from engine.parity import LiveTrade, Offload, ParityReport, replay_with
 from engine.signals import SignalArrays, evaluate, explain_bar, format_price
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy, parse_strategy
 from storage.bars_repo import BarRepo
@@ -208,7 +208,7 @@ class SimulationService:
     def __init__(self, db: Database, market: MarketData, events: EventSink, *,
                  poll_seconds: float = PLAN_POLL_SECONDS["free"], max_duration_hours: float = 24.0,
                  initial_equity: Decimal = Decimal(1000), fee_bps: float = 30, slippage_bps: float = 10,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, offload: Offload | None = None) -> None:
         if not (max_duration_hours > 0 and math.isfinite(max_duration_hours)):
             raise ValueError("max_duration_hours must be a positive number")
         if poll_seconds <= 0:
@@ -222,6 +222,7 @@ class SimulationService:
         self.fee_bps = float(fee_bps)
         self.slippage_bps = float(slippage_bps)
         self._clock = clock
+        self._offload = offload  # where parity replays run (the backtest pool in production)
         self._sims = SimulationRepo(db)
         self._bots = BotRepo(db)
         self._signals = SignalRepo(db)
@@ -728,7 +729,7 @@ class SimulationService:
             return ParityReport(len(trades), 0, unavailable="some trades predate the parity check")
         if state.position is not None and state.position.entry_bar_time is not None:
             live.append(LiveTrade(state.position.entry_bar_time, state.position.entry_price))
-        report = replay(strategy, bars, interval, first_signal_time=state.since, live=live, costs=state.costs)
+        report = await replay_with(self._offload, strategy, bars, interval, state.since, live, state.costs)
         if report.first_difference:
             log.warning("simulation %s diverged from its backtest replay: %s", record.simulation_id,
                         report.first_difference)

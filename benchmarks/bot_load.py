@@ -204,7 +204,9 @@ async def run(users: int, *, rate_limited: bool, timeout: float, echo: bool = Fa
     _raise_fake_backlog()
     fake = TelegramFake(per_chat_limit=10_000, global_limit=1_000_000).start()
     tmp = tempfile.TemporaryDirectory()
-    cmd = [sys.executable, str(SCRIPT), "--serve", "--base-url", f"{fake.base_url}/bot",
+    profile = os.environ.get("BOT_LOAD_PROFILE")  # a path: the bot process runs under cProfile
+    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile and not echo else [sys.executable]
+    cmd = [*prefix, str(SCRIPT), "--serve", "--base-url", f"{fake.base_url}/bot",
            "--token", fake.token, "--database-url", f"sqlite:///{tmp.name}/bot.db"]
     if not rate_limited:
         cmd.append("--no-rate-limiter")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import warnings
 from typing import Any
 
 from telegram import Update
@@ -16,8 +17,10 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, Application, ChatMemberHandler, ContextTypes
 from telegram.request import BaseRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.context import AppContext
+from bot.guards import RAW_METHODS
 from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
 from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
@@ -58,6 +61,8 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
     if not console:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
     app = builder.build()
+    for method in RAW_METHODS:  # bot.guards sends these through do_api_request on purpose
+        warnings.filterwarnings("ignore", message=rf"Please use 'Bot\.{method}'", category=PTBUserWarning)
     app.bot_data["settings"] = settings
     app.bot_data["console"] = console
     if services is not None:

@@ -25,6 +25,14 @@ class UserFacingError(Exception):
     """A refusal from the bot layer itself (bad arguments); its text is shown escaped."""
 
 
+# The reply calls go through `Bot.do_api_request` without a return type: the Bot API echoes the
+# whole message back, and parsing it (keyboard included) into PTB objects was the largest share
+# of the bot's CPU per reply, for a result no handler reads (benchmarks/bot_load.py).
+# `build_application` silences PTB's "use Bot.send_message" hint for exactly these two calls.
+RAW_METHODS = ("sendMessage", "editMessageText")
+_NO_PREVIEW = {"is_disabled": True}
+
+
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Reply with HTML (text already safe) in the update's chat.
 
@@ -34,10 +42,13 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
     msg = update.effective_message
     if msg is None:
         return
+    params: dict[str, Any] = {"chat_id": msg.chat_id, "text": clip(text), "parse_mode": ParseMode.HTML,
+                              "link_preview_options": _NO_PREVIEW}
+    if markup is not None:
+        params["reply_markup"] = markup
     for attempt in range(4):
         try:
-            await msg.reply_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup,
-                                 disable_web_page_preview=True)
+            await msg.get_bot().do_api_request("sendMessage", api_kwargs=params)
             return
         except (BadRequest, Forbidden):
             raise
@@ -52,9 +63,17 @@ async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None = 
     query = update.callback_query
     if query is None:
         return
+    params: dict[str, Any] = {"text": clip(text), "parse_mode": ParseMode.HTML, "link_preview_options": _NO_PREVIEW}
+    if query.inline_message_id is not None:
+        params["inline_message_id"] = query.inline_message_id
+    elif query.message is not None:
+        params |= {"chat_id": query.message.chat.id, "message_id": query.message.message_id}
+    else:
+        return
+    if markup is not None:
+        params["reply_markup"] = markup
     try:
-        await query.edit_message_text(clip(text), parse_mode=ParseMode.HTML, reply_markup=markup,
-                                      disable_web_page_preview=True)
+        await query.get_bot().do_api_request("editMessageText", api_kwargs=params)
     except BadRequest as exc:
         if "not modified" not in str(exc).lower():
             raise

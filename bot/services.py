@@ -129,8 +129,8 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
                                 usage_store=LlmUsageRepo(db))
     backtests = BacktestService(db, market, pool, timeout=settings.backtest_timeout_seconds)
     simulations = SimulationService(db, market, notifier, poll_seconds=PLAN_POLL_SECONDS[settings.ave_api_plan],
-                                    max_duration_hours=settings.simulate_max_hours)
-    agent_loop = AgentLoop(db, manager, market, notifier)
+                                    max_duration_hours=settings.simulate_max_hours, offload=pool.call)
+    agent_loop = AgentLoop(db, manager, market, notifier, offload=pool.call)
     risk = RiskWorker(db, manager, market, notifier)
     spawner = Spawner(db, manager, SpawnPolicy(llm))
     sync = None

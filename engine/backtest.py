@@ -18,7 +18,9 @@ property test replays both bar by bar. What is specific to a backtest:
 Implementation: signals are whole-array numpy operations. Which candidate entries become trades
 and where each exits is a sequential search, compiled (`engine.trade_search`); every price and
 amount is then computed on whole columns with `engine.core`'s functions, so no step costs Python
-per trade. `Trade` objects are built only when `BacktestResult.trades` is read.
+per trade. `Trade` objects are built only when `BacktestResult.trades` is read. The compiled
+modules (numba, ~130 MB per process with LLVM) are imported on a backtest's first run, so only
+the process pool's workers load them; the bot process sends its parity replays there too.
 """
 
 from __future__ import annotations
@@ -30,12 +32,20 @@ from typing import Any
 import numpy as np
 
 from engine.bars import REGULAR_STEP, CandleError, infer_interval_seconds, to_grid, validate_candles
-from engine.core import Costs, ExitReason, levels, stop_price, target_price
-from engine.kernels import equity_curve
+from engine.core import (
+    EXIT_REASONS,
+    EXIT_SIGNAL,
+    EXIT_STOP,
+    EXIT_TARGET,
+    Costs,
+    ExitReason,
+    levels,
+    stop_price,
+    target_price,
+)
 from engine.metrics import compute_metrics
 from engine.signals import evaluate, lookback_bars
 from engine.strategy import Strategy, parse_strategy
-from engine.trade_search import REASONS, SIGNAL, STOP, TARGET, search_trades
 
 
 class BacktestInputError(CandleError):
@@ -190,7 +200,7 @@ class TradeTable:
     cost: np.ndarray        # cash spent at entry (notional + entry fee)
     cash_before: np.ndarray
     cash_after: np.ndarray
-    reason: np.ndarray      # codes of `engine.trade_search.REASONS`
+    reason: np.ndarray      # exit codes: indices into `engine.core.EXIT_REASONS`
 
     def __len__(self) -> int:
         return int(self.entry.shape[0])
@@ -201,6 +211,9 @@ def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy:
               costs: Costs, initial: float) -> TradeTable:
     """The trading core's decisions (`engine.core`), found by the compiled trade search and priced
     with the core's own functions on whole columns (no per-trade Python)."""
+
+    from engine.trade_search import search_trades  # numba: only where a backtest runs (module docstring)
+
     n = c.shape[0]
     entries = np.flatnonzero(buy[:-1]) + 1  # a signal at close i fills at open i+1
     fills = costs.buy_fill(o[entries])
@@ -210,12 +223,12 @@ def _simulate(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, buy:
                                      nan if targets is None else targets, np.flatnonzero(sell), n)
     e, fill = entries[taken], fills[taken]
     price = c[x]  # `end`: the last close
-    is_signal = reason == SIGNAL
+    is_signal = reason == EXIT_SIGNAL
     price = np.where(is_signal, o[x], price)
     if stops is not None:
-        price = np.where(reason == STOP, stop_price(o[x], stops[taken]), price)
+        price = np.where(reason == EXIT_STOP, stop_price(o[x], stops[taken]), price)
     if targets is not None:
-        price = np.where(reason == TARGET, target_price(o[x], targets[taken]), price)
+        price = np.where(reason == EXIT_TARGET, target_price(o[x], targets[taken]), price)
     exit_fill = costs.sell_fill(price)
     # Cash compounds: each trade spends `fraction` of the cash before it, so cash before trade t
     # is the initial cash times the product of the earlier trades' growth factors.
@@ -235,6 +248,8 @@ def _equity_curve(t: TradeTable, close: np.ndarray, initial: float) -> np.ndarra
     each exit (one compiled pass)."""
     if not len(t):
         return np.full(close.shape[0], initial)
+    from engine.kernels import equity_curve  # numba: only where a backtest runs (module docstring)
+
     return equity_curve(close, t.entry, t.exit, t.units, t.cash_before - t.cost, t.cash_after, float(initial))
 
 
@@ -245,7 +260,7 @@ def _trades(t: TradeTable, time: np.ndarray) -> list[Trade]:
         ret = np.where(t.cost != 0, t.pnl / t.cost * 100.0, 0.0)
     ret = np.where(np.isfinite(ret), ret, 0.0)
     return [Trade(entry_index=e, exit_index=x, entry_time=et, exit_time=xt, entry_price=ep, exit_price=xp,
-                  size=u, pnl=p, return_pct=r, fees=f, exit_reason=REASONS[code])  # type: ignore[arg-type]
+                  size=u, pnl=p, return_pct=r, fees=f, exit_reason=EXIT_REASONS[code])  # type: ignore[arg-type]
             for e, x, et, xt, ep, xp, u, p, r, f, code in zip(
                 t.entry.tolist(), t.exit.tolist(), time[t.entry].tolist(), time[t.exit].tolist(), t.fill.tolist(),
                 t.exit_fill.tolist(), t.units.tolist(), t.pnl.tolist(), ret.tolist(), t.fees.tolist(),

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from engine import kernels as K
-from engine.kernels import scan_candles
 from engine.market.base import CANDLE_FIELDS, Candles
 
 _PRICES = ("open", "high", "low", "close")
@@ -56,44 +54,48 @@ def validate_candles(candles: Mapping[str, Any], *, min_bars: int = 1) -> dict[s
     if arrays["close"].shape[0] == 0:
         arrays["time"] = np.zeros(0, dtype=np.int64)
         return arrays
-    facts, t_max = scan_candles(np.ascontiguousarray(time), arrays["open"], arrays["high"], arrays["low"],
-                                arrays["close"], arrays["volume"], _OHLC_SLACK)
-    _raise_first_problem(facts, t_max)
+    # min/max are fast and NaN fails every comparison, so one test catches NaN, inf and <= 0.
+    for f in _PRICES:
+        a = arrays[f]
+        if not (a.min() > 0 and a.max() < np.inf):
+            if not np.isfinite(a).all():
+                raise CandleError("not_finite", f"the candles contain missing or infinite {f} values")
+            raise CandleError("not_positive", f"the candles contain zero or negative {f} prices")
+    vol = arrays["volume"]
+    if not (vol.min() >= 0 and vol.max() < np.inf):
+        if not np.isfinite(vol).all():
+            raise CandleError("not_finite", "the candles contain missing or infinite volume values")
+        raise CandleError("negative_volume", "the candles contain negative volume")
+    if time.dtype.kind == "f" and not np.isfinite(time).all():
+        raise CandleError("not_finite", "the candles contain missing or infinite time values")
+    if time.max() >= _MAX_UNIX_SECONDS:
+        raise CandleError("milliseconds", "candle times look like milliseconds: give unix seconds")
+    steps = np.diff(time)
+    if not (steps > 0).all():
+        raise CandleError("not_increasing", "candle times must be strictly increasing")
+    _check_ohlc(arrays)
     arrays["time"] = time.astype(np.int64)
-    if facts[K.REGULAR]:
-        arrays[REGULAR_STEP] = np.array([facts[K.MIN_STEP]], dtype=np.int64)
+    if steps.shape[0] and steps.min() == steps.max() and float(steps[0]).is_integer():
+        arrays[REGULAR_STEP] = np.array([int(steps[0])], dtype=np.int64)
     return arrays
 
 
 # A validated dict may carry this key: its candles are evenly spaced by that many seconds, so
-# `infer_interval_seconds` and `to_grid` need no pass over the times.
+# `infer_interval_seconds` and `to_grid` need no further pass over the times.
 REGULAR_STEP = "_regular_step"
 
 
-def _raise_first_problem(f: np.ndarray, t_max: float) -> None:
-    """The checks in their documented order, on the facts of one `scan_candles` pass."""
-    for field, nonfinite, nonpos in (("open", K.NONFINITE_OPEN, K.NONPOS_OPEN),
-                                     ("high", K.NONFINITE_HIGH, K.NONPOS_HIGH),
-                                     ("low", K.NONFINITE_LOW, K.NONPOS_LOW),
-                                     ("close", K.NONFINITE_CLOSE, K.NONPOS_CLOSE)):
-        if f[nonfinite]:
-            raise CandleError("not_finite", f"the candles contain missing or infinite {field} values")
-        if f[nonpos]:
-            raise CandleError("not_positive", f"the candles contain zero or negative {field} prices")
-    if f[K.NONFINITE_VOLUME]:
-        raise CandleError("not_finite", "the candles contain missing or infinite volume values")
-    if f[K.NEGATIVE_VOLUME]:
-        raise CandleError("negative_volume", "the candles contain negative volume")
-    if f[K.NONFINITE_TIME]:
-        raise CandleError("not_finite", "the candles contain missing or infinite time values")
-    if t_max >= _MAX_UNIX_SECONDS:
-        raise CandleError("milliseconds", "candle times look like milliseconds: give unix seconds")
-    if f[K.NOT_INCREASING]:
-        raise CandleError("not_increasing", "candle times must be strictly increasing")
-    if f[K.BAD_HIGH_AT] >= 0:
-        raise CandleError("high_below_body", f"candle {f[K.BAD_HIGH_AT] + 1}: its high is below its open or close")
-    if f[K.BAD_LOW_AT] >= 0:
-        raise CandleError("low_above_body", f"candle {f[K.BAD_LOW_AT] + 1}: its low is above its open or close")
+def _check_ohlc(a: dict[str, np.ndarray]) -> None:
+    top = np.maximum(a["open"], a["close"]) * (1.0 - _OHLC_SLACK)
+    bottom = np.minimum(a["open"], a["close"]) * (1.0 + _OHLC_SLACK)
+    bad_high = a["high"] < top
+    bad_low = a["low"] > bottom
+    if bad_high.any():
+        i = int(bad_high.argmax())
+        raise CandleError("high_below_body", f"candle {i + 1}: its high is below its open or close")
+    if bad_low.any():
+        i = int(bad_low.argmax())
+        raise CandleError("low_above_body", f"candle {i + 1}: its low is above its open or close")
 
 
 def infer_interval_seconds(time: np.ndarray, regular_step: int | None = None) -> int:

@@ -30,6 +30,8 @@ import numpy as np
 
 ExitReason = Literal["stop_loss", "take_profit", "signal", "end", "stopped"]
 EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "signal", "end", "stopped")
+# Exit reasons as small integer codes (index into EXIT_REASONS), for whole-column backtests.
+EXIT_STOP, EXIT_TARGET, EXIT_SIGNAL, EXIT_END = 0, 1, 2, 3
 Side = Literal["buy", "sell"]
 
 

@@ -25,8 +25,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.kernels import curve_stats
-
 METRIC_KEYS: tuple[str, ...] = (
     "total_return_pct", "buy_hold_return_pct", "win_rate_pct", "total_trades", "buy_signals",
     "sell_signals", "max_drawdown_pct", "sharpe", "sortino", "profit_factor", "expectancy",
@@ -47,6 +45,12 @@ def periods_per_year(interval_minutes: float) -> float:
     return 365.0 * 1440.0 / interval_minutes
 
 
+def _curve_stats(equity: np.ndarray) -> tuple[float, float, float, float]:
+    from engine.kernels import curve_stats  # numba: only where a backtest runs (engine.backtest)
+
+    return curve_stats(np.ascontiguousarray(equity, dtype=np.float64))
+
+
 def _drawdown_pct(worst_ratio: float) -> float:
     return max(0.0, (1.0 - worst_ratio) * 100.0) if math.isfinite(worst_ratio) else 0.0
 
@@ -55,7 +59,7 @@ def max_drawdown_pct(equity: np.ndarray) -> float:
     """Largest peak-to-trough fall of a positive `equity` curve, as a positive percentage."""
     if equity.shape[0] == 0:
         return 0.0
-    return _drawdown_pct(curve_stats(np.ascontiguousarray(equity, dtype=np.float64))[3])
+    return _drawdown_pct(_curve_stats(equity)[3])
 
 
 def _ratios(stats: tuple[float, float, float, float], count: int, interval_minutes: float
@@ -79,7 +83,7 @@ def sharpe_sortino(equity: np.ndarray, interval_minutes: float) -> tuple[float |
     """Annualised Sharpe and Sortino ratios of per-bar returns (risk-free 0)."""
     if equity.shape[0] < 3:
         return None, None
-    return _ratios(curve_stats(np.ascontiguousarray(equity, dtype=np.float64)), equity.shape[0] - 1,
+    return _ratios(_curve_stats(equity), equity.shape[0] - 1,
                    interval_minutes)
 
 
@@ -94,7 +98,7 @@ def compute_metrics(*, equity: np.ndarray, pnls: Sequence[float], bars_in_positi
     gross_profit = float(pnl[pnl > 0].sum())
     gross_loss = float(-pnl[pnl < 0].sum())
     bars = int(equity.shape[0])
-    stats = curve_stats(np.ascontiguousarray(equity, dtype=np.float64)) if bars else (0.0, 0.0, 0.0, 1.0)
+    stats = _curve_stats(equity) if bars else (0.0, 0.0, 0.0, 1.0)
     sharpe, sortino = _ratios(stats, bars - 1, interval_minutes)
     metrics: dict[str, float | int | None] = {
         "total_return_pct": finite_or_none((final / initial_equity - 1.0) * 100.0),

@@ -13,7 +13,7 @@ Sizes are not compared: they depend on each account's balance.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +137,21 @@ def replay(strategy: Strategy, bars: Mapping[str, Any], interval_minutes: int, *
             return ParityReport(total=0, identical=0)
         return ParityReport(total=len(live), identical=0, unavailable=str(exc))
     return compare(live, result.trades)
+
+
+# Runs a picklable function elsewhere, e.g. `engine.pool.BacktestPool.call`.
+Offload = Callable[..., Awaitable[Any]]
+
+
+async def replay_with(offload: Offload | None, strategy: Strategy, bars: Mapping[str, Any], interval_minutes: int,
+                      first_signal_time: int, live: Sequence[LiveTrade], costs: Costs) -> ParityReport:
+    """`replay`, through `offload` when given (the bot process sends its replays to the backtest
+    workers, so the compiled backtest never loads in it), else in this process."""
+    if offload is None:
+        return replay(strategy, bars, interval_minutes, first_signal_time=first_signal_time, live=live, costs=costs)
+    return await offload(_replay_job, strategy, dict(bars), interval_minutes, first_signal_time, list(live), costs)
+
+
+def _replay_job(strategy: Strategy, bars: Mapping[str, Any], interval_minutes: int, first_signal_time: int,
+                live: Sequence[LiveTrade], costs: Costs) -> ParityReport:
+    return replay(strategy, bars, interval_minutes, first_signal_time=first_signal_time, live=live, costs=costs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import os
 import signal
@@ -127,7 +128,14 @@ def run_backtest_job(job: BacktestJob) -> BacktestOutcome:
 
 
 def _warm_up() -> int:
-    """Import-and-return no-op used to start workers ahead of the first user."""
+    """Start a worker ahead of the first user: one tiny backtest loads the compiled kernels."""
+    n = 64
+    prices = np.linspace(100.0, 90.0, n)
+    run_backtest({"conditions": [{"type": "price_drop", "token": "X", "threshold": 1, "timeframe": "1h"}],
+                  "actions": [{"type": "buy", "token": "X", "amount_percent": 50}],
+                  "risk_management": {"stop_loss_percent": 5}},
+                 {"time": np.arange(n, dtype=np.int64) * 60, "open": prices, "high": prices, "low": prices,
+                  "close": prices, "volume": prices})
     return os.getpid()
 
 
@@ -135,7 +143,8 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         # Workers fork from a server that already imported numpy, the engine and matplotlib.
-        ctx.set_forkserver_preload(["engine.pool", "matplotlib.figure", "matplotlib.backends.backend_agg"])
+        ctx.set_forkserver_preload(["engine.pool", "engine.trade_search", "engine.kernels", "matplotlib.figure",
+                                    "matplotlib.backends.backend_agg"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -218,6 +227,22 @@ class BacktestPool:
                     self._running -= 1
         finally:
             self._users.discard(user_id)
+
+    async def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 20.0) -> Any:  # noqa: ASYNC109
+        """Run a small picklable `fn(*args)` (a parity replay) in a worker: the compiled backtest
+        kernels (numba, ~130 MB with LLVM) then live only in the workers, never in the bot process.
+        Not admitted per user and not queued behind the limit: callers keep these to a few bars."""
+        self.start()
+        executor = self._executor
+        assert executor is not None
+        future = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise BacktestTimeoutError(f"the replay took longer than {timeout:g} s") from None
+        except BrokenProcessPool:
+            self._recycle(executor)
+            raise BacktestError("the backtest worker stopped unexpectedly; please try again") from None
 
     async def _run(self, job: BacktestJob, timeout: float) -> BacktestOutcome:  # noqa: ASYNC109
         self.start()

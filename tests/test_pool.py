@@ -148,3 +148,15 @@ def test_job_runs_in_process_too() -> None:
     outcome = run_backtest_job(BacktestJob(strategy=STRATEGY, candles=candles(500), timeout=60))
     assert outcome.chart_png.startswith(PNG_SIGNATURE)
     assert outcome.metrics == run_backtest(STRATEGY, candles(500)).metrics
+
+
+def test_the_bot_process_does_not_load_numba() -> None:
+    """numba and LLVM cost a process ~130 MB: only the backtest workers load them (the bot sends
+    its parity replays there), so importing the whole application must not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, main, bot.app, bot.services, agents.agent_loop, agents.simulations, engine.backtest, "
+            "engine.parity; print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "False"
