@@ -280,33 +280,54 @@ class AgentLoop:
             start_after(core, group.bars)
             row = AgentCoreRow(agent.agent_id, agent.strategy_key, group.token_id, group.minutes,
                                int(group.bars.time[-1]) + group.minutes * 60, {})
-        if not fresh:
+            state, fills = await self._advance(core, agent, group, None, price, now)
+        else:
             assert row is not None
             no_new_bar = group.bars is None or int(row.state.get("last_close") or 0) >= int(group.bars.time[-1])
             if no_new_bar and not can_settle_now(row.state.get("pending"), None if held is None else held.stop_loss,
                                                  None if held is None else held.take_profit, held is not None, price):
                 return None, held is not None  # a quiet tick for this agent: nothing can happen, build nothing
-            core = TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**row.state, "position": None}))
+            if held is None:
+                # Cores with the same strategy and the same state, on the same bars, decide the same:
+                # run one per distinct (strategy, state) and share its result (each agent still books
+                # its own orders from its own balance).
+                key = (agent.strategy_key, agent.status == "active", tuple(row.state.items()))
+                decided = group.decided.get(key)
+                if decided is None:
+                    decided = group.decided[key] = await self._advance(
+                        self._core(strategy, row.state), agent, group, None, price, now)
+                state, fills = decided
+            else:
+                state, fills = await self._advance(self._core(strategy, row.state), agent, group, held, price, now)
+        for fill in fills:
+            held = self._book(agent, strategy, group, fill, held)
+        if not fresh and state == row.state:
+            return None, held is not None
+        row = AgentCoreRow(row.agent_id, row.strategy_key, row.token_id, row.interval_minutes, row.since_time, state)
+        self._states[agent.agent_id] = row
+        return row, held is not None
+
+    def _core(self, strategy: Strategy, state: dict[str, Any]) -> TradingCore:
+        return TradingCore.for_strategy(strategy, self.costs, CoreState.from_dict({**state, "position": None}))
+
+    async def _advance(self, core: TradingCore, agent: LoopAgent, group: Group, held: LoopPosition | None,
+                       price: float | None, now: float) -> tuple[dict[str, Any], tuple[Fill, ...]]:
+        """Feed the core the group's new closed bars and, when it can settle something, the forming
+        bar; returns its new state (without the position, which lives in `positions`) and fills.
+        The state dict may be shared by several agents: it is never changed in place."""
         core.adopt(None if held is None else held.core())
-        before = core.state.to_dict()
         fills: list[Fill] = []
         if group.bars is not None and new_bar_slice(core, group.bars) < len(group.bars):
             traded = agent.status == "active"
-            buy, sell = group.signals.get(agent.strategy_key, (None, None)) if traded else (None, None)
+            buy, sell = group.signals.get(agent.strategy_key or "", (None, None)) if traded else (None, None)
             fills += advance(core, group.bars, buy, sell)
         if wants_forming_bar(core, price):
             forming = await self._forming(group, now)
             if forming is not None:
                 fills += advance(core, Candles.empty(), None, None, forming)
-        for fill in fills:
-            held = self._book(agent, strategy, group, core, fill, held)
         state = core.state.to_dict()
-        if not fresh and state == before:
-            return None, held is not None
         state.pop("position", None)
-        row = AgentCoreRow(row.agent_id, row.strategy_key, row.token_id, row.interval_minutes, row.since_time, state)
-        self._states[agent.agent_id] = row
-        return row, held is not None
+        return state, tuple(fills)
 
     async def _forming(self, group: Group, now: float) -> FormingBar | None:
         if not group.forming_read:
@@ -318,19 +339,19 @@ class AgentLoop:
                 group.forming = None  # nothing is decided without the bar; the next tick retries
         return group.forming
 
-    def _book(self, agent: LoopAgent, strategy: Strategy, group: Group, core: TradingCore, fill: Fill,
+    def _book(self, agent: LoopAgent, strategy: Strategy, group: Group, fill: Fill,
               held: LoopPosition | None) -> LoopPosition | None:
-        """Put one of the core's fills in the tick's batch; returns the position now held."""
+        """Put one of the core's fills in the tick's batch; returns the position now held.
+
+        An entry that is too small or not tradable is simply not booked: the core's position is
+        never stored with its state, so the next tick adopts what the ledger holds."""
         if fill.side == "sell":
             if held is not None:
                 self._desk.plan_close(held, fill)
             return None
-        opened = None
-        if agent.status == "active":
-            opened = self._desk.plan_open(agent, strategy, group.token_id, fill)
-        if opened is None:
-            core.cancel_entry()  # too small or not tradable: the ledger decides next tick
-        return opened
+        if agent.status != "active":
+            return None
+        return self._desk.plan_open(agent, strategy, group.token_id, fill)
 
     def _writes(self, groups: dict[tuple[str, int], Group], dirty: list[AgentCoreRow]
                 ) -> Callable[[SyncTx], None] | None:

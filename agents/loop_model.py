@@ -104,6 +104,7 @@ class Group:
     signals: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     forming: FormingBar | None = None
     forming_read: bool = False
+    decided: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # this tick's shared core results
 
     def add(self, agent: LoopAgent) -> None:
         self.members[agent.agent_id] = agent
@@ -125,3 +126,4 @@ class Group:
         self.signals = {}
         self.forming = None
         self.forming_read = False
+        self.decided = {}
