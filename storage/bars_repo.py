@@ -128,8 +128,17 @@ def save_bars(tx: SyncTx, token_id: str, interval_minutes: int, bars: Any) -> No
 
 def save_states(tx: SyncTx, rows: Iterable[AgentCoreRow]) -> None:
     """Upsert trading-core states in one statement batch."""
+    texts: dict[int, str] = {}  # agents deciding alike share one state dict: encode it once
+
+    def text(state: dict[str, Any]) -> str:
+        found = texts.get(id(state))
+        if found is None:
+            found = texts[id(state)] = json.dumps(state, separators=(",", ":"))
+        return found
+
+    rows = list(rows)  # keeps every state alive while its id() is a cache key
     tx.many(_SAVE_STATES_SQL, ((r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
-                                json.dumps(r.state, separators=(",", ":"))) for r in rows))  # lazily: no 100k list
+                                text(r.state)) for r in rows))
 
 _CORE_SELECT = ("SELECT agent_id, strategy_key, token_id, interval_minutes, since_time, state_json"
                 " FROM agent_core_state")
