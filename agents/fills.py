@@ -155,7 +155,7 @@ class _Batch:
         positions.insert_trades(tx, self.trades)
         touched = [(a, m) for a, m in self.money.items() if m.touched]
         agents.write_money_many(tx, [(m.balance, m.locked, m.peak, a) for a, m in touched],
-                                [(m.status, m.reason, a) for a, m in touched if m.status != m.was])
+                                [(m.status, m.reason, a) for a, m in touched if m.status != m.was], self.now)
 
 
 def book_fills(tx: SyncTx, rules: MoneyRules, orders: list[FillOrder]) -> list[BookedFill]:

@@ -142,14 +142,14 @@ def get_many(tx: SyncTx, agent_ids: set[str]) -> dict[str, Any]:
 
 
 def write_money_many(tx: SyncTx, rows: list[tuple[int, int, int, str]],
-                     statuses: list[tuple[str, str | None, str]] = ()) -> None:  # type: ignore[assignment]
+                     statuses: list[tuple[str, str | None, str]], now: str) -> None:
     """(balance, locked, peak, agent_id) per agent and (status, reason, agent_id) for those whose
     status changed: one stamped batch of UPDATEs (status has its own index, so only the few that
-    changed pay for it)."""
+    changed pay for it). `now` is the batch's ISO time (one value, not a clock call per row)."""
     if not rows and not statuses:
         return
     seq = stamp(tx)
-    tx.many(f"UPDATE automaton_agents SET isolated_balance = ?, locked_balance = ?, peak_balance = ?,"
-            f" updated_at = {NOW}, change_seq = ? WHERE agent_id = ?", [(*r[:3], seq, r[3]) for r in rows])
+    tx.many("UPDATE automaton_agents SET isolated_balance = ?, locked_balance = ?, peak_balance = ?,"
+            " updated_at = ?, change_seq = ? WHERE agent_id = ?", [(*r[:3], now, seq, r[3]) for r in rows])
     tx.many("UPDATE automaton_agents SET status = ?, status_reason = ?, change_seq = ? WHERE agent_id = ?",
             [(*r[:2], seq, r[2]) for r in statuses])

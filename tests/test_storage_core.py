@@ -4,6 +4,7 @@ and the batched booking of a tick's fills (equal to booking the same orders one 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -167,11 +168,13 @@ async def _money_state(db: Database) -> list[tuple[Any, ...]]:
     return [*agents, *ledger, *trades]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(__import__("os").environ.get("BATCH_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=st.lists(ORDER, max_size=12))
 def test_a_batch_books_exactly_what_one_by_one_booking_does(tmp_path: Path, plan: list[Any]) -> None:
     async def scenario() -> None:
-        dbs = [await open_database(f"sqlite:///{tmp_path / f'{name}-{id(plan)}.db'}") for name in ("a", "b")]
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))  # one per example: tmp_path is shared by all of them
+        dbs = [await open_database(f"sqlite:///{folder / f'{name}.db'}") for name in ("a", "b")]
         try:
             managers = []
             for db in dbs:  # the same agent ids in both databases
