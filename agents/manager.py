@@ -22,6 +22,7 @@ from agents.errors import (
     AgentNotFoundError,
     AgentStateError,
     InvalidAmountError,
+    PositionNotFoundError,
 )
 from agents.events import Event, EventSink, NullSink
 from agents.fills import BookedFill, CloseOrder, FillOrder, book_fills, close_one, open_one
@@ -32,6 +33,7 @@ from storage import agents_repo as agents
 from storage import spawns_repo as spawns
 from storage import users_repo as users
 from storage.positions_repo import NewPosition
+from storage.repos import valid_id
 
 MAX_REASON = 300
 logger = logging.getLogger(__name__)
@@ -269,6 +271,8 @@ class IsolatedAIManager:
         Returns `{"pnl": Decimal, "agent_id", "trade_id"}`, or None when already closed.
         """
         proceeds_micro = to_micro(proceeds, what="Proceeds", allow_zero=True)
+        if not isinstance(position_id, int) or valid_id(position_id) is None:  # bool, str, float, huge: none
+            raise PositionNotFoundError("No such position.")
         order = CloseOrder(float(exit_price), proceeds_micro, _clean_text(reason, 40), idempotency_key, exit_bar_time,
                            position_id=position_id)
         out = await self.db.run(close_one, self.rules, order)

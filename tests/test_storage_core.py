@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.errors import AgentStateError, InsufficientFundsError
+from agents.errors import AgentStateError, InsufficientFundsError, PositionNotFoundError
 from agents.fills import CloseOrder, OpenOrder
 from agents.manager import IsolatedAIManager
 from storage import Database, SyncTx, agents_repo, open_database
@@ -204,3 +204,14 @@ def test_stamp_increases(tmp_path: Path) -> None:
             await db.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("position_id", [0, -1, 2**70, True, 1.5, "1", None])
+async def test_closing_a_position_that_cannot_exist_is_refused(db: Database, manager: IsolatedAIManager,
+                                                               position_id: object) -> None:
+    (a,) = await _funded(manager, 1)
+    await manager.open_position(a, token_id="t", symbol="T", size=1.0, price=10.0, cost=D(10))
+    before = await _money_state(db)
+    with pytest.raises(PositionNotFoundError):
+        await manager.close_position(position_id, exit_price=10.0, proceeds=D(10), reason="x")  # type: ignore[arg-type]
+    assert await _money_state(db) == before
