@@ -64,7 +64,6 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
     for method in RAW_METHODS:  # bot.guards sends these through do_api_request on purpose
         warnings.filterwarnings("ignore", message=rf"Please use 'Bot\.{method}'", category=PTBUserWarning)
     app.bot_data["settings"] = settings
-    app.bot_data["console"] = console
     if services is not None:
         app.bot_data["services"] = services
     register_handlers(app)

@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import functools
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -127,18 +126,6 @@ def run_backtest_job(job: BacktestJob) -> BacktestOutcome:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _warm_up() -> int:
-    """Start a worker ahead of the first user: one tiny backtest loads the compiled kernels."""
-    n = 64
-    prices = np.linspace(100.0, 90.0, n)
-    run_backtest({"conditions": [{"type": "price_drop", "token": "X", "threshold": 1, "timeframe": "1h"}],
-                  "actions": [{"type": "buy", "token": "X", "amount_percent": 50}],
-                  "risk_management": {"stop_loss_percent": 5}},
-                 {"time": np.arange(n, dtype=np.int64) * 60, "open": prices, "high": prices, "low": prices,
-                  "close": prices, "volume": prices})
-    return os.getpid()
-
-
 def _mp_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
@@ -169,16 +156,11 @@ class BacktestPool:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Create the executor (idempotent); `submit` also calls it lazily."""
+        """Create the executor (idempotent); `submit` and `call` do it lazily. Workers start on the
+        first backtest, not at boot: each loads numba and LLVM (~130 MB), which an instance whose
+        users never backtest should not pay."""
         if self._executor is None:
             self._executor = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=_mp_context())
-
-    async def warm_up(self) -> None:
-        """Start the worker processes now instead of on the first backtest."""
-        self.start()
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up)
-                               for _ in range(self.max_workers)))
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers; queued-but-unstarted executor work is cancelled."""

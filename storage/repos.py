@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import Any
 
 from storage import users_repo
 from storage.db import Database, Transaction
@@ -29,8 +29,6 @@ from storage.dialect import NOW
 MICRO = 1_000_000
 _Q6 = Decimal("0.000001")
 
-NotifyKind = Literal["signals", "trades", "spawns", "risk"]
-NotifyLevel = Literal["on", "silent", "off"]
 NOTIFY_KINDS: tuple[str, ...] = ("signals", "trades", "spawns", "risk")
 NOTIFY_LEVELS: tuple[str, ...] = ("on", "silent", "off")
 SIMULATION_STATUSES: tuple[str, ...] = ("running", "stopped", "finished", "failed")
@@ -239,11 +237,6 @@ class BotRepo(_Repo):
     async def get(self, user_id: int, bot_id: int, *, tx: Transaction | None = None) -> BotRecord | None:
         row = await self._one(f"SELECT {_BOT_COLUMNS} FROM bots WHERE bot_id = ? AND user_id = ?",
                               (bot_id, user_id), tx)
-        return None if row is None else _bot(row)
-
-    async def get_by_id(self, bot_id: int) -> BotRecord | None:
-        """Unscoped read for background workers (never for a user-facing path)."""
-        row = await self.db.fetchone(f"SELECT {_BOT_COLUMNS} FROM bots WHERE bot_id = ?", (bot_id,))
         return None if row is None else _bot(row)
 
     async def list_for_user(self, user_id: int, *, tx: Transaction | None = None) -> builtins.list[BotRecord]:
