@@ -2,9 +2,11 @@
 
 One `tick()`:
 
-1. **Read** every active agent with its strategy and every open position in ONE SQL query.
-   Agents without `strategy_json` use `default_strategy` on a default token picked
-   deterministically from `DEFAULT_TOKENS` by a hash of the agent id. Token symbols are
+1. **Read** what changed: the loop keeps every tradable agent and open position in memory
+   (`agents.loop_snapshot`) and reads only the agents stamped since the last tick (the change
+   feed); the first tick loads them all, page by page. Agents without `strategy_json` use
+   `default_strategy` on a default token picked deterministically from `DEFAULT_TOKENS` by a
+   hash of the agent id. Token symbols are
    resolved once through `market.resolve_token` and cached.
 2. **Prices**: ONE `market.get_prices` call for every token needed (the cache / AVE client split
    it into ⌈n/200⌉ upstream calls).
@@ -18,11 +20,12 @@ One `tick()`:
    can settle something now, the forming bar: orders decided at a close fill at the next open,
    stops and targets against the bars' lows and highs, stop first, at the level or the gap open
    — exactly the backtest. Paused and dead agents keep their stops and targets, trade no
-   signals. Every fill goes through the manager: an open is keyed `open:<agent>:<token>:<bar>`
-   and a close `close:<agent>:<position>`, so a tick replayed after a crash books nothing twice;
-   the ledger's positions are the truth the core adopts at every tick.
-5. The processed bars are stored (`market_bars`) for the parity replay (`parity`), and the
-   changed core states are written in one batch.
+   signals. Cores with the same strategy and state decide once per group and tick. Every fill
+   goes through the manager, batched (`agents.loop_orders`): an open is keyed
+   `open:<agent>:<token>:<bar>` and a close `close:<agent>:<position>`, so a tick replayed after
+   a crash books nothing twice; the ledger's positions are the truth the core adopts at every tick.
+5. The processed bars (`market_bars`, for the parity replay) and the changed core states are
+   written in the same transaction as the tick's fills.
 
 Failures: if prices cannot be fetched the tick aborts before writing anything (`aborted`); a
 group whose bars fail is skipped (its cores wait for the next tick, nothing is decided without

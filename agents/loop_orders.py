@@ -30,11 +30,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Planned:
-    """What the desk needs after the batch to report an order."""
+    """What the desk needs after the batch to report an order (`agent`: the opening agent)."""
 
-    agent: LoopAgent
     position: LoopPosition
     fill: Fill
+    agent: LoopAgent | None = None
     cost: Decimal = Decimal(0)
 
 
@@ -80,7 +80,7 @@ class OrderDesk:
         agent.locked += order.cost  # later opens of this tick size from what is left
         position = LoopPosition(-(index + 1), agent.agent_id, agent.user_id, token_id, symbol, size, fill.fill,
                                 order.cost, fill.stop, fill.target, fill.bar_time)
-        self._planned.append(_Planned(agent, position, fill, cost))
+        self._planned.append(_Planned(position, fill, agent, cost))
         return position
 
     def plan_close(self, pos: LoopPosition, fill: Fill) -> None:
@@ -92,7 +92,7 @@ class OrderDesk:
             key=f"close:{pos.agent_id}:{pos.position_id}" if planned_open is None else None,
             exit_bar_time=fill.bar_time, position_id=None if planned_open is not None else pos.position_id,
             opened_by=planned_open))
-        self._planned.append(_Planned(LoopAgent(pos.agent_id, pos.user_id, "", 0, 0, None), pos, fill))
+        self._planned.append(_Planned(pos, fill))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` once the batch committed."""
@@ -116,13 +116,14 @@ class OrderDesk:
 
     async def _opened(self, plan: _Planned, position_id: int | None, error: AgentError | None,
                       report: TickReport) -> None:
+        pos = plan.position
         if position_id is None:  # refused, or this bar's entry was already made (a replayed tick)
-            plan.agent.locked -= plan.position.cost
+            assert plan.agent is not None
+            plan.agent.locked -= pos.cost
             if error is not None:
-                report.add_error(f"{plan.agent.agent_id}: open refused: {error}")
+                report.add_error(f"{pos.agent_id}: open refused: {error}")
             return
         report.trades_opened += 1
-        pos = plan.position
         await self.publish(TradeOpened(user_id=pos.user_id, agent_id=pos.agent_id, symbol=pos.symbol,
                                        price=pos.entry_price, cost=plan.cost, demo=self.demo,
                                        fee=usdc_down(pos.size * pos.entry_price * self.costs.fee),

@@ -19,7 +19,8 @@ AGENT_COLUMNS = (
     " remote_balance, remote_status, remote_synced_at, created_at"
 )
 _SELECT = f"SELECT {AGENT_COLUMNS} FROM automaton_agents"
-LIVE = ("active", "paused")
+LIVE = ("active", "paused")  # statuses of a living agent (the others: dead, closed)
+LIVE_SQL = "(" + ", ".join(f"'{status}'" for status in LIVE) + ")"
 
 
 def stamp(tx: SyncTx) -> int:
@@ -104,12 +105,12 @@ def set_strategy(tx: SyncTx, agent_id: str, bot_id: int | None, strategy_json: s
 def live_children(tx: SyncTx, agent_id: str) -> int:
     """How many of the agent's children are active or paused."""
     return int(tx.value("SELECT COUNT(*) FROM automaton_agents WHERE parent_agent_id = ?"
-                        " AND status IN ('active', 'paused')", (agent_id,)))
+                        f" AND status IN {LIVE_SQL}", (agent_id,)))
 
 
 def child_counts_of(tx: SyncTx, agent_id: str) -> tuple[int, int]:
     """(children, live children) of one agent."""
-    row = tx.one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN status IN ('active', 'paused') THEN 1 ELSE 0 END), 0)"
+    row = tx.one(f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN status IN {LIVE_SQL} THEN 1 ELSE 0 END), 0)"
                  " FROM automaton_agents WHERE parent_agent_id = ?", (agent_id,))
     return int(row[0]), int(row[1])
 

@@ -24,19 +24,10 @@ class BarRepo:
 
     async def save(self, token_id: str, interval_minutes: int, bars: Any, *, tx: Transaction | None = None) -> None:
         """Store `bars` (a Candles-like mapping); bars already stored are kept as they are."""
-        n = len(bars["time"])
-        if n == 0:
-            return
-        rows = list(zip([token_id] * n, [int(interval_minutes)] * n,
-                        (int(t) for t in bars["time"]), *(map(float, bars[f]) for f in _BAR_COLUMNS[1:]),
-                        strict=True))
-        sql = ("INSERT INTO market_bars(token_id, interval_minutes, time, open, high, low, close, volume)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(token_id, interval_minutes, time) DO NOTHING")
         if tx is not None:
-            await tx.executemany(sql, rows)
+            await tx.run(save_bars, token_id, interval_minutes, bars)
         else:
-            async with self.db.transaction() as t:
-                await t.executemany(sql, rows)
+            await self.db.run(save_bars, token_id, interval_minutes, bars)
 
     async def load(self, token_id: str, interval_minutes: int, from_time: int, to_time: int) -> dict[str, np.ndarray]:
         """Stored bars with from_time <= time <= to_time, ascending, as arrays."""
@@ -65,15 +56,6 @@ class AgentCoreRow:
     state: dict[str, Any]
 
 
-_LOOP_SNAPSHOT_SQL = (
-    "SELECT a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
-    " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
-    " p.entry_bar_time"
-    " FROM automaton_agents a"
-    " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
-    " WHERE a.status = 'active'"
-    "    OR (a.status IN ('paused', 'dead') AND p.position_id IS NOT NULL)"
-)
 _LOOP_COLUMNS = (
     "a.agent_id, a.user_id, a.status, a.isolated_balance, a.locked_balance, a.strategy_json,"
     " p.position_id, p.token_id, p.symbol, p.size, p.entry_price, p.cost, p.stop_loss, p.take_profit,"
@@ -99,8 +81,10 @@ _SAVE_STATES_SQL = (
 
 def loop_changes(tx: SyncTx, since: int) -> tuple[list[Any], int]:
     """Every agent stamped after `since` (any status) joined with its open positions, as in
-    `AgentCoreRepo.loop_snapshot`, and the newest stamp; one snapshot, so nothing falls between."""
-    seq = int(tx.value("SELECT seq FROM change_clock WHERE id = 1") or 0)
+    (agent_id, user_id, status, balance, locked, strategy_json, position_id, token_id, symbol, size,
+    entry_price, cost, stop_loss, take_profit, entry_bar_time) per row, and the newest stamp; one
+    snapshot, so nothing falls between."""
+    seq = clock(tx)
     if seq <= since:
         return [], seq
     return tx.all(_LOOP_CHANGES_SQL, (since,)), seq
@@ -154,12 +138,6 @@ class AgentCoreRepo:
         """Every stored state (the agent loop reads them once, then keeps them in memory)."""
         return self._rows(await self.db.fetchall(_CORE_SELECT))
 
-    async def loop_snapshot(self) -> list[Any]:
-        """Every active agent (and paused/dead ones holding positions) joined with its open positions:
-        (agent_id, user_id, status, balance, locked, strategy_json, position_id, token_id, symbol, size,
-        entry_price, cost, stop_loss, take_profit, entry_bar_time), one query for the whole tick."""
-        return await self.db.fetchall(_LOOP_SNAPSHOT_SQL)
-
     async def strategy_json(self, agent_id: str) -> str | None:
         """The agent's assigned strategy JSON (None: the default strategy, or no such agent)."""
         return await self.db.fetchval("SELECT strategy_json FROM automaton_agents WHERE agent_id = ?", (agent_id,))
@@ -177,20 +155,3 @@ class AgentCoreRepo:
                 state = {}
             out[r[0]] = AgentCoreRow(r[0], r[1], r[2], int(r[3]), int(r[4]), state if isinstance(state, dict) else {})
         return out
-
-    async def save_many(self, rows: Iterable[AgentCoreRow], *, tx: Transaction | None = None) -> None:
-        """Upsert states in one statement batch."""
-        params = [(r.agent_id, r.strategy_key, r.token_id, r.interval_minutes, r.since_time,
-                   json.dumps(r.state, separators=(",", ":"))) for r in rows]
-        if not params:
-            return
-        sql = ("INSERT INTO agent_core_state(agent_id, strategy_key, token_id, interval_minutes, since_time,"
-               " state_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent_id) DO UPDATE SET"
-               " strategy_key = excluded.strategy_key, token_id = excluded.token_id,"
-               " interval_minutes = excluded.interval_minutes, since_time = excluded.since_time,"
-               " state_json = excluded.state_json")
-        if tx is not None:
-            await tx.executemany(sql, params)
-        else:
-            async with self.db.transaction() as t:
-                await t.executemany(sql, params)

@@ -1,6 +1,6 @@
 """The SQLite-specific pieces of SQL, in one place (a PostgreSQL backend adds its own beside it).
 
-Everything else in `storage/` is written in SQL both engines accept: `?` placeholders are the
+Everything else in `storage/` is written in SQL both engines accept: `?` parameter markers are the
 only other difference, and a PostgreSQL implementation translates them where it runs them.
 """
 
@@ -32,7 +32,7 @@ MAX_IN_LIST = 900  # parameters per `IN (...)` list, well under SQLite's variabl
 
 
 def in_chunks(values: Iterable[Any]) -> Iterator[tuple[str, Sequence[Any]]]:
-    """(`?, ?, …` placeholders, values) per chunk of `values`, for `WHERE x IN (…)` batches."""
+    """(`?, ?, …` parameter markers, values) per chunk of `values`, for `WHERE x IN (…)` batches."""
     items = list(values)
     for i in range(0, len(items), MAX_IN_LIST):
         chunk = items[i:i + MAX_IN_LIST]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from storage.agents_repo import LIVE_SQL
 from storage.connection import SyncTx
 
 
 def unbound(tx: SyncTx) -> list[Any]:
     """(agent_id, user_id, isolated_balance) of live agents with no remote agent yet."""
     return tx.all("SELECT agent_id, user_id, isolated_balance FROM automaton_agents"
-                  " WHERE remote_agent_id IS NULL AND status IN ('active', 'paused') ORDER BY created_at, agent_id")
+                  f" WHERE remote_agent_id IS NULL AND status IN {LIVE_SQL} ORDER BY created_at, agent_id")
 
 
 def bound(tx: SyncTx) -> list[Any]:
