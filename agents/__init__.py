@@ -15,8 +15,8 @@ from agents.errors import (
     SpawnNotAllowedError,
 )
 from agents.events import EventSink
-from agents.manager import IsolatedAIManager
-from agents.rules import MoneyRules
+from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.rules import MoneyRules
 
 if TYPE_CHECKING:
     from storage import Database

@@ -34,9 +34,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.agent_loop import AgentLoop
+from agents.autonomy.agent_loop import AgentLoop
 from agents.events import CollectingSink
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from engine.market.base import Candles, PriceQuote, TokenInfo, TokenNotFoundError
 from engine.market.cache import CachedMarketData
 from storage import open_database

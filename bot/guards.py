@@ -157,10 +157,10 @@ async def toast(update: Update, context: AppContext, text: str, alert: bool = Fa
 def _domain_errors() -> tuple[type[Exception], ...]:
     """Typed, user-facing errors of the lower layers (imported lazily to keep startup light)."""
     errors: list[type[Exception]] = []
-    for mod, name in (("agents.strategy_bots", "StrategyBotError"), ("engine.strategy", "StrategyError"),
+    for mod, name in (("agents.design.strategy_bots", "StrategyBotError"), ("engine.strategy", "StrategyError"),
                       ("engine.backtest_service", "BacktestServiceError"),
                       ("engine.backtest_service", "BacktestArgsError"),
-                      ("agents.simulations", "SimulationError")):
+                      ("engine.simulate.simulations", "SimulationError")):
         try:
             module = __import__(mod, fromlist=[name])
             errors.append(getattr(module, name))

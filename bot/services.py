@@ -12,24 +12,24 @@ from typing import Any
 from telegram import Bot
 
 from agents import IsolatedAIManager, get_isolated_ai_manager
-from agents.agent_loop import AgentLoop
-from agents.automaton_client import AutomatonClient
-from agents.automaton_sync import AutomatonSync, remote_balance_display
-from agents.coordinator import Coordinator, DataWorker
-from agents.designer import StrategyDesigner
+from agents.autonomy.agent_loop import AgentLoop
+from agents.autonomy.automaton.client import AutomatonClient
+from agents.autonomy.automaton.sync import AutomatonSync, remote_balance_display
+from agents.autonomy.coordinator import Coordinator, DataWorker
+from agents.autonomy.risk import RiskWorker
+from agents.autonomy.spawn_policy import SpawnPolicy
+from agents.autonomy.spawner import Spawner
+from agents.design.designer import StrategyDesigner
+from agents.design.strategy_bots import StrategyBots
 from agents.events import WorkerCrashed
 from agents.llm_config import llm_settings_from
-from agents.risk import RiskWorker
-from agents.simulations import SimulationService
-from agents.spawn_policy import SpawnPolicy
-from agents.spawner import Spawner
-from agents.strategy_bots import StrategyBots
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
 from engine.market.base import MarketData
 from engine.market.factory import PLAN_POLL_SECONDS, build_market_data
 from engine.pool import BacktestPool
+from engine.simulate.simulations import SimulationService
 from engine.strategy import describe_strategy, parse_strategy
 from storage import Database, open_database
 from storage.repos import LlmUsageRepo, UserRepo

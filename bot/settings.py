@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agents.rules import MoneyRules
+from agents.ledger.rules import MoneyRules
 
 DEFAULT_LLM_MODEL = "claude-sonnet-4-5"
 

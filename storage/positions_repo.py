@@ -39,7 +39,7 @@ def recent_trades(tx: SyncTx, agent_id: str, limit: int) -> list[Any]:
                   (agent_id, max(0, int(limit))))
 
 
-# -- batches (a tick's fills: `agents.fills.book_fills`) ---------------------------------------------
+# -- batches (a tick's fills: `agents.ledger.fills.book_fills`) ---------------------------------------------
 
 POSITION_FIELDS = ("position_id", "agent_id", "user_id", "token_id", "symbol", "size", "entry_price", "cost",
                    "stop_loss", "take_profit", "open_key", "entry_bar_time", "opened_at", "status")

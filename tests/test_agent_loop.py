@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.agent_loop import DEFAULT_TOKENS, AgentLoop, TickError
+from agents.autonomy.agent_loop import DEFAULT_TOKENS, AgentLoop, TickError
 from agents.events import CollectingSink, TradeClosed, TradeOpened
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.automaton_client import (
+from agents.autonomy.automaton.client import (
     AutomatonAuthError,
     AutomatonClient,
     AutomatonError,

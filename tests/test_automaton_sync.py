@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from agents.automaton_client import AutomatonClient
-from agents.automaton_sync import AutomatonSync, remote_balance_display
+from agents.autonomy.automaton.client import AutomatonClient
+from agents.autonomy.automaton.sync import AutomatonSync, remote_balance_display
 from agents.events import ChildSpawned, CollectingSink
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from storage import Database
 from tests.fakes.automaton_api import AutomatonFake
 from tests.invariants import check_invariants, money_snapshot

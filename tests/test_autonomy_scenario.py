@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from agents.agent_loop import AgentLoop
-from agents.coordinator import Coordinator, DataWorker
+from agents.autonomy.agent_loop import AgentLoop
+from agents.autonomy.coordinator import Coordinator, DataWorker
+from agents.autonomy.risk import RiskWorker
+from agents.autonomy.spawn_policy import SpawnPolicy
+from agents.autonomy.spawner import Spawner
 from agents.events import AgentPaused, ChildSpawned, CollectingSink, TradeClosed, TradeOpened
-from agents.manager import IsolatedAIManager
-from agents.risk import RiskWorker
-from agents.spawn_policy import SpawnPolicy
-from agents.spawner import Spawner
+from agents.ledger.manager import IsolatedAIManager
 from engine.market.ave import AveClient
 from engine.market.cache import CachedMarketData
 from storage import Database

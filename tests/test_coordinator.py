@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from agents.agent_loop import AgentLoop
-from agents.coordinator import Coordinator, DataWorker
+from agents.autonomy.agent_loop import AgentLoop
+from agents.autonomy.coordinator import Coordinator, DataWorker
 from agents.events import CollectingSink
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from engine.market.cache import CachedMarketData
 from storage import Database
 from tests.test_agent_loop import NOW, ScriptedMarket, dip_strategy

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from agents.crew import (
+from agents.design.crew import (
     BEGIN_MARK,
     END_MARK,
     arun_crew,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.crew import CrewResult
-from agents.designer import MAX_MESSAGE_CHARS, DesignResult, StrategyDesigner
+from agents.design.crew import CrewResult
+from agents.design.designer import MAX_MESSAGE_CHARS, DesignResult, StrategyDesigner
 from agents.llm_config import LlmSettings
 from engine.strategy import Strategy, parse_strategy
 from storage import Database

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from agents import MoneyRules, get_isolated_ai_manager
-from agents.agent_loop import AgentLoop
+from agents.autonomy.agent_loop import AgentLoop
+from agents.design.strategy_bots import StrategyBots
 from agents.events import CollectingSink
-from agents.simulations import SimulationService
-from agents.strategy_bots import StrategyBots
 from engine.backtest import run_backtest
 from engine.market.base import Candles, PriceQuote, TokenInfo, TokenNotFoundError
+from engine.simulate.simulations import SimulationService
 from engine.strategy import TIMEFRAME_MINUTES, parse_strategy
 from storage import Database, open_database
 from storage.repos import TradeRepo

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agents import agent_views as views
 from agents import get_isolated_ai_manager
+from agents.ledger import views
 from storage import SyncTx, agents_repo, ledger_repo, open_database, positions_repo, risk_repo, spawns_repo
 from storage.connection import connect_sync
 from storage.dialect import explain

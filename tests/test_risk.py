@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from agents.autonomy.risk import RiskWorker
 from agents.events import AgentPaused, CollectingSink
-from agents.manager import IsolatedAIManager
-from agents.risk import RiskWorker
+from agents.ledger.manager import IsolatedAIManager
 from storage import Database
 from tests.test_agent_loop import ScriptedMarket
 

@@ -11,8 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.design.strategy_bots import StrategyBots
 from agents.events import CollectingSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
-from agents.simulations import (
+from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
+from engine.market.cache import CachedMarketData
+from engine.market.demo import DemoMarket
+from engine.signals import evaluate, explain_latest
+from engine.simulate.simulations import (
     MARKET_DOWN,
     SimulationError,
     SimulationExistsError,
@@ -21,11 +26,6 @@ from agents.simulations import (
     SimulationService,
     window_bars_for,
 )
-from agents.strategy_bots import StrategyBots
-from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
-from engine.market.cache import CachedMarketData
-from engine.market.demo import DemoMarket
-from engine.signals import evaluate, explain_latest
 from engine.strategy import Strategy, parse_strategy
 from storage import Database, open_database
 from storage.repos import BotRepo, SignalRepo, TradeRepo, UserRepo

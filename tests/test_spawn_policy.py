@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from agents.autonomy.spawn_policy import MICRO, SPAWN_TOOL, SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
 from agents.llm_config import LlmSettings
-from agents.spawn_policy import MICRO, SPAWN_TOOL, SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
 from tests.fakes.anthropic_api import (
     AnthropicFake,
     FakeAnswer,

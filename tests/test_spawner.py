@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
+from agents.autonomy.spawner import Spawner
 from agents.events import ChildSpawned, CollectingSink
-from agents.manager import IsolatedAIManager
-from agents.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
-from agents.spawner import Spawner
+from agents.ledger.manager import IsolatedAIManager
 from storage import Database
 from tests.invariants import check_invariants
 

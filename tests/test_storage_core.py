@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.errors import AgentStateError, InsufficientFundsError, PositionNotFoundError
-from agents.fills import CloseOrder, OpenOrder
-from agents.manager import IsolatedAIManager
+from agents.ledger.fills import CloseOrder, OpenOrder
+from agents.ledger.manager import IsolatedAIManager
 from storage import Database, SyncTx, agents_repo, open_database
 from storage.bars_repo import clock, loop_changes
 from tests.invariants import check_invariants

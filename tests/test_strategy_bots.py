@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.strategy_bots import (
+from agents.design.strategy_bots import (
     MAX_BOTS,
     BotLimitError,
     BotNameError,

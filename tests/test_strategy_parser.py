@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.strategy_parser import DEFAULT_AMOUNT_PERCENT, MAX_TEXT_CHARS, parse_strategy_text
+from agents.design.strategy_parser import DEFAULT_AMOUNT_PERCENT, MAX_TEXT_CHARS, parse_strategy_text
 from engine.strategy import Strategy, parse_strategy
 
 BASE = "buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%"

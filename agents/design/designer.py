@@ -1,7 +1,7 @@
 """`StrategyDesigner`: what the bot calls when a user chats with a selected strategy bot.
 
-* Without LLM settings it uses the deterministic parser (`agents.strategy_parser`).
-* With them it runs the CrewAI crew (`agents.crew`) in a daemon thread under `asyncio.wait_for`.
+* Without LLM settings it uses the deterministic parser (`agents.design.strategy_parser`).
+* With them it runs the CrewAI crew (`agents.design.crew`) in a daemon thread under `asyncio.wait_for`.
   LLM problems (rate limit, overload, auth, timeout, unusable output) produce a clear error;
   the parser's result is used instead **only if the parser fully understood the message**
   (a strategy came out and nothing was left over), and the reply says so.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from agents.crew import CrewResult, run_crew, run_in_daemon_thread
+from agents.design.crew import CrewResult, run_crew, run_in_daemon_thread
+from agents.design.strategy_parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
 from agents.llm_config import LlmSettings, redact
-from agents.strategy_parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
 from engine.strategy import Strategy
 
 __all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignResult", "StrategyDesigner", "UsageStore"]

@@ -23,9 +23,9 @@ from agents.errors import (
     PositionNotFoundError,
 )
 from agents.events import AgentDied, Event
+from agents.ledger.money_tx import moved
+from agents.ledger.rules import MoneyRules
 from agents.money import from_micro
-from agents.money_tx import moved
-from agents.rules import MoneyRules
 from storage import SyncTx
 from storage import agents_repo as agents
 from storage import ledger_repo as ledger

@@ -28,7 +28,7 @@ import numpy as np
 
 from agents.errors import AgentError
 from agents.events import AgentPaused, EventSink
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from agents.money import from_micro
 from engine.market.base import MarketData, MarketDataError
 from storage import Database

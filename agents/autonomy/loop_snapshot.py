@@ -15,7 +15,7 @@ import hashlib
 import zlib
 from collections.abc import Callable, Sequence
 
-from agents.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickReport
+from agents.autonomy.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickReport
 from engine.market.base import MarketData, MarketDataError, TokenInfo, TokenNotFoundError
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError, default_strategy, parse_strategy
 from storage import Database

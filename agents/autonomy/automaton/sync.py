@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agents.automaton_client import AutomatonClient, AutomatonError, RemoteStatus
+from agents.autonomy.automaton.client import AutomatonClient, AutomatonError, RemoteStatus
 from agents.errors import AgentError
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from agents.money import fmt_usdc, from_micro, to_micro
 from storage import Database
 from storage import remote_repo as remote

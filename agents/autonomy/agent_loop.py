@@ -3,7 +3,7 @@
 One `tick()`:
 
 1. **Read** what changed: the loop keeps every tradable agent and open position in memory
-   (`agents.loop_snapshot`) and reads only the agents stamped since the last tick (the change
+   (`agents.autonomy.loop_snapshot`) and reads only the agents stamped since the last tick (the change
    feed); the first tick loads them all, page by page. Agents without `strategy_json` use
    `default_strategy` on a default token picked deterministically from `DEFAULT_TOKENS` by a
    hash of the agent id. Token symbols are
@@ -21,7 +21,7 @@ One `tick()`:
    stops and targets against the bars' lows and highs, stop first, at the level or the gap open
    — exactly the backtest. Paused and dead agents keep their stops and targets, trade no
    signals. Cores with the same strategy and state decide once per group and tick. Every fill
-   goes through the manager, batched (`agents.loop_orders`): an open is keyed
+   goes through the manager, batched (`agents.autonomy.loop_orders`): an open is keyed
    `open:<agent>:<token>:<bar>` and a close `close:<agent>:<position>`, so a tick replayed after
    a crash books nothing twice; the ledger's positions are the truth the core adopts at every tick.
 5. The processed bars (`market_bars`, for the parity replay) and the changed core states are
@@ -41,11 +41,11 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from agents.autonomy.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport
+from agents.autonomy.loop_orders import OrderDesk
+from agents.autonomy.loop_snapshot import SnapshotReader
 from agents.events import EventSink
-from agents.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport
-from agents.loop_orders import OrderDesk
-from agents.loop_snapshot import SnapshotReader
-from agents.manager import IsolatedAIManager
+from agents.ledger.manager import IsolatedAIManager
 from engine.core import CoreState, Costs, Fill, TradingCore
 from engine.live import (
     FormingBar,
@@ -67,7 +67,7 @@ from storage import Database, SyncTx
 from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo, save_bars, save_states
 from storage.repos import TradeRepo
 
-__all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]  # TickReport/TickError: agents.loop_model
+__all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]  # TickReport/TickError: agents.autonomy.loop_model
 
 logger = logging.getLogger(__name__)
 

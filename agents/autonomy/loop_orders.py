@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from agents.autonomy.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
 from agents.errors import AgentError
 from agents.events import Event, EventSink, TradeClosed, TradeOpened
-from agents.fills import CloseOrder, FillOrder, OpenOrder
-from agents.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
-from agents.manager import IsolatedAIManager
+from agents.ledger.fills import CloseOrder, FillOrder, OpenOrder
+from agents.ledger.manager import IsolatedAIManager
 from agents.money import from_micro, percent_of, to_micro, usdc_down
 from engine.core import Costs, Fill
 from engine.live import bar_start

@@ -23,8 +23,8 @@ from agents.errors import (
     SpawnNotAllowedError,
 )
 from agents.events import AgentDied, ChildSpawned, Event
+from agents.ledger.rules import MoneyRules
 from agents.money import from_micro, largest_remainder
-from agents.rules import MoneyRules
 from storage import SyncTx
 from storage import agents_repo as agents
 from storage import ledger_repo as ledger

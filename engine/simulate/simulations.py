@@ -37,7 +37,6 @@ from typing import Any
 
 from agents.events import Event, EventSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 from agents.money import percent_of, usdc_down
-from agents.simulation_state import PaperPosition, SimState
 from engine.core import Costs, Fill, TradingCore
 from engine.live import (
     FormingBar,
@@ -65,6 +64,7 @@ from engine.market.base import (
 from engine.market.factory import PLAN_POLL_SECONDS
 from engine.parity import LiveTrade, Offload, ParityReport, replay_with
 from engine.signals import SignalArrays, evaluate, explain_bar, format_price
+from engine.simulate.state import PaperPosition, SimState
 from engine.strategy import TIMEFRAME_MINUTES, TIMEFRAMES, Strategy, StrategyError, describe_strategy, parse_strategy
 from storage.bars_repo import BarRepo
 from storage.db import Database

@@ -20,9 +20,9 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
 from agents.errors import AgentError
-from agents.manager import IsolatedAIManager
-from agents.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
+from agents.ledger.manager import IsolatedAIManager
 from storage import Database
 from storage import spawns_repo as spawns
 

@@ -2,8 +2,8 @@
 
 Every money operation is one `BEGIN IMMEDIATE` transaction that re-reads what it checks, writes
 ledger rows and the denormalised balances together, and records its idempotency key. The
-transaction bodies live in `agents.money_tx` and run in one hop on the database's writer thread
-(`Database.run`); reads are one snapshot each (`agents.agent_views`). Events are published only
+transaction bodies live in `agents.ledger.money_tx` and run in one hop on the database's writer thread
+(`Database.run`); reads are one snapshot each (`agents.ledger.views`). Events are published only
 after the commit.
 """
 
@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from agents import agent_views as views
-from agents import money_tx
 from agents.errors import (
     AgentError,
     AgentNotFoundError,
@@ -25,9 +23,10 @@ from agents.errors import (
     PositionNotFoundError,
 )
 from agents.events import Event, EventSink, NullSink
-from agents.fills import BookedFill, CloseOrder, FillOrder, book_fills, close_one, open_one
+from agents.ledger import money_tx, views
+from agents.ledger.fills import BookedFill, CloseOrder, FillOrder, book_fills, close_one, open_one
+from agents.ledger.rules import MoneyRules
 from agents.money import from_micro, to_micro
-from agents.rules import MoneyRules
 from storage import Database, SyncTx
 from storage import agents_repo as agents
 from storage import spawns_repo as spawns
@@ -283,7 +282,7 @@ class IsolatedAIManager:
                          also: Callable[[SyncTx], None] | None = None) -> list[BookedFill]:
         """Book a tick's opens and closes in ONE transaction, in order; each order succeeds or is
         refused on its own (a refusal rolls back only that order). `also(tx)` adds the caller's
-        own writes to the same transaction. See `agents.fills`."""
+        own writes to the same transaction. See `agents.ledger.fills`."""
         if not orders and also is None:
             return []
         booked = await self.db.run(_book_and_write, self.rules, list(orders), also)
