@@ -156,7 +156,7 @@ def test_the_bot_process_does_not_load_numba() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, main, bot.app, bot.services, agents.autonomy.agent_loop, engine.simulate.simulations, engine.backtest, "
-            "engine.parity; print('numba' in sys.modules)")
+    code = ("import sys, main, bot.app, bot.services, agents.autonomy.agent_loop, engine.simulate.simulations, "
+            "engine.backtest, engine.parity; print('numba' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "False"
