@@ -15,15 +15,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app:app /data
 
-# Dependencies first (cached layer), then the code.
+# Dependencies first, from pyproject.toml alone (a cached layer while only the code changes),
+# then the code itself without re-resolving them.
 COPY pyproject.toml README.md ./
+RUN pip install --upgrade pip && python -c "import tomllib; \
+print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/deps.txt \
+    && pip install -r /tmp/deps.txt
 COPY bot ./bot
 COPY agents ./agents
 COPY engine ./engine
 COPY storage ./storage
 COPY migrations ./migrations
 COPY main.py run_migrations.py ./
-RUN pip install --upgrade pip && pip install .
+RUN pip install --no-deps .
 # Compile the backtest kernels once at build time (numba's cache, readable by the app user).
 RUN python -c "from engine.backtest import run_backtest; import numpy as np; n = 300; \
 t = np.arange(n) * 60; p = np.linspace(100, 90, n); \

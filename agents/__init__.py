@@ -14,9 +14,9 @@ from agents.errors import (
     InvalidAmountError,
     SpawnNotAllowedError,
 )
-from agents.events import EventSink
 from agents.ledger.manager import IsolatedAIManager
 from agents.ledger.rules import MoneyRules
+from engine.events import EventSink
 
 if TYPE_CHECKING:
     from storage import Database

@@ -67,27 +67,20 @@ def normalise_base_url(base_url: str | None) -> str | None:
     return _API_SUFFIX.sub("", url) or url
 
 
-_KIND_MESSAGES: dict[str, str] = {
-    "rate_limited": "The AI service is rate-limiting requests right now. Please try again in a minute.",
-    "overloaded": "The AI service is overloaded right now. Please try again in a few minutes.",
-    "auth": "The AI service rejected the bot's API key. Please tell the bot's operator.",
-    "timeout": "The AI service took too long to answer. Please try again.",
-    "connection": "The AI service could not be reached. Please try again later.",
-    "bad_request": "The AI service rejected the request.",
-    "server": "The AI service had an internal error. Please try again later.",
-}
-
-
 @dataclass(frozen=True)
 class LlmFailure:
-    """A classified LLM failure: `kind` for code, `message` for users (never holds secrets)."""
+    """A classified LLM failure: `kind` says what went wrong (the bot words it as ``llm.<kind>``)."""
 
     kind: LlmErrorKind
-    message: str
+
+    @property
+    def code(self) -> str:
+        """The message code of this failure, e.g. ``"llm.rate_limited"``."""
+        return f"llm.{self.kind}"
 
 
 def classify_llm_error(exc: BaseException) -> LlmFailure:
-    """Map an `anthropic` SDK / CrewAI / asyncio exception to a kind and a user-facing sentence.
+    """Map an `anthropic` SDK / CrewAI / asyncio exception to a kind (``server`` when unknown).
 
     Walks the cause/context chain because CrewAI re-raises provider errors wrapped."""
     seen: set[int] = set()
@@ -96,9 +89,9 @@ def classify_llm_error(exc: BaseException) -> LlmFailure:
         seen.add(id(current))
         kind = _classify_one(current)
         if kind is not None:
-            return LlmFailure(kind, _KIND_MESSAGES[kind])
+            return LlmFailure(kind)
         current = current.__cause__ or current.__context__
-    return LlmFailure("server", _KIND_MESSAGES["server"])
+    return LlmFailure("server")
 
 
 def _classify_one(exc: BaseException) -> LlmErrorKind | None:

@@ -35,8 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.autonomy.agent_loop import AgentLoop
-from agents.events import CollectingSink
 from agents.ledger.manager import IsolatedAIManager
+from engine.events import CollectingSink
 from engine.market.base import Candles, PriceQuote, TokenInfo, TokenNotFoundError
 from engine.market.cache import CachedMarketData
 from storage import open_database

@@ -10,17 +10,16 @@ import asyncio
 import html
 import logging
 import warnings
-from typing import Any
 
-from telegram import Update
+from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, NetworkError, TimedOut
-from telegram.ext import AIORateLimiter, Application, ChatMemberHandler, ContextTypes
+from telegram.ext import AIORateLimiter, Application, ChatMemberHandler, ContextTypes, Defaults, TypeHandler
 from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.context import AppContext
-from bot.guards import RAW_METHODS
+from bot.guards import RAW_METHODS, register_user
 from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
 from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
@@ -32,6 +31,9 @@ CONSOLE_TOKEN = "0:CONSOLE"
 # Connections to the Bot API for replies; bot_load measured 16 best for httpx (8 and 32 were worse)
 # and it serves the aiohttp transport well too.
 POOL_SIZE = 16
+# Every reply is HTML (bot.render escapes what it did not write) and never unfurls a link.
+DEFAULTS = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
+SOMETHING_WRONG = "⚠️ Something went wrong on my side. Please try again in a moment."
 
 
 def build_application(settings: Settings, *, request: BaseRequest | None = None,
@@ -43,6 +45,7 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
         Application.builder()
         .token(token)
         .context_types(ContextTypes(context=AppContext))
+        .defaults(DEFAULTS)
         .concurrent_updates(64)  # one user's slow backtest must not hold up everyone else
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
@@ -72,7 +75,8 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
 
 
 def register_handlers(app: Application) -> None:
-    """Every feature module registers its own handlers; fallbacks go last."""
+    """User registration first (group -1), then every feature module's handlers; fallbacks go last."""
+    app.add_handler(TypeHandler(Update, register_user), group=-1)
     for module in (start, automaton, portfolio, withdraw, settings, admin, bots, backtest, simulate):
         module.register(app)
     app.add_handler(ChatMemberHandler(_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
@@ -138,17 +142,7 @@ async def error_handler(update: object, context: AppContext) -> None:
     log.error("unhandled error while processing an update", exc_info=err)
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(err, Forbidden):
         try:
-            if update.callback_query is not None:
-                await update.callback_query.answer("⚠️ Something went wrong. Please try again.", show_alert=True)
-            else:
-                await context.bot.send_message(
-                    update.effective_chat.id,
-                    "⚠️ Something went wrong on my side. Please try again in a moment.",
-                    parse_mode=ParseMode.HTML)
+            # A message for a pressed button too: buttons are answered before their work starts.
+            await context.bot.send_message(update.effective_chat.id, SOMETHING_WRONG)
         except Exception as exc:  # the error reply itself failing must not loop
             log.debug("could not report error to user: %s", html.escape(str(exc)))
-
-
-def job_names(app: Application) -> list[Any]:
-    """Scheduled worker job names (for /health and tests)."""
-    return [j.name for j in app.job_queue.jobs()] if app.job_queue else []

@@ -18,19 +18,11 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from agents.events import (
-    AgentDied,
-    AgentPaused,
-    ChildSpawned,
-    Event,
-    SignalFired,
-    SimulationEnded,
-    TradeClosed,
-    TradeOpened,
-    WorkerCrashed,
-)
+from agents.events import AgentDied, AgentPaused, ChildSpawned, WorkerCrashed
+from bot.cards import costs_text, end_reason, parity_line
 from bot.render import clip, esc, exit_reason, signed, usdc
 from engine.core import Costs
+from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +31,7 @@ def _costs_line(event: TradeOpened | TradeClosed) -> str:
     """'Fee 0.30 USDC (fee 0.30% + slippage 0.10% per fill)' when the event carries its costs."""
     if event.fee is None or event.fee_bps is None or event.slippage_bps is None:
         return ""
-    return f"\nFee {usdc(event.fee)} ({esc(Costs(event.fee_bps, event.slippage_bps).describe())})"
+    return f"\nFee {usdc(event.fee)} ({esc(costs_text(Costs(event.fee_bps, event.slippage_bps)))})"
 
 
 def format_event(event: Event) -> str:
@@ -73,8 +65,9 @@ def format_event(event: Event) -> str:
         return (f"📡 <b>{esc(event.side.upper())} signal: {esc(event.symbol)}</b>{name}{demo}\n\n"
                 f"{esc(event.explanation)}\nPrice: {event.price:.8g}")
     if isinstance(event, SimulationEnded):
-        parity = f"\n{esc(event.parity.summary())}" if event.parity is not None else ""
-        return (f"🏁 <b>Simulation #{event.simulation_id} ended</b> ({esc(event.bot_name)}): {esc(event.reason)}"
+        parity = f"\n{esc(parity_line(event.parity))}" if event.parity is not None else ""
+        reason = end_reason(event.reason, event.max_hours)
+        return (f"🏁 <b>Simulation #{event.simulation_id} ended</b> ({esc(event.bot_name)}): {esc(reason)}"
                 f"{parity}\nSee /simulate status for the final result.")
     if isinstance(event, WorkerCrashed):
         return (f"🛠 <b>Worker {esc(event.worker)} crashed</b>\n\n{esc(event.error)}\n"

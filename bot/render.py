@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.money import fmt_usdc
+from bot.cards import costs_text
 from engine.core import Costs
+from storage.money import from_micro
+
+if TYPE_CHECKING:
+    from agents.screens import AgentScreen, PortfolioScreen, RemoteBalance
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -45,13 +48,24 @@ def cost_warning_text(code: str, strategy: Any, costs: Costs) -> str:
     rm, trip = strategy.risk_management, f"{costs.round_trip_pct:.2f}%"
     if code == "stop_within_costs":
         return (f"Your {rm.stop_loss_percent:g}% stop-loss is within the round-trip cost ({trip}: "
-                f"{costs.describe()}): almost any dip will stop you out at a loss.")
+                f"{costs_text(costs)}): almost any dip will stop you out at a loss.")
     return (f"Your {rm.take_profit_percent:g}% take-profit does not cover the round-trip cost ({trip}: "
-            f"{costs.describe()}): it would close trades at a loss.")
+            f"{costs_text(costs)}): it would close trades at a loss.")
+
+
+def fmt_usdc(value: Decimal | int, *, places: int = 2) -> str:
+    """Human formatting: '1,234.50'. Accepts Decimal USDC (int is taken as micro-USDC)."""
+    dec = from_micro(value) if isinstance(value, int) else value
+    return f"{dec:,.{places}f}"
 
 
 def usdc(value: Decimal | None, places: int = 2) -> str:
     return "unknown" if value is None else f"{fmt_usdc(value, places=places)} USDC"
+
+
+def remote_text(remote: RemoteBalance) -> str:
+    """The Automaton's balance of an agent: "unknown" rather than a false number."""
+    return "unknown" if remote.amount is None else f"{fmt_usdc(remote.amount)} USDC ({remote.status})"
 
 
 def signed(value: Decimal, places: int = 2) -> str:
@@ -101,9 +115,9 @@ def page_count(total: int, size: int = PAGE_SIZE) -> int:
     return max(1, (total + size - 1) // size)
 
 
-def portfolio_text(portfolio: dict[str, Any], page: int, *, risk: dict[str, Any] | None = None,
-                   unrealized: Decimal | None = None, demo: bool = False) -> str:
+def portfolio_text(screen: PortfolioScreen, page: int, *, demo: bool = False) -> str:
     """The /ai_portfolio message: totals, risk figures, then one page of the agent tree."""
+    portfolio, risk, unrealized = screen.portfolio, screen.risk, screen.unrealized
     agents = portfolio["agents"]
     pages = page_count(len(agents))
     page = min(max(page, 0), pages - 1)
@@ -144,11 +158,10 @@ def portfolio_text(portfolio: dict[str, Any], page: int, *, risk: dict[str, Any]
     return clip("\n".join(lines))
 
 
-def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (),
-               trades: Sequence[dict[str, Any]] = (), children: Sequence[str] = (),
-               strategy: str | None = None, remote: str | None = None, parity: str | None = None,
+def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str | None = None,
                costs: str | None = None) -> str:
-    """The /ai_status message for one agent."""
+    """The /ai_status message for one agent (`strategy`: the description of its own strategy)."""
+    agent, positions, trades, children = screen.agent, screen.positions, screen.trades, screen.children
     icon = STATUS_ICON.get(agent["status"], "•")
     lines = [
         f"🤖 <b>Agent</b> <code>{esc(agent['agent_id'])}</code>",
@@ -164,9 +177,13 @@ def agent_text(agent: dict[str, Any], *, positions: Sequence[dict[str, Any]] = (
     ]
     if agent.get("spawn_reason"):
         lines.append(f"Spawned because: <i>{esc(agent['spawn_reason'])}</i>")
-    if remote is not None:
-        lines.append(f"Remote automaton balance: {esc(remote)}")
-    lines.append(f"Strategy: {esc(strategy) if strategy else 'default (buy 20% on a 3% 1h dip, SL 5%, TP 8%)'}")
+    if screen.remote is not None:
+        lines.append(f"Remote automaton balance: {esc(remote_text(screen.remote))}")
+    if screen.strategy.invalid:
+        lines.append("Strategy: ⚠️ the assigned strategy is no longer valid, so this agent does not trade. "
+                     "Assign another one.")
+    else:
+        lines.append(f"Strategy: {esc(strategy) if strategy else 'default (buy 20% on a 3% 1h dip, SL 5%, TP 8%)'}")
     if children:
         lines.append("Child agents: " + ", ".join(f"<code>{esc(c)}</code>" for c in children[:10])
                      + (" …" if len(children) > 10 else ""))
@@ -200,8 +217,3 @@ def agent_summary(agent: dict[str, Any], *, demo: bool) -> str:
         "",
         "It trades on its own and spawns child agents from its earnings.",
     ])
-
-
-def lines_block(title: str, rows: Iterable[tuple[str, str]]) -> str:
-    """A bold title and `label: value` rows (values already safe)."""
-    return "\n".join([f"<b>{esc(title)}</b>", *(f"{esc(k)}: {v}" for k, v in rows)])

@@ -6,15 +6,13 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
 from telegram import Bot
 
 from agents import IsolatedAIManager, get_isolated_ai_manager
 from agents.autonomy.agent_loop import AgentLoop
 from agents.autonomy.automaton.client import AutomatonClient
-from agents.autonomy.automaton.sync import AutomatonSync, remote_balance_display
+from agents.autonomy.automaton.sync import AutomatonSync
 from agents.autonomy.coordinator import Coordinator, DataWorker
 from agents.autonomy.risk import RiskWorker
 from agents.autonomy.spawn_policy import SpawnPolicy
@@ -23,6 +21,7 @@ from agents.design.designer import StrategyDesigner
 from agents.design.strategy_bots import StrategyBots
 from agents.events import WorkerCrashed
 from agents.llm_config import llm_settings_from
+from agents.screens import Screens
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
@@ -30,9 +29,9 @@ from engine.market.base import MarketData
 from engine.market.factory import PLAN_POLL_SECONDS, build_market_data
 from engine.pool import BacktestPool
 from engine.simulate.simulations import SimulationService
-from engine.strategy import describe_strategy, parse_strategy
 from storage import Database, open_database
-from storage.repos import LlmUsageRepo, UserRepo
+from storage.bots_repo import LlmUsageRepo
+from storage.user_repo import UserRepo
 
 log = logging.getLogger(__name__)
 ALERT_EVERY = 600.0
@@ -58,6 +57,7 @@ class Services:
     spawner: Spawner
     sync: AutomatonSync | None
     coordinator: Coordinator
+    screens: Screens
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
 
@@ -66,24 +66,6 @@ class Services:
         worker warms the price cache just before the agent loop reads it."""
         firsts = {"data": 0.5, "agent_loop": 1.0, "risk": 2.0, "simulations": 1.5, "automaton_sync": 3.0}
         return [(name, self.coordinator.period(name), firsts.get(name, 1.0)) for name in self.coordinator.names]
-
-    async def portfolio_extras(self, user_id: int, portfolio: dict[str, Any]) -> tuple[dict[str, Any] | None,
-                                                                                        Decimal | None]:
-        """Risk figures and unrealized P&L of open positions for /ai_portfolio."""
-        risk = await self.risk.user_risk_metrics(user_id)
-        unrealized = await self.risk.unrealized_pnl(user_id)
-        return risk, unrealized
-
-    async def agent_extras(self, agent: dict[str, Any]) -> tuple[str | None, str | None]:
-        """(strategy description, remote balance text) for /ai_status."""
-        strategy = None
-        if agent.get("strategy_json"):
-            with contextlib.suppress(Exception):
-                strategy = describe_strategy(parse_strategy(agent["strategy_json"]))
-        remote = None
-        if self.sync is not None and agent.get("remote_agent_id"):
-            remote = remote_balance_display(agent)
-        return strategy, remote
 
     async def close(self) -> None:
         """Stop background pieces, then close resources in reverse order of opening."""
@@ -168,4 +150,5 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     await backtests.recover_interrupted()
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
-                    agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator)
+                    agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
+                    screens=Screens(manager, risk, agent_loop, remote_enabled=sync is not None))

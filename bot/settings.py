@@ -62,13 +62,13 @@ class Settings(BaseSettings):
     backtest_queue_size: int = Field(default=16, ge=1, le=1000)
     simulate_max_hours: float = Field(default=24.0, gt=0, le=24 * 30)
 
-    min_deposit: Decimal = Field(default=Decimal(10), gt=0)
-    max_deposit: Decimal = Field(default=Decimal(1_000_000), gt=0)
-    spawn_min_earnings: Decimal = Field(default=Decimal(10), ge=0)
-    spawn_reserve: Decimal = Field(default=Decimal(10), ge=0)
-    min_child_balance: Decimal = Field(default=Decimal(10), gt=0)
+    min_deposit: Decimal = Field(default=Decimal(10), gt=0, decimal_places=6)
+    max_deposit: Decimal = Field(default=Decimal(1_000_000), gt=0, decimal_places=6)
+    spawn_min_earnings: Decimal = Field(default=Decimal(10), ge=0, decimal_places=6)
+    spawn_reserve: Decimal = Field(default=Decimal(10), ge=0, decimal_places=6)
+    min_child_balance: Decimal = Field(default=Decimal(10), gt=0, decimal_places=6)
     max_children: int = Field(default=3, ge=0, le=50)
-    min_agent_balance: Decimal = Field(default=Decimal(1), ge=0)
+    min_agent_balance: Decimal = Field(default=Decimal(1), ge=0, decimal_places=6)
     max_agent_drawdown: float = Field(default=0.5, gt=0, lt=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -2,8 +2,8 @@
 
 The trading rules (entry at the next open, stop-loss first, fills at the level or the gap open,
 no stale re-entry, exit reasons) are those of `engine.core`, whose price functions this module
-calls; `/simulate` and the agents run the same rules incrementally through `TradingCore`, and a
-property test replays both bar by bar. What is specific to a backtest:
+calls; the simulations and the agents run the same rules incrementally through `TradingCore`,
+and a property test replays both bar by bar. What is specific to a backtest:
 
 * Candles are checked and put on a regular time grid first (`engine.bars`): empty intervals
   become flat zero-volume bars, so lookbacks are wall time.
@@ -49,12 +49,7 @@ from engine.strategy import Strategy, parse_strategy
 
 
 class BacktestInputError(CandleError):
-    """The candles or settings cannot be backtested; `code` names it, the message is plain words."""
-
-    def __init__(self, code: str, message: str | None = None) -> None:
-        if message is None:  # BacktestInputError("plain words") keeps working
-            code, message = "invalid", code
-        super().__init__(code, message)
+    """The candles or settings cannot be backtested: a ``"candles.…"`` or ``"backtest.…"`` code."""
 
 
 @dataclass(slots=True)
@@ -144,12 +139,12 @@ def _validated(candles: Mapping[str, Any], interval_minutes: float | None) -> tu
             minutes = _check_setting("interval_minutes", interval_minutes, 1e-9, float("inf"))
             step = round(minutes * 60)
             if step <= 0 or abs(step - minutes * 60) > 1e-6:
-                raise BacktestInputError("bad_interval", "interval_minutes must be a whole number of seconds")
+                raise BacktestInputError("backtest.bad_interval_minutes")
         return to_grid(arrays, step), step / 60.0
     except BacktestInputError:
         raise
     except CandleError as exc:
-        raise BacktestInputError(exc.code, str(exc)) from None
+        raise BacktestInputError(exc.code, **exc.params) from None
 
 
 def _check_history(strat: Strategy, bars: int, interval: float) -> None:
@@ -161,11 +156,8 @@ def _check_history(strat: Strategy, bars: int, interval: float) -> None:
     if blocked:
         cond = short[0]
         need = lookback_bars(cond.timeframe, interval)
-        raise BacktestInputError(
-            "history_too_short",
-            f"the {cond.timeframe} condition needs more than {need} candles of "
-            f"{_minutes_label(interval)} history and there are only {bars}: "
-            "use a longer period or a shorter timeframe")
+        raise BacktestInputError("backtest.history_too_short", timeframe=cond.timeframe, need=need,
+                                 interval=_minutes_label(interval), bars=bars)
 
 
 def _minutes_label(interval: float) -> str:
@@ -180,7 +172,7 @@ def _minutes_label(interval: float) -> str:
 def _check_setting(name: str, value: float, low: float, high: float) -> float:
     value = float(value)
     if not (np.isfinite(value) and low <= value < high):
-        raise BacktestInputError("bad_setting", f"{name} must be between {low:g} and {high:g}")
+        raise BacktestInputError("backtest.bad_setting", name=name, low=low, high=high)
     return value
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import CodedError
 from engine.market.base import CANDLE_FIELDS, Candles
 
 _PRICES = ("open", "high", "low", "close")
@@ -23,12 +24,8 @@ MAX_GRID_BARS = 2_000_000
 _OHLC_SLACK = 1e-9  # relative: prices parsed from decimal strings may differ in the last bit
 
 
-class CandleError(ValueError):
-    """The candles cannot be used; `code` names the problem, the message is plain words."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class CandleError(CodedError, ValueError):
+    """The candles cannot be used; `code` (``"candles.…"``) names the problem, `params` its figures."""
 
 
 def validate_candles(candles: Mapping[str, Any], *, min_bars: int = 1) -> dict[str, np.ndarray]:
@@ -41,16 +38,16 @@ def validate_candles(candles: Mapping[str, Any], *, min_bars: int = 1) -> dict[s
     try:
         raw = {f: np.asarray(candles[f]) for f in CANDLE_FIELDS}
     except KeyError as exc:
-        raise CandleError("missing_column", f"the candles have no '{exc.args[0]}' column") from None
+        raise CandleError("candles.missing_column", column=str(exc.args[0])) from None
     if len({a.shape for a in raw.values()}) != 1 or any(a.ndim != 1 for a in raw.values()):
-        raise CandleError("ragged", "the candle columns have different lengths")
+        raise CandleError("candles.ragged")
     if raw["close"].shape[0] < min_bars:
-        raise CandleError("too_few", f"at least {min_bars} candles are needed")
+        raise CandleError("candles.too_few", minimum=min_bars)
     try:
         arrays = {f: np.ascontiguousarray(raw[f], dtype=np.float64) for f in (*_PRICES, "volume")}
         time = raw["time"] if raw["time"].dtype.kind in "iu" else raw["time"].astype(np.float64)
     except (TypeError, ValueError):
-        raise CandleError("not_numbers", "the candles contain values that are not numbers") from None
+        raise CandleError("candles.not_numbers") from None
     if arrays["close"].shape[0] == 0:
         arrays["time"] = np.zeros(0, dtype=np.int64)
         return arrays
@@ -59,20 +56,20 @@ def validate_candles(candles: Mapping[str, Any], *, min_bars: int = 1) -> dict[s
         a = arrays[f]
         if not (a.min() > 0 and a.max() < np.inf):
             if not np.isfinite(a).all():
-                raise CandleError("not_finite", f"the candles contain missing or infinite {f} values")
-            raise CandleError("not_positive", f"the candles contain zero or negative {f} prices")
+                raise CandleError("candles.not_finite", column=f)
+            raise CandleError("candles.not_positive", column=f)
     vol = arrays["volume"]
     if not (vol.min() >= 0 and vol.max() < np.inf):
         if not np.isfinite(vol).all():
-            raise CandleError("not_finite", "the candles contain missing or infinite volume values")
-        raise CandleError("negative_volume", "the candles contain negative volume")
+            raise CandleError("candles.not_finite", column="volume")
+        raise CandleError("candles.negative_volume")
     if time.dtype.kind == "f" and not np.isfinite(time).all():
-        raise CandleError("not_finite", "the candles contain missing or infinite time values")
+        raise CandleError("candles.not_finite", column="time")
     if time.max() >= _MAX_UNIX_SECONDS:
-        raise CandleError("milliseconds", "candle times look like milliseconds: give unix seconds")
+        raise CandleError("candles.milliseconds")
     steps = np.diff(time)
     if not (steps > 0).all():
-        raise CandleError("not_increasing", "candle times must be strictly increasing")
+        raise CandleError("candles.not_increasing")
     _check_ohlc(arrays)
     arrays["time"] = time.astype(np.int64)
     if steps.shape[0] and steps.min() == steps.max() and float(steps[0]).is_integer():
@@ -92,21 +89,21 @@ def _check_ohlc(a: dict[str, np.ndarray]) -> None:
     bad_low = a["low"] > bottom
     if bad_high.any():
         i = int(bad_high.argmax())
-        raise CandleError("high_below_body", f"candle {i + 1}: its high is below its open or close")
+        raise CandleError("candles.high_below_body", number=i + 1)
     if bad_low.any():
         i = int(bad_low.argmax())
-        raise CandleError("low_above_body", f"candle {i + 1}: its low is above its open or close")
+        raise CandleError("candles.low_above_body", number=i + 1)
 
 
 def infer_interval_seconds(time: np.ndarray, regular_step: int | None = None) -> int:
     """The candle interval: the smallest spacing (sparse data only ever makes spacings longer)."""
     if time.shape[0] < 2:
-        raise CandleError("too_few", "at least 2 candles are needed to tell their interval")
+        raise CandleError("candles.too_few_for_interval")
     if regular_step is not None:
         return int(regular_step)
     step = int(np.diff(time).min())
     if step <= 0:
-        raise CandleError("not_increasing", "candle times must be strictly increasing")
+        raise CandleError("candles.not_increasing")
     return step
 
 
@@ -125,13 +122,13 @@ def to_grid(arrays: Mapping[str, np.ndarray], interval_seconds: int, *,
         return {f: np.asarray(arrays[f]) for f in CANDLE_FIELDS}
     step = int(interval_seconds)
     if step <= 0:
-        raise CandleError("bad_interval", "the candle interval must be positive")
+        raise CandleError("candles.bad_interval")
     regular = arrays.get(REGULAR_STEP)
     if regular is not None and int(regular[0]) == step and (end_time is None or end_time <= time[-1]):
         return {f: np.asarray(arrays[f]) for f in CANDLE_FIELDS}  # already the grid: no pass needed
     offset = time - time[0]
     if (offset % step).any():
-        raise CandleError("off_grid", f"candle times do not fit a {step // 60}-minute interval")
+        raise CandleError("candles.off_grid", minutes=step // 60)
     slots = offset // step
     last = int(slots[-1])
     if end_time is not None and end_time > time[-1]:
@@ -140,7 +137,7 @@ def to_grid(arrays: Mapping[str, np.ndarray], interval_seconds: int, *,
     if size == n:
         return {f: np.asarray(arrays[f]) for f in CANDLE_FIELDS}
     if size > max(MAX_GRID_BARS, n):
-        raise CandleError("too_sparse", "the candles are too sparse to put on a regular time grid")
+        raise CandleError("candles.too_sparse")
     # index of the real candle at or before each slot: forward fill by position
     src = np.zeros(size, dtype=np.int64)
     src[slots] = np.arange(n)

@@ -1,4 +1,4 @@
-"""The trading core: the one set of fill and exit rules used by the backtest, /simulate and the agents.
+"""The trading core: the one set of fill and exit rules used by the backtest, the simulations and the agents.
 
 A strategy trades one position at a time, long only, on closed bars of its own timeframe:
 
@@ -80,10 +80,6 @@ class Costs:
         if self.slippage < 1.0:
             paid += units * exit_fill * self.slippage / (1.0 - self.slippage)
         return paid
-
-    def describe(self) -> str:
-        """'fee 0.30% + slippage 0.10% per fill' (the costs line of every card and summary)."""
-        return f"fee {self.fee_bps / 100:.2f}% + slippage {self.slippage_bps / 100:.2f}% per fill"
 
     @property
     def round_trip_pct(self) -> float:
@@ -269,7 +265,7 @@ class TradingCore:
         return fills
 
     def close_out(self, time: int, price: float, reason: str = "end") -> Fill | None:
-        """Sell an open position at `price` (the backtest's last close, a stopped simulation)."""
+        """Sell an open position at `price` (a backtest's end: its last close)."""
         if self.state.position is None:
             return None
         self.state.pending = None

@@ -1,6 +1,6 @@
 """Live bars for the trading core: closed bars of a strategy's own timeframe, plus the forming one.
 
-Both live paths (`/simulate` and the agent loop) trade exactly like the backtest because they
+Both live paths (simulations and the agent loop) trade exactly like the backtest because they
 feed `engine.core.TradingCore` the same bars the backtest would see:
 
 * **Closed bars** come from the market's candles of the strategy's timeframe (AVE's own OHLCV:
@@ -86,7 +86,7 @@ async def closed_bars(market: MarketData, token_id: str, interval_minutes: int, 
     try:
         bars = grid_candles(raw, interval_minutes, end_time=live - period)
     except CandleError as exc:  # one token's bad candles must not stop everyone else's tick
-        raise BadCandlesError(f"the market's {interval_minutes}-minute candles are unusable: {exc}") from None
+        raise BadCandlesError("market.bad_candles", interval=interval_minutes, problem=exc) from None
     return bars.tail(max(count, 1))
 
 

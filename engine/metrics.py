@@ -51,8 +51,29 @@ def _curve_stats(equity: np.ndarray) -> tuple[float, float, float, float]:
     return curve_stats(np.ascontiguousarray(equity, dtype=np.float64))
 
 
+def drawdown(peak: float, equity: float) -> float:
+    """The fall of `equity` below its `peak` as a fraction: the one definition of drawdown (the
+    risk worker's pause, the spawn rule, the backtest's max drawdown). 0 at or above the peak and
+    without a positive peak."""
+    if not (peak > 0 and math.isfinite(peak) and math.isfinite(equity)):
+        return 0.0
+    return max(0.0, (peak - equity) / peak)
+
+
+def max_drawdown(curve: np.ndarray) -> float:
+    """The largest `drawdown` along a positive equity curve, as a fraction (numpy, no compiled
+    kernel: the bot process uses it; the backtest's kernels.curve_stats computes the same in one
+    compiled pass)."""
+    arr = np.asarray(curve, dtype=np.float64)
+    if arr.size == 0:
+        return 0.0
+    worst = float((1.0 - arr / np.maximum.accumulate(arr)).max())
+    return drawdown(1.0, 1.0 - worst)
+
+
 def _drawdown_pct(worst_ratio: float) -> float:
-    return max(0.0, (1.0 - worst_ratio) * 100.0) if math.isfinite(worst_ratio) else 0.0
+    # worst_ratio is the curve's lowest equity / running peak (kernels.curve_stats)
+    return drawdown(1.0, worst_ratio) * 100.0
 
 
 def max_drawdown_pct(equity: np.ndarray) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.backtest import BacktestInputError, run_backtest
 from engine.core import Costs
+from engine.errors import CodedError
 from engine.strategy import Strategy
 
 _REL = 1e-9
@@ -37,31 +38,38 @@ class LiveTrade:
 
 
 @dataclass(frozen=True)
+class TradeDifference:
+    """The first trade where the live run and the backtest disagree; None where one has no such trade."""
+
+    number: int  # counted from 1
+    live: LiveTrade | None
+    backtest: LiveTrade | None
+
+
+# Why a replay could not judge the trades (`ParityReport.unavailable`).
+SIMULATION_PREDATES = "simulation_predates"  # stored before the live path recorded its bars
+TRADES_PREDATE = "trades_predate"  # some trades carry no bar times
+BARS_UNUSABLE = "bars_unusable"  # the backtest refused the stored bars: see `problem`
+
+
+@dataclass(frozen=True)
 class ParityReport:
-    """`identical` of `total` trades matched; `first_difference` describes the first mismatch."""
+    """`identical` of `total` trades matched; `first_difference` is the first mismatch.
+
+    `unavailable` is set (one of the codes above) when no comparison was possible; `problem`
+    is then the backtest's refusal for `BARS_UNUSABLE`. The bot words it (`bot.cards`).
+    """
 
     total: int
     identical: int
-    first_difference: str | None = None
+    first_difference: TradeDifference | None = None
     unavailable: str | None = None
+    problem: CodedError | None = None
 
     @property
     def ok(self) -> bool:
+        """True when every trade matched."""
         return self.unavailable is None and self.identical == self.total
-
-    def summary(self) -> str:
-        """The one line users see, e.g. 'Parity: replayed through the backtest: 4/4 trades identical'."""
-        head = "Parity: replayed through the backtest:"
-        if self.unavailable:
-            return f"{head} not available ({self.unavailable})"
-        if self.total == 0:
-            return f"{head} no closed bar with a trade yet, none in the backtest either"
-        note = "" if self.ok else " (the difference is logged)"
-        return f"{head} {self.identical}/{self.total} trades identical{note}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "identical": self.identical, "first_difference": self.first_difference,
-                "unavailable": self.unavailable}
 
 
 def _close(a: float | None, b: float | None) -> bool:
@@ -70,16 +78,11 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=_REL, abs_tol=0.0)
 
 
-def _describe(i: int, live: LiveTrade | None, ref: Any | None) -> str:
-    def one(t: Any, kind: str) -> str:
-        if t is None:
-            return f"{kind}: none"
-        if kind == "live":
-            return (f"live: entry {t.entry_time} @ {t.entry_price:.10g}, exit {t.exit_time} "
-                    f"@ {t.exit_price if t.exit_price is None else f'{t.exit_price:.10g}'} ({t.reason})")
-        return (f"backtest: entry {t.entry_time} @ {t.entry_price:.10g}, exit {t.exit_time} "
-                f"@ {t.exit_price:.10g} ({t.exit_reason})")
-    return f"trade {i + 1}: {one(live, 'live')}; {one(ref, 'backtest')}"
+def _as_live(ref: Any | None) -> LiveTrade | None:
+    """A backtest trade in the live trade's shape (for the difference record)."""
+    if ref is None:
+        return None
+    return LiveTrade(ref.entry_time, ref.entry_price, ref.exit_time, ref.exit_price, ref.exit_reason)
 
 
 def _same(live: LiveTrade, ref: Any, last: bool) -> bool:
@@ -97,14 +100,14 @@ def compare(live: Sequence[LiveTrade], replayed: Sequence[Any]) -> ParityReport:
     """Compare live trades with backtest trades in order; see the module docstring."""
     total = max(len(live), len(replayed))
     identical = 0
-    first: str | None = None
+    first: TradeDifference | None = None
     for i in range(total):
         a = live[i] if i < len(live) else None
         b = replayed[i] if i < len(replayed) else None
         if a is not None and b is not None and _same(a, b, last=i == len(live) - 1):
             identical += 1
         elif first is None:
-            first = _describe(i, a, b)
+            first = TradeDifference(i + 1, a, _as_live(b))
     return ParityReport(total=total, identical=identical, first_difference=first)
 
 
@@ -135,7 +138,7 @@ def replay(strategy: Strategy, bars: Mapping[str, Any], interval_minutes: int, *
     except BacktestInputError as exc:
         if not live:
             return ParityReport(total=0, identical=0)
-        return ParityReport(total=len(live), identical=0, unavailable=str(exc))
+        return ParityReport(total=len(live), identical=0, unavailable=BARS_UNUSABLE, problem=exc)
     return compare(live, result.trades)
 
 

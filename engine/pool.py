@@ -37,10 +37,11 @@ import numpy as np
 
 from engine.backtest import run_backtest
 from engine.charts import render_equity_chart
+from engine.errors import CodedError
 
 
-class BacktestError(Exception):
-    """Base of pool errors; `str(err)` is safe to show to a user."""
+class BacktestError(CodedError):
+    """Base of pool errors (``"backtest.…"`` codes); also raised alone when a worker died."""
 
 
 class BacktestBusyError(BacktestError):
@@ -121,7 +122,7 @@ def run_backtest_job(job: BacktestJob) -> BacktestOutcome:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _JobTimeout:
         # Also catches an alarm that lands while disarming: the job was at its limit anyway.
-        raise BacktestTimeoutError(f"the backtest took longer than {job.timeout:g} s") from None
+        raise BacktestTimeoutError("backtest.timeout", seconds=job.timeout) from None
     finally:
         signal.signal(signal.SIGALRM, previous)
 
@@ -168,7 +169,7 @@ class BacktestPool:
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
 
-    # -- status for /health ------------------------------------------------------------------
+    # -- status for the health screen ----------------------------------------------------------
     def queue_size(self) -> int:
         """Jobs admitted but waiting for a free worker."""
         return self._waiting
@@ -192,11 +193,11 @@ class BacktestPool:
         `BacktestError` (workers lost), or the job's own error (e.g. `BacktestInputError`).
         """
         if user_id in self._users:
-            raise BacktestBusyError("you already have a backtest running; wait for it to finish")
+            raise BacktestBusyError("backtest.busy")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_workers)
         if self._running + self._waiting >= self.max_workers + self.max_queue:
-            raise BacktestQueueFullError("too many backtests are queued right now; try again in a minute")
+            raise BacktestQueueFullError("backtest.queue_full")
         self._users.add(user_id)
         self._waiting += 1
         try:
@@ -221,10 +222,10 @@ class BacktestPool:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise BacktestTimeoutError(f"the replay took longer than {timeout:g} s") from None
+            raise BacktestTimeoutError("backtest.replay_timeout", seconds=timeout) from None
         except BrokenProcessPool:
             self._recycle(executor)
-            raise BacktestError("the backtest worker stopped unexpectedly; please try again") from None
+            raise BacktestError("backtest.worker_stopped") from None
 
     async def _run(self, job: BacktestJob, timeout: float) -> BacktestOutcome:  # noqa: ASYNC109
         self.start()
@@ -236,10 +237,10 @@ class BacktestPool:
             return await asyncio.wait_for(future, timeout + self.grace)
         except TimeoutError:
             self._recycle(executor)
-            raise BacktestTimeoutError(f"the backtest took longer than {timeout:g} s") from None
+            raise BacktestTimeoutError("backtest.timeout", seconds=timeout) from None
         except BrokenProcessPool:
             self._recycle(executor)
-            raise BacktestError("the backtest worker stopped unexpectedly; please try again") from None
+            raise BacktestError("backtest.worker_stopped") from None
 
     def _recycle(self, executor: ProcessPoolExecutor) -> None:
         """Replace `executor` and terminate its processes (a worker is stuck or dead)."""

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.errors import CodedError
+
 Timeframe = Literal["5m", "15m", "30m", "1h", "4h", "1d"]
 TIMEFRAME_MINUTES: dict[str, int] = {"5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_MINUTES)
@@ -189,12 +191,14 @@ class Strategy(_Strict):
         return min((c.timeframe for c in self.conditions), key=TIMEFRAME_MINUTES.__getitem__)
 
     def with_token(self, token: str, chain: str | None = None) -> Strategy:
-        """The same strategy on another token (used by `/backtest <token>`)."""
+        """The same strategy on another token (a backtest on a token the user names).
+
+        Raises `StrategyError` when `token` or `chain` is not a valid name."""
         data = self.model_dump()
         for item in [*data["conditions"], *data["actions"]]:
             item["token"] = token
             item["chain"] = chain
-        return Strategy.model_validate(data)
+        return parse_strategy(data)
 
     def to_config(self) -> dict[str, Any]:
         """JSON-ready dict without unset optional noise."""
@@ -210,11 +214,24 @@ def parse_strategy(data: Strategy | dict[str, Any] | str) -> Strategy:
             return Strategy.model_validate_json(data)
         return Strategy.model_validate(data)
     except ValidationError as exc:
-        raise StrategyError(explain_validation_error(exc)) from exc
+        raise StrategyError("strategy.invalid", detail=explain_validation_error(exc)) from exc
 
 
-class StrategyError(ValueError):
-    """A strategy failed validation; the message is written for the user."""
+class StrategyError(CodedError, ValueError):
+    """A strategy failed validation: code ``strategy.invalid`` (``strategy.no_json`` when model
+    output held no strategy at all) with the reasons in ``detail``.
+
+    The reasons are pydantic's, put into plain words by `explain_validation_error`; `str()` is
+    that detail, because model repair prompts and logs quote it.
+    """
+
+    @property
+    def detail(self) -> str:
+        """The plain-words reasons the strategy was refused."""
+        return str(self.params.get("detail", ""))
+
+    def __str__(self) -> str:
+        return self.detail or self.code
 
 
 _FIELD_WORDS = {
@@ -271,44 +288,6 @@ def explain_validation_error(exc: ValidationError, limit: int = 5) -> str:
     if more > 0:
         lines.append(f"…and {more} more problem(s)")
     return "; ".join(lines)
-
-
-def _pct(v: float) -> str:
-    return f"{v:g}%"
-
-
-def describe_condition(cond: Any) -> str:
-    """One condition in the user's terms, e.g. 'price drops 5% within 1h'."""
-    if cond.type == "price_drop":
-        return f"price drops {_pct(cond.threshold)} within {cond.timeframe}"
-    if cond.type == "price_rise":
-        return f"price rises {_pct(cond.threshold)} within {cond.timeframe}"
-    if cond.type == "volume_spike":
-        return f"volume jumps {_pct(cond.threshold)} above its {cond.timeframe} average"
-    return f"price crosses {'above' if cond.direction == 'above' else 'below'} ${cond.price:g}"
-
-
-def describe_strategy(strategy: Strategy | dict[str, Any]) -> str:
-    """Describe a strategy in one or two plain sentences."""
-    s = parse_strategy(strategy)
-    token = s.token.upper() + (f" on {s.chain}" if s.chain else "")
-    joiner = " or " if s.match == "any" else " and "
-    entries = joiner.join(describe_condition(c) for c in s.entry_conditions())
-    text = f"Buy {_pct(s.buy.amount_percent)} of the balance in {token} when {entries}."
-    exits: list[str] = []
-    rm = s.risk_management
-    if rm.stop_loss_percent is not None:
-        exits.append(f"a {_pct(rm.stop_loss_percent)} stop-loss")
-    if rm.take_profit_percent is not None:
-        exits.append(f"a {_pct(rm.take_profit_percent)} take-profit")
-    sell_conds = s.exit_conditions()
-    if sell_conds:
-        exits.append("selling when " + joiner.join(describe_condition(c) for c in sell_conds))
-    if exits:
-        text += " Exit with " + ", ".join(exits[:-1]) + (" and " if len(exits) > 1 else "") + exits[-1] + "."
-    else:
-        text += " No exit rule: positions stay open until you stop or add a stop-loss/take-profit."
-    return text
 
 
 def default_strategy(token: str = "WETH", chain: str | None = None) -> Strategy:

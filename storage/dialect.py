@@ -12,7 +12,7 @@ from typing import Any
 
 from storage.connection import SyncTx
 
-# The current time as ISO-8601 UTC text with milliseconds, the shape `storage.repos.to_iso` writes.
+# The current time as ISO-8601 UTC text with milliseconds, the shape `storage.values.to_iso` writes.
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 IntegrityError = sqlite3.IntegrityError

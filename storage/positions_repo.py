@@ -29,14 +29,22 @@ class NewPosition:
     entry_bar_time: int | None
 
 
-def open_for_agent(tx: SyncTx, agent_id: str) -> list[Any]:
-    return tx.all("SELECT * FROM positions WHERE agent_id = ? AND status = 'open' ORDER BY position_id",
-                  (agent_id,))
+def open_for_agent(tx: SyncTx, agent_id: str, user_id: int | None = None) -> list[Any]:
+    """The agent's open positions (only if `user_id` owns them, when given)."""
+    if user_id is None:
+        return tx.all("SELECT * FROM positions WHERE agent_id = ? AND status = 'open' ORDER BY position_id",
+                      (agent_id,))
+    return tx.all("SELECT * FROM positions WHERE agent_id = ? AND user_id = ? AND status = 'open' "
+                  "ORDER BY position_id", (agent_id, user_id))
 
 
-def recent_trades(tx: SyncTx, agent_id: str, limit: int) -> list[Any]:
-    return tx.all("SELECT * FROM trades WHERE agent_id = ? ORDER BY trade_id DESC LIMIT ?",
-                  (agent_id, max(0, int(limit))))
+def recent_trades(tx: SyncTx, agent_id: str, limit: int, user_id: int | None = None) -> list[Any]:
+    """The agent's latest closed trades (only if `user_id` owns them, when given)."""
+    if user_id is None:
+        return tx.all("SELECT * FROM trades WHERE agent_id = ? ORDER BY trade_id DESC LIMIT ?",
+                      (agent_id, max(0, int(limit))))
+    return tx.all("SELECT * FROM trades WHERE agent_id = ? AND user_id = ? ORDER BY trade_id DESC LIMIT ?",
+                  (agent_id, user_id, max(0, int(limit))))
 
 
 # -- batches (a tick's fills: `agents.ledger.fills.book_fills`) ---------------------------------------------

@@ -1,4 +1,4 @@
-"""Whole-database counts for the operator's /stats screen (never on a per-user path)."""
+"""Whole-database counts for the operator's stats screen (never on a per-user path)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents import IsolatedAIManager, MoneyRules, get_isolated_ai_manager
-from agents.events import CollectingSink
+from engine.events import CollectingSink
 from storage import Database, open_database
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from agents.autonomy.agent_loop import DEFAULT_TOKENS, AgentLoop, TickError
-from agents.events import CollectingSink, TradeClosed, TradeOpened
 from agents.ledger.manager import IsolatedAIManager
+from bot.cards import parity_line
+from engine.events import CollectingSink, TradeClosed, TradeOpened
 from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot
@@ -416,7 +417,7 @@ async def test_agent_parity_replays_its_trades_through_the_backtest(
     assert (await loop.tick()).trades_closed == 1
     parity = await loop.parity(agent_id)
     assert parity is not None and parity.ok and (parity.total, parity.identical) == (1, 1)
-    assert parity.summary() == "Parity: replayed through the backtest: 1/1 trades identical"
+    assert parity_line(parity) == "Parity: replayed through the backtest: 1/1 trades identical"
     assert await loop.parity("no-such-agent") is None
 
 
@@ -432,7 +433,9 @@ async def test_agent_parity_reports_a_divergence(
     await loop.tick()
     parity = await loop.parity(agent_id)
     assert parity is not None and not parity.ok and (parity.total, parity.identical) == (1, 0)
-    assert parity.first_difference is not None and parity.first_difference.startswith("trade 1: live: entry")
+    diff = parity.first_difference
+    assert diff is not None and diff.number == 1 and diff.live is not None and diff.backtest is not None
+    assert diff.live.entry_time == diff.backtest.entry_time and diff.live.entry_price != diff.backtest.entry_price
     assert "diverged from its backtest replay" in caplog.text
 
 
@@ -454,4 +457,4 @@ async def test_one_tokens_bad_candles_do_not_stop_the_others(
     market.candles[(bad, 60)][1] = (market.candles[(bad, 60)][1][0], 100.0, 90.0, 80.0, 100.0, 1.0)  # high < close
     report = await dip_then_open(loop, market, clock, good)
     assert report.ok and report.trades_opened == 1
-    assert any("candles BAD" in e and "high is below" in e for e in report.errors)
+    assert any("candles BAD" in e and "candles.high_below_body" in e for e in report.errors)

@@ -13,7 +13,7 @@ from agents.autonomy.automaton.client import (
     AutomatonError,
     AutomatonUnavailable,
     RemoteChild,
-    parse_amount,
+    parse_remote_amount,
 )
 from engine.http import CircuitBreaker
 from tests.fakes.automaton_api import AutomatonFake
@@ -61,13 +61,13 @@ async def test_child_info_is_parsed_as_decimal(client: AutomatonClient, fake: Au
 @pytest.mark.parametrize("value", ["NaN", "-1", "inf", True, None, "ten", float("nan"), [1]])
 def test_parse_amount_rejects_bad_values(value: object) -> None:
     with pytest.raises(AutomatonError):
-        parse_amount(value)
+        parse_remote_amount(value)
 
 
 def test_parse_amount_accepts_numbers_and_strings() -> None:
-    assert parse_amount(12) == Decimal("12.000000")
-    assert parse_amount("0.0000004") == Decimal("0.000000")
-    assert parse_amount(10.1) == Decimal("10.100000")
+    assert parse_remote_amount(12) == Decimal("12.000000")
+    assert parse_remote_amount("0.0000004") == Decimal("0.000000")
+    assert parse_remote_amount(10.1) == Decimal("10.100000")
 
 
 async def test_401_is_an_auth_error_without_the_key(fake: AutomatonFake) -> None:

@@ -8,9 +8,12 @@ from decimal import Decimal
 import pytest
 
 from agents.autonomy.automaton.client import AutomatonClient
-from agents.autonomy.automaton.sync import AutomatonSync, remote_balance_display
-from agents.events import ChildSpawned, CollectingSink
+from agents.autonomy.automaton.sync import AutomatonSync
+from agents.events import ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
+from agents.screens import remote_balance
+from bot.render import remote_text
+from engine.events import CollectingSink
 from storage import Database
 from tests.fakes.automaton_api import AutomatonFake
 from tests.invariants import check_invariants, money_snapshot
@@ -57,7 +60,7 @@ async def test_creates_each_remote_agent_once(db: Database, manager: IsolatedAIM
     assert remote.name == agent_id and remote.owner == "1" and remote.balance == Decimal("100")
     info = await manager.get_agent_info(agent_id, 1)
     assert info["remote_balance"] == Decimal("100.000000") and info["remote_status"] == "running"
-    assert remote_balance_display(info) == "100.00 USDC (running)"
+    assert remote_text(remote_balance(info)) == "100.00 USDC (running)"
     for _ in range(2):
         assert (await sync.run_once()).created == 0
     assert len(fake.agents) == 1
@@ -69,7 +72,7 @@ async def test_local_only_mode_does_not_create(db: Database, manager: IsolatedAI
     agent_id = (await manager.create_user_main_agent(1, Decimal("100")))["agent_id"]
     await AutomatonSync(db, manager, client, create_missing=False).run_once()
     assert fake.agents == {}
-    assert remote_balance_display(await manager.get_agent_info(agent_id, 1)) is None
+    assert remote_balance(await manager.get_agent_info(agent_id, 1)) is None
 
 
 async def test_balance_change_is_one_sync_adjust_across_identical_polls(
@@ -134,7 +137,7 @@ async def test_failures_show_unknown_and_change_no_money(db: Database, manager: 
     report = await sync.run_once()
     assert report.failed == 1 and report.adjusted == 0 and KEY not in " ".join(report.errors)
     info = await manager.get_agent_info(agent_id, 1)
-    assert info["remote_status"] == "unknown" and remote_balance_display(info) == "unknown"
+    assert info["remote_status"] == "unknown" and remote_text(remote_balance(info)) == "unknown"
     after = await db.fetchone("SELECT isolated_balance, remote_balance FROM automaton_agents WHERE agent_id = ?",
                               (agent_id,))
     assert tuple(after) == tuple(before)

@@ -22,8 +22,9 @@ from agents.autonomy.coordinator import Coordinator, DataWorker
 from agents.autonomy.risk import RiskWorker
 from agents.autonomy.spawn_policy import SpawnPolicy
 from agents.autonomy.spawner import Spawner
-from agents.events import AgentPaused, ChildSpawned, CollectingSink, TradeClosed, TradeOpened
+from agents.events import AgentPaused, ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
+from engine.events import CollectingSink, TradeClosed, TradeOpened
 from engine.market.ave import AveClient
 from engine.market.cache import CachedMarketData
 from storage import Database

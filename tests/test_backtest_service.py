@@ -1,4 +1,4 @@
-"""BacktestService: argument grammar, end-to-end runs on the demo market and a real pool, errors."""
+"""BacktestService: end-to-end runs on the demo market and a real pool, the request limits, errors."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ from typing import Any
 
 import pytest
 
+from bot.backtest_args import parse_backtest_args
+from bot.cards import metrics_rows, progress_text
+from bot.messages import describe
+from bot.messages.engine import MARKET_DOWN
+from bot.strategy_text import describe_strategy
 from engine.backtest import BacktestInputError, run_backtest
 from engine.backtest_service import (
-    MARKET_DOWN,
     MAX_STORED_SIGNALS,
-    BacktestArgsError,
     BacktestReport,
     BacktestRequest,
+    BacktestRequestError,
     BacktestService,
     BacktestServiceError,
-    format_metrics,
-    parse_backtest_args,
 )
-from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo
+from engine.errors import CodedError
+from engine.market.base import Candles, MarketDataError, PriceQuote, TemporaryMarketError, TokenInfo
 from engine.market.demo import DemoMarket
 from engine.pool import (
     BacktestBusyError,
@@ -34,7 +37,9 @@ from engine.pool import (
 )
 from engine.strategy import Strategy, parse_strategy
 from storage import Database, open_database
-from storage.repos import BacktestRepo, SignalRepo, UserRepo
+from storage.runs_repo import BacktestRepo
+from storage.signals_repo import SignalRepo
+from storage.user_repo import UserRepo
 
 USER, OTHER = 501, 502
 NOW = 1_717_000_000.0  # fixed "now" for the deterministic demo market
@@ -72,63 +77,8 @@ class Progress:
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-
-# -- argument grammar -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("args, expected", [
-    ([], BacktestRequest(None, None, "1h", 30)),
-    (["PEPE"], BacktestRequest("PEPE", None, "1h", 30)),
-    (["PEPE", "4h", "90"], BacktestRequest("PEPE", None, "4h", 90)),
-    (["pepe:BSC", "15m", "7"], BacktestRequest("pepe", "bsc", "15m", 7)),
-    (["$PEPE"], BacktestRequest("PEPE", None, "1h", 30)),
-    ([PEPE_ID, "5m", "3"], BacktestRequest(PEPE_ID, None, "5m", 3)),
-    (["7", "15m"], BacktestRequest(None, None, "15m", 7)),  # any order, recognised by shape
-    (["1D", "365"], BacktestRequest(None, None, "1d", 365)),
-    (["60m"], BacktestRequest(None, None, "1h", 30)),
-    (["24h", "120"], BacktestRequest(None, None, "1d", 120)),
-    (["1INCH"], BacktestRequest("1INCH", None, "1h", 30)),
-    (["+45"], BacktestRequest(None, None, "1h", 45)),
-])
-def test_good_arguments(args: list[str], expected: BacktestRequest) -> None:
-    assert parse_backtest_args(args) == expected
-    assert BacktestService.parse_args(args) == expected
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["PEPE", "1h", "abc!"], "token"),            # two tokens
-    (["PEPE", "1h", "-5"], "Days must be"),
-    (["PEPE", "1h", "0"], "Days must be"),
-    (["PEPE", "1h", "366"], "Days must be"),
-    (["PEPE", "1h", "99999999999999999999"], "Days must be"),
-    (["PEPE", "1h", "nan"], "Days must be"),
-    (["PEPE", "1h", "inf"], "Days must be"),
-    (["PEPE", "1h", "2.5"], "whole number"),
-    (["PEPE", "1h", "1e3"], "whole number"),
-    (["PEPE", "2h", "30"], "Unknown timeframe"),
-    (["PEPE", "1m", "30"], "Unknown timeframe"),
-    (["PEPE", "30d"], "just the number"),
-    (["<b>PEPE</b>"], "A token is a symbol"),
-    (["PE&PE"], "A token is a symbol"),
-    (["P" * 101], "too long"),
-    (["PEPE:b$c"], "chain name"),
-    (["PEPE:"], "chain name"),
-    ([":bsc"], "missing"),
-    ([PEPE_ID + ":bsc"], "already names its chain"),
-    (["PEPE", "1h", "30", "extra"], "Too many arguments"),
-    (["1h", "4h"], "only one timeframe"),
-    (["10", "20"], "only one number of days"),
-    (["1d", "30"], "Too short a range"),           # 30 candles < 50
-    (["4h", "5"], "Too short a range"),            # 30 candles
-    (["5m", "365"], "Too many candles"),           # 105,120 candles
-])
-def test_bad_arguments(args: list[str], needle: str) -> None:
-    with pytest.raises(BacktestArgsError) as info:
-        parse_backtest_args(args)
-    assert needle in str(info.value)
-    assert "<" not in str(info.value)  # the message never echoes markup
+    async def __call__(self, stage: str, candles: int) -> None:
+        self.messages.append(progress_text(stage, candles))
 
 
 # -- end to end -----------------------------------------------------------------------------------
@@ -143,7 +93,7 @@ async def test_end_to_end_on_demo_market(bt_db: Database, pool: BacktestPool) ->
     assert report.symbol == "PEPE" and report.token_id == PEPE_ID and report.chain == "bsc"
     assert report.candles == 720 and report.days == 30 and report.timeframe == "1h" and report.demo
     assert report.chart_png.startswith(b"\x89PNG")
-    assert "Buy 50% of the balance in PEPE" in report.strategy_description
+    assert "Buy 50% of the balance in PEPE" in describe_strategy(report.strategy)
 
     # identical to running the engine in-process on the same candles
     candles = await market.get_klines(PEPE_ID, 60, limit=720)
@@ -167,7 +117,7 @@ async def test_end_to_end_on_demo_market(bt_db: Database, pool: BacktestPool) ->
     assert buys and all("price dropped" in s.reason and "in 1h ≥ your 2%" in s.reason for s in buys)
     assert all("price rose" in s.reason and "≥ your 3%" in s.reason for s in sells)
 
-    labels = dict(format_metrics(report))
+    labels = dict(metrics_rows(report))
     assert labels["Token"] == "PEPE (bsc) · demo data"
     assert labels["Period"] == "30 days of 1h candles (720)"
     assert labels["Trades"] == str(len(local.trades))
@@ -178,24 +128,27 @@ async def test_another_token_repoints_the_strategy(bt_db: Database, pool: Backte
     service = BacktestService(bt_db, DemoMarket(clock=lambda: NOW), pool, clock=lambda: NOW)
     report = await service.run(USER, None, STRATEGY, parse_backtest_args(["WETH", "4h", "60"]), Progress())
     assert report.symbol == "WETH" and report.candles == 360
-    assert "in WETH on eth" in report.strategy_description
+    assert "in WETH on eth" in describe_strategy(report.strategy)
     stored = await BacktestRepo(bt_db).get(USER, report.backtest_id)
     assert stored is not None and json.loads(stored.strategy_json)["actions"][0]["token"] == "WETH"
 
 
 async def test_unknown_token(bt_db: Database) -> None:
     service = BacktestService(bt_db, DemoMarket(clock=lambda: NOW), BacktestPool(1), clock=lambda: NOW)
-    with pytest.raises(BacktestServiceError, match="No token called NOPE"):
+    with pytest.raises(BacktestServiceError) as info:
         await service.run(USER, None, STRATEGY, parse_backtest_args(["NOPE"]), Progress())
+    assert describe(info.value).startswith("No token called NOPE on any chain in the demo market (it has PEPE (bsc)")
+    assert describe(info.value).endswith("). Try a symbol like PEPE, PEPE:bsc or an id like 0xabc…-bsc.")
     [row] = await BacktestRepo(bt_db).recent(USER)
-    assert row.status == "failed" and "No token called NOPE" in (row.error or "")
+    assert row.status == "failed" and "backtest.token_not_found" in (row.error or "")
 
 
 async def test_too_little_history(bt_db: Database) -> None:
     young = DemoMarket(clock=lambda: NOW, history_days=1)  # only 24 hourly candles exist
     service = BacktestService(bt_db, young, BacktestPool(1), clock=lambda: NOW)
-    with pytest.raises(BacktestServiceError, match="Too short a range: PEPE has only 24 1h candles"):
+    with pytest.raises(BacktestServiceError) as info:
         await service.run(USER, None, STRATEGY, parse_backtest_args(["PEPE", "1h", "30"]), Progress())
+    assert describe(info.value).startswith("Too short a range: PEPE has only 24 1h candles in the last 30 days")
     [row] = await BacktestRepo(bt_db).recent(USER)
     assert row.status == "failed" and row.token_id == PEPE_ID
 
@@ -206,7 +159,7 @@ class BrokenMarket:
     is_demo = False
 
     def __init__(self, error: Exception | None = None) -> None:
-        self.error = error or TemporaryMarketError("AVE timed out")
+        self.error = error or TemporaryMarketError("market.temporary", status=None)
 
     async def resolve_token(self, symbol_or_id: str, chain: str | None = None) -> TokenInfo:
         return TokenInfo(token_id="0xdead-bsc", symbol=symbol_or_id.upper(), chain=chain or "bsc")
@@ -227,12 +180,13 @@ class BrokenMarket:
 
 async def test_market_outage_is_a_clear_error_and_a_failed_row(bt_db: Database) -> None:
     service = BacktestService(bt_db, BrokenMarket(), BacktestPool(1), clock=lambda: NOW)
-    with pytest.raises(BacktestServiceError) as info:
+    with pytest.raises(MarketDataError) as info:
         await service.run(USER, 7, STRATEGY, parse_backtest_args([]), Progress())
-    assert str(info.value) == MARKET_DOWN
+    assert describe(info.value) == MARKET_DOWN
     [row] = await BacktestRepo(bt_db).recent(USER)
-    assert row.status == "failed" and row.error == MARKET_DOWN and row.bot_id is None  # no such bot: detached
-    assert not service.is_busy(USER)
+    assert row.status == "failed" and row.error == str(info.value) and row.bot_id is None  # no such bot: detached
+    with pytest.raises(MarketDataError):  # the user is free again: the next run reaches the market, not "busy"
+        await service.run(USER, None, STRATEGY, parse_backtest_args([]), Progress())
 
 
 class GatedMarket(DemoMarket):
@@ -254,13 +208,12 @@ async def test_one_backtest_per_user(bt_db: Database, pool: BacktestPool) -> Non
     service = BacktestService(bt_db, market, pool, clock=lambda: NOW)
     first = asyncio.create_task(service.run(USER, None, STRATEGY, parse_backtest_args([]), Progress()))
     await asyncio.wait_for(market.waiting.wait(), 5)
-    assert service.is_busy(USER)
-    with pytest.raises(BacktestServiceError, match="already have a backtest running"):
+    with pytest.raises(BacktestBusyError) as busy:
         await service.run(USER, None, STRATEGY, parse_backtest_args([]), Progress())
+    assert describe(busy.value) == "You already have a backtest running; wait for it to finish."
     market.gate.set()
     report = await asyncio.wait_for(first, 60)
     assert isinstance(report, BacktestReport) and report.candles == 720
-    assert not service.is_busy(USER)
     rows = await BacktestRepo(bt_db).recent(USER)
     assert [r.status for r in rows] == ["completed"]  # the refused run stored nothing
 
@@ -276,18 +229,19 @@ class FailingPool:
 
 
 @pytest.mark.parametrize("error, needle", [
-    (BacktestBusyError("busy"), "already have a backtest running"),
-    (BacktestQueueFullError("full"), "Too many backtests are queued"),
-    (BacktestTimeoutError("slow"), "took longer than 5 s"),
-    (BacktestError("the backtest worker stopped unexpectedly; please try again"), "worker stopped"),
-    (BacktestInputError("candle times must be strictly increasing"), "can't be backtested"),
+    (BacktestBusyError("backtest.busy"), "already have a backtest running"),
+    (BacktestQueueFullError("backtest.queue_full"), "Too many backtests are queued"),
+    (BacktestTimeoutError("backtest.timeout", seconds=5.0), "took longer than 5 s and was stopped"),
+    (BacktestError("backtest.worker_stopped"), "worker stopped"),
+    (BacktestInputError("candles.not_increasing"), "can't be backtested: candle times must be strictly increasing."),
     (RuntimeError("boom"), "failed unexpectedly"),
 ])
 async def test_pool_errors_map_to_clear_messages(bt_db: Database, error: Exception, needle: str) -> None:
     service = BacktestService(bt_db, DemoMarket(clock=lambda: NOW), FailingPool(error),  # type: ignore[arg-type]
                               timeout=5, clock=lambda: NOW)
-    with pytest.raises(BacktestServiceError, match=needle):
+    with pytest.raises(CodedError) as info:
         await service.run(USER, None, STRATEGY, parse_backtest_args([]), Progress())
+    assert needle in describe(info.value)
     [row] = await BacktestRepo(bt_db).recent(USER)
     assert row.status == "failed" and row.error
 
@@ -297,8 +251,9 @@ async def test_progress_failures_do_not_abort(bt_db: Database) -> None:
         raise RuntimeError("message to edit was deleted")
 
     service = BacktestService(bt_db, BrokenMarket(), BacktestPool(1), clock=lambda: NOW)
-    with pytest.raises(BacktestServiceError, match="unavailable"):  # fails later, at the market, not at progress
+    with pytest.raises(MarketDataError) as info:  # fails later, at the market, not at progress
         await service.run(USER, None, STRATEGY, parse_backtest_args([]), broken_progress)
+    assert "unavailable" in describe(info.value)
 
 
 async def test_interrupted_rows_are_failed_on_start(bt_db: Database) -> None:
@@ -310,17 +265,13 @@ async def test_interrupted_rows_are_failed_on_start(bt_db: Database) -> None:
     assert row.status == "failed"
 
 
-@pytest.mark.parametrize(("default", "args", "expected"), [
-    ("5m", [], ("5m", 30)),           # a 5-minute strategy runs on 5-minute candles by default
-    ("1d", [], ("1d", 100)),          # daily candles get enough days for ~100 bars
-    ("4h", ["7"], None),              # explicit days too short for 4h candles: refused
-    ("5m", ["1h", "10"], ("1h", 10)),  # explicit arguments win over the default
+@pytest.mark.parametrize(("request_args", "code", "words"), [
+    (("PEPE", None, "2h", 30), "backtest.unknown_timeframe", "Unknown timeframe 2h. Use one of 5m 15m 30m 1h 4h 1d."),
+    ((None, None, "1h", 0), "backtest.days_out_of_range", "Days must be from 1 to 365."),
+    ((None, None, "1d", 30), "backtest.range_too_short", "Too short a range: 30 day(s) of 1d candles is only 30"),
+    ((None, None, "5m", 365), "backtest.range_too_long", "Too many candles: 365 days of 5m candles is 105,120"),
 ])
-def test_default_timeframe_follows_the_strategy(default: str, args: list[str],
-                                                expected: tuple[str, int] | None) -> None:
-    if expected is None:
-        with pytest.raises(BacktestArgsError, match="Too short"):
-            BacktestService.parse_args(args, default)
-        return
-    request = BacktestService.parse_args(args, default)
-    assert (request.timeframe, request.days) == expected
+def test_a_request_checks_the_engine_limits(request_args: tuple[Any, ...], code: str, words: str) -> None:
+    with pytest.raises(BacktestRequestError) as info:
+        BacktestRequest(*request_args)
+    assert info.value.code == code and describe(info.value).startswith(words)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.messages import describe
 from engine.backtest import BacktestInputError, run_backtest
 from engine.bars import CandleError, grid_candles, to_grid, validate_candles
 from engine.market.base import Candles
@@ -34,37 +35,37 @@ DIP = {"conditions": [{"type": "price_drop", "token": "T", "threshold": 3, "time
 
 
 @pytest.mark.parametrize(("change", "code", "words"), [
-    (lambda d: d.update(time=d["time"] * 1000), "milliseconds", "milliseconds"),
-    (lambda d: d["high"].__setitem__(2, d["close"][2] * 0.9), "high_below_body", "candle 3: its high is below"),
-    (lambda d: d["low"].__setitem__(1, d["open"][1] * 1.1), "low_above_body", "candle 2: its low is above"),
-    (lambda d: d["time"].__setitem__(3, d["time"][2]), "not_increasing", "strictly increasing"),
-    (lambda d: d["time"].__setitem__(3, d["time"][1]), "not_increasing", "strictly increasing"),
-    (lambda d: d["close"].__setitem__(0, float("nan")), "not_finite", "missing or infinite close"),
-    (lambda d: d["open"].__setitem__(0, -1.0), "not_positive", "zero or negative open"),
-    (lambda d: d["volume"].__setitem__(0, -1.0), "negative_volume", "negative volume"),
-    (lambda d: d.pop("volume"), "missing_column", "no 'volume' column"),
+    (lambda d: d.update(time=d["time"] * 1000), "candles.milliseconds", "milliseconds"),
+    (lambda d: d["high"].__setitem__(2, d["close"][2] * 0.9), "candles.high_below_body", "candle 3: its high is below"),
+    (lambda d: d["low"].__setitem__(1, d["open"][1] * 1.1), "candles.low_above_body", "candle 2: its low is above"),
+    (lambda d: d["time"].__setitem__(3, d["time"][2]), "candles.not_increasing", "strictly increasing"),
+    (lambda d: d["time"].__setitem__(3, d["time"][1]), "candles.not_increasing", "strictly increasing"),
+    (lambda d: d["close"].__setitem__(0, float("nan")), "candles.not_finite", "missing or infinite close"),
+    (lambda d: d["open"].__setitem__(0, -1.0), "candles.not_positive", "zero or negative open"),
+    (lambda d: d["volume"].__setitem__(0, -1.0), "candles.negative_volume", "negative volume"),
+    (lambda d: d.pop("volume"), "candles.missing_column", "no 'volume' column"),
 ])
 def test_inputs_that_lie_get_a_clear_error(change: Any, code: str, words: str) -> None:
     data = candles([100, 101, 102, 101, 100, 99])
     change(data)
     with pytest.raises(CandleError) as caught:
         validate_candles(data)
-    assert caught.value.code == code and words in str(caught.value)
+    assert caught.value.code == code and words in describe(caught.value)
     with pytest.raises(BacktestInputError) as bt:
         run_backtest(DIP, data)
-    assert bt.value.code == code and words in str(bt.value)
+    assert bt.value.code == code and words in describe(bt.value)
 
 
 def test_off_grid_times_and_a_condition_longer_than_the_data() -> None:
     data = candles([100, 101, 102, 103], times=[T0, T0 + H, T0 + 2 * H + 60, T0 + 3 * H])
     with pytest.raises(BacktestInputError) as caught:
         run_backtest(DIP, data, interval_minutes=60)
-    assert caught.value.code == "off_grid"
+    assert caught.value.code == "candles.off_grid"
     daily = {**DIP, "conditions": [{**DIP["conditions"][0], "timeframe": "1d"}]}
     with pytest.raises(BacktestInputError) as short:
         run_backtest(daily, candles([100.0] * 10))
-    assert short.value.code == "history_too_short"
-    assert str(short.value) == ("the 1d condition needs more than 24 candles of 1h history and there are only 10: "
+    assert short.value.code == "backtest.history_too_short"
+    assert describe(short.value) == ("the 1d condition needs more than 24 candles of 1h history and there are only 10: "
                                 "use a longer period or a shorter timeframe")
 
 

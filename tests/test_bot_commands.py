@@ -6,14 +6,17 @@ Every test ends with `assert_clean()` (in the fixture): the bot never made a mal
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.guards import PRIVATE_ONLY, UserFacingError
 from bot.handlers.start import ADMIN_COMMANDS, COMMANDS
-from tests.bot_harness import ADMIN_ID, BotHarness, running_bot
+from tests.bot_harness import ADMIN_ID, DEFAULT_TIMEOUT, BotHarness, running_bot
 from tests.fakes.ave_api import AveFake
 
 ALICE = 501
@@ -72,6 +75,32 @@ async def test_start_replies_in_html_with_the_main_menu(h: BotHarness) -> None:
                                      "m:help"]
     users = await h.services.db.fetchval("SELECT COUNT(*) FROM users WHERE user_id = ?", (ALICE,))
     assert users == 1
+    # The application's Defaults reach the raw reply calls too: HTML, and no link previews.
+    assert h.fake.sent("sendMessage", ALICE)[-1].params["link_preview_options"] == {"is_disabled": True}
+
+
+async def test_a_user_is_registered_once_and_only_from_a_private_chat(h: BotHarness,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[int] = []
+    ensure = h.services.users.ensure
+
+    async def counting(user_id: int, *args: Any, **kwargs: Any) -> None:
+        registered.append(user_id)
+        await ensure(user_id, *args, **kwargs)
+
+    monkeypatch.setattr(h.services.users, "ensure", counting)
+    menu = await h.send(ALICE, "/start", first_name="Alice")
+    await h.send(ALICE, "/help")
+    await h.press(ALICE, menu.message_id, "m:help")
+    await h.send(ALICE, "/nonsense")  # the fallback handlers see registered users too
+    assert registered == [ALICE]
+    row = await h.services.db.fetchone("SELECT first_name FROM users WHERE user_id = ?", (ALICE,))
+    assert row is not None and row[0] == "Alice"
+    # Registration runs first and stops nothing: a group chat is still refused, and registers nobody.
+    refused = await h.send(BOB, "/start", chat_type="group")
+    assert refused.text == PRIVATE_ONLY
+    assert registered == [ALICE]
+    assert await h.services.db.fetchval("SELECT COUNT(*) FROM users WHERE user_id = ?", (BOB,)) == 0
 
 
 async def test_main_menu_buttons_open_their_screens(h: BotHarness) -> None:
@@ -144,12 +173,12 @@ async def test_pause_and_resume_buttons(h: BotHarness) -> None:
     shown = await h.send(ALICE, "/automaton 100")
     agent_id = (await h.services.manager.get_main_agent(ALICE))["agent_id"]
     paused = await h.press(ALICE, shown.message_id, f"ap:{agent_id}")
-    assert paused.answer.text == "Agent paused."
-    assert paused.message is not None and "paused" in paused.message.text
+    assert paused.answer.text is None  # answered before the work; the edited screen shows the result
+    assert paused.message is not None and "Status: ⏸ paused" in paused.message.text
     assert f"ar:{agent_id}" in paused.message.callback_data()
     assert (await h.services.manager.get_agent_info(agent_id, ALICE))["status"] == "paused"
     resumed = await h.press(ALICE, shown.message_id, f"ar:{agent_id}")
-    assert resumed.answer.text == "Agent resumed."
+    assert resumed.message is not None and "Status: 🟢 active" in resumed.message.text
     assert (await h.services.manager.get_agent_info(agent_id, ALICE))["status"] == "active"
 
 
@@ -271,7 +300,7 @@ async def test_withdraw_asks_then_moves_exactly_the_amount(h: BotHarness) -> Non
     assert len(parts) == 2 and sum(r["amount"] for r in parts) == -10_000_000
     # Pressing the same confirmation again withdraws nothing more.
     again = await h.press(ALICE, ask.message_id, confirm)
-    assert again.answer.show_alert and "expired" in (again.answer.text or "")
+    assert len(again.new) == 1 and again.new[0].text.startswith("⚠️") and "expired" in again.new[0].text
     assert (await manager.get_user_ai_portfolio(ALICE))["total_balance"] == Decimal("1090")
 
 
@@ -284,7 +313,7 @@ async def test_withdraw_cancel_changes_nothing(h: BotHarness) -> None:
     cancelled = await h.press(ALICE, ask.message_id, cancel)
     assert cancelled.message is not None and "cancelled" in cancelled.message.text
     late = await h.press(ALICE, ask.message_id, confirm)
-    assert late.answer.show_alert and "expired" in (late.answer.text or "")
+    assert len(late.new) == 1 and "expired" in late.new[0].text
     assert await h.snapshot() == before
 
 
@@ -470,3 +499,36 @@ async def test_a_stop_within_the_round_trip_cost_gets_a_warning(h: BotHarness) -
         in tight.text
     fine = await h.send(ALICE, STRATEGY_TEXT)
     assert "Strategy updated" in fine.text and "round-trip cost" not in fine.text
+
+
+async def test_a_slow_button_is_answered_before_its_work_and_a_late_refusal_is_a_message(
+        h: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    await h.send(ALICE, "/newbot Slow")
+    designed = await h.send(ALICE, STRATEGY_TEXT)
+    data = next(d for d in designed.callback_data() if d.startswith("bb:"))
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_run(*_args: Any, **_kwargs: Any) -> None:
+        started.set()
+        await release.wait()  # a backtest may take up to two minutes
+        raise UserFacingError("The market data is not available right now.")
+
+    monkeypatch.setattr(h.services.backtests, "run", slow_run)
+    first_call = len(h.fake.sent())
+    query_id = h.fake.user_presses(ALICE, designed.message_id, data)
+    h.pressed.append(query_id)
+    try:
+        await asyncio.wait_for(started.wait(), DEFAULT_TIMEOUT)
+        # While the work is still running, the press is already answered (the client stops spinning).
+        answer = await h.fake.wait_for_async(
+            lambda: next((a for a in h.fake.answered_callbacks if a.callback_query_id == query_id), None), 5)
+        assert answer.text is None and not answer.show_alert
+    finally:
+        release.set()
+    await h.idle()
+    calls = h.fake.sent()[first_call:]
+    assert calls[0].method == "answerCallbackQuery"  # before every message the press caused
+    progress, refusal = h.fake.messages(ALICE)[-2:]
+    assert progress.parse_mode == "HTML" and progress.edited and progress.text == "❌ Backtest failed."
+    assert refusal.text == "⚠️ The market data is not available right now."  # a message: no alert is lost
+    assert len([a for a in h.fake.answered_callbacks if a.callback_query_id == query_id]) == 1

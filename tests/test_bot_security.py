@@ -140,17 +140,19 @@ async def test_forged_callbacks_with_another_users_ids_change_nothing(h: BotHarn
     ]
     for data in forged:
         result = await h.press(ALICE, screen.message_id, data)
-        assert result.answer.show_alert, data
-        assert result.answer.text and result.answer.text.startswith("⚠️"), (data, result.answer)
-        assert "went wrong" not in result.answer.text, data
-        assert result.new == [], data
+        # Answered first (empty), then refused in a message of its own: the screen stays as it was.
+        assert result.answer.text is None and not result.answer.show_alert, data
+        assert len(result.new) == 1, (data, result.new)
+        refusal = result.new[0].text
+        assert refusal.startswith("⚠️") and "went wrong" not in refusal, (data, refusal)
+        assert bob_agent not in refusal, data
         assert result.message is not None and bob_agent not in result.message.text
     assert await h.snapshot() == before
     assert (await h.services.simulations.status(BOB))[0].status == "running"
     # A foreign id is answered exactly like an id that does not exist.
     foreign = await h.press(ALICE, screen.message_id, f"ag:{bob_agent}:0")
     missing = await h.press(ALICE, screen.message_id, "ag:ag0000000000:0")
-    assert foreign.answer.text == missing.answer.text
+    assert foreign.new[0].text == missing.new[0].text
     assert len(h.fake.messages(BOB)) == bob_messages  # nothing reached Bob's chat
     assert not any(alice_agent in (m.text or "") for m in h.fake.messages(BOB))
 
@@ -188,14 +190,14 @@ async def test_withdraw_confirmation_with_a_wrong_nonce_does_nothing(h: BotHarne
     before = await h.snapshot()
     wrong = "wd:ok:" + ("0" * 8 if real[-8:] != "0" * 8 else "1" * 8)
     result = await h.press(ALICE, ask.message_id, wrong)
-    assert result.answer.show_alert and "expired" in (result.answer.text or "")
+    assert len(result.new) == 1 and "expired" in result.new[0].text
     assert await h.snapshot() == before
     # Bob replaying Alice's exact confirmation in his own chat withdraws nothing either.
     await h.send(BOB, "/automaton 100")
     bob_screen = await h.send(BOB, "/ai_portfolio")
     before_replay = await h.snapshot()
     replay = await h.press(BOB, bob_screen.message_id, real)
-    assert replay.answer.show_alert and "expired" in (replay.answer.text or "")
+    assert len(replay.new) == 1 and "expired" in replay.new[0].text
     assert await h.snapshot() == before_replay
     # The real confirmation still works afterwards.
     done = await h.press(ALICE, ask.message_id, real)

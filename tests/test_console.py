@@ -26,7 +26,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.console import ConsoleRequest, run_console
-from bot.console_render import (
+from bot.console.render import (
     HtmlParseError,
     format_message,
     keyboard_lines,

@@ -9,8 +9,8 @@ import pytest
 
 from agents.autonomy.agent_loop import AgentLoop
 from agents.autonomy.coordinator import Coordinator, DataWorker
-from agents.events import CollectingSink
 from agents.ledger.manager import IsolatedAIManager
+from engine.events import CollectingSink
 from engine.market.cache import CachedMarketData
 from storage import Database
 from tests.test_agent_loop import NOW, ScriptedMarket, dip_strategy

@@ -13,13 +13,14 @@ import pytest
 from agents.design.crew import (
     BEGIN_MARK,
     END_MARK,
-    arun_crew,
     extract_json_object,
     run_crew,
     sanitize_explanation,
     validate_strategy_text,
 )
+from agents.design.notes import Note
 from agents.llm_config import LlmSettings, classify_llm_error, llm_settings_from, normalise_base_url
+from bot.design_text import note_text
 from engine.strategy import StrategyError, default_strategy, parse_strategy
 from tests.fakes.anthropic_api import (
     AnthropicFake,
@@ -92,8 +93,8 @@ def test_valid_first_try_runs_three_agents(fake: AnthropicFake, settings: LlmSet
     assert result.ok, result.error
     assert result.strategy == parse_strategy(VALID)
     assert not result.repaired
-    assert "It buys PEPE after a 5% hourly dip" in result.explanation
-    assert "Buy 10% of the balance in PEPE on bsc" in result.explanation  # deterministic description
+    # The explainer's summary only: the designer adds the deterministic description (test_designer).
+    assert result.explanation == "It buys PEPE after a 5% hourly dip, with a 3% stop-loss."
     requests = fake.message_requests()
     assert [_role(r.body or {}) for r in requests] == [
         "Trading Strategy Designer",
@@ -120,9 +121,8 @@ def test_invalid_validator_output_keeps_designer_strategy(fake: AnthropicFake, s
     result = run_crew(settings, "buy PEPE on dips", None, [])
     assert result.ok
     assert result.strategy == parse_strategy(VALID)
-    # The explainer described the rejected version, so only the deterministic text is shown.
-    assert "500" not in result.explanation
-    assert result.explanation.startswith("Strategy: Buy 10%")
+    # The explainer described the rejected version, so its summary is dropped.
+    assert result.explanation == ""
 
 
 def test_edit_prompt_contains_current_strategy(fake: AnthropicFake, settings: LlmSettings) -> None:
@@ -159,7 +159,11 @@ def test_unrepairable_output_fails_after_exactly_one_repair(
     result = run_crew(settings, "buy PEPE with 500% of my money", None, [])
     assert not result.ok and result.strategy is None
     assert result.error_kind == "invalid_output"
-    assert result.error and "at most 100" in result.error
+    assert result.error is not None and result.error.code == "crew.invalid_output"
+    assert note_text(result.error) == (
+        "The AI could not produce a valid strategy (amount (% of balance) must be at most 100.0). "
+        "Try rephrasing, e.g. 'buy 10% PEPE on bsc when it drops 5% in 1h'."
+    )
     assert len(fake.message_requests()) == 2
     assert fake.pending == 1
 
@@ -177,7 +181,11 @@ def test_malformed_json_twice_fails(fake: AnthropicFake, settings: LlmSettings) 
     fake.enqueue("{not json at all", "conditions: price_drop 5")
     result = run_crew(settings, "buy PEPE on dips", None, [])
     assert not result.ok and result.error_kind == "invalid_output"
-    assert result.error and "no strategy JSON" in result.error
+    assert result.error is not None and result.error.params["error"].code == "strategy.no_json"
+    assert note_text(result.error) == (
+        "The AI could not produce a valid strategy (no strategy JSON object was found in the answer). "
+        "Try rephrasing, e.g. 'buy 10% PEPE on bsc when it drops 5% in 1h'."
+    )
 
 
 def test_refusal_is_a_clear_failure(fake: AnthropicFake, settings: LlmSettings) -> None:
@@ -185,7 +193,7 @@ def test_refusal_is_a_clear_failure(fake: AnthropicFake, settings: LlmSettings) 
     result = run_crew(settings, "do something shady", None, [])
     assert not result.ok and result.strategy is None
     assert result.error_kind == "invalid_output"
-    assert result.error and "could not produce a valid strategy" in result.error
+    assert result.error is not None and "could not produce a valid strategy" in note_text(result.error)
 
 
 # -- service errors -----------------------------------------------------------------------------
@@ -195,8 +203,10 @@ def test_rate_limit_is_a_clear_error(fake: AnthropicFake, settings: LlmSettings)
     # CrewAI retries throttling itself (3 attempts in 1.15, with its own backoff); every answer is 429.
     fake.responder = lambda _req: rate_limited(0)
     result = run_crew(settings, "buy PEPE on dips", None, [])
-    assert not result.ok and result.error_kind == "rate_limited"
-    assert result.error and "rate-limiting" in result.error
+    assert not result.ok and result.error_kind == "rate_limited" and result.error == Note("llm.rate_limited")
+    assert note_text(result.error) == (
+        "The AI service is rate-limiting requests right now. Please try again in a minute."
+    )
     assert len(fake.message_requests()) >= 1
 
 
@@ -209,14 +219,15 @@ def test_rate_limit_then_success(fake: AnthropicFake, settings: LlmSettings) -> 
 def test_overload_is_a_clear_error(fake: AnthropicFake, settings: LlmSettings) -> None:
     fake.enqueue(overloaded())
     result = run_crew(settings, "buy PEPE on dips", None, [])
-    assert not result.ok and result.error_kind == "overloaded"
-    assert result.error and "overloaded" in result.error
+    assert not result.ok and result.error_kind == "overloaded" and result.error == Note("llm.overloaded")
+    assert note_text(result.error) == "The AI service is overloaded right now. Please try again in a few minutes."
 
 
 def test_server_error(fake: AnthropicFake, settings: LlmSettings) -> None:
     fake.enqueue(server_error())
     result = run_crew(settings, "buy PEPE on dips", None, [])
-    assert not result.ok and result.error_kind == "server"
+    assert not result.ok and result.error_kind == "server" and result.error == Note("llm.server")
+    assert note_text(result.error) == "The AI service had an internal error. Please try again later."
 
 
 def test_bad_key_is_an_auth_error(fake: AnthropicFake) -> None:
@@ -224,8 +235,9 @@ def test_bad_key_is_an_auth_error(fake: AnthropicFake) -> None:
         api_key="sk-wrong-key-123456", base_url=fake.base_url, model="claude-x", max_retries=0
     )
     result = run_crew(wrong, "buy PEPE on dips", None, [])
-    assert not result.ok and result.error_kind == "auth"
-    assert "sk-wrong-key-123456" not in (result.error or "")
+    assert not result.ok and result.error_kind == "auth" and result.error == Note("llm.auth")
+    assert note_text(result.error) == "The AI service rejected the bot's API key. Please tell the bot's operator."
+    assert "sk-wrong-key-123456" not in note_text(result.error)
 
 
 # -- prompt injection ---------------------------------------------------------------------------
@@ -252,7 +264,7 @@ def test_injection_never_yields_invalid_strategy_or_leaks_key(
     result = run_crew(settings, INJECTION, None, [])
     assert not result.ok and result.strategy is None
     assert result.error_kind == "invalid_output"
-    assert API_KEY not in (result.error or "") and API_KEY not in result.explanation
+    assert result.error is not None and API_KEY not in note_text(result.error) and API_KEY not in result.explanation
 
 
 def test_injection_with_valid_json_is_sanitised(fake: AnthropicFake, settings: LlmSettings) -> None:
@@ -306,12 +318,6 @@ def test_base_url_path_prefix_is_kept_like_minimax(fake: AnthropicFake) -> None:
     assert {r.path for r in fake.message_requests()} == {"/anthropic/v1/messages"}
 
 
-async def test_async_wrapper(fake: AnthropicFake, settings: LlmSettings) -> None:
-    fake.enqueue(json.dumps(VALID), json.dumps(VALID), "ok")
-    result = await arun_crew(settings, "buy PEPE", None, [])
-    assert result.ok and result.strategy == parse_strategy(VALID)
-
-
 # -- pure helpers -------------------------------------------------------------------------------
 
 
@@ -333,10 +339,12 @@ def test_extract_json_object(text: str, expected: dict[str, Any] | None) -> None
 
 def test_validate_strategy_text_unwraps_and_explains() -> None:
     assert validate_strategy_text(json.dumps({"strategy": VALID})) == parse_strategy(VALID)
-    with pytest.raises(StrategyError, match="unknown field"):
+    with pytest.raises(StrategyError) as info:
         validate_strategy_text(json.dumps({**VALID, "api_key": "x"}))
-    with pytest.raises(StrategyError, match="no strategy JSON"):
+    assert info.value.code == "strategy.invalid" and "unknown field 'api_key'" in info.value.detail
+    with pytest.raises(StrategyError) as info:
         validate_strategy_text("I can't help with that.")
+    assert info.value.code == "strategy.no_json" and "no strategy JSON" in info.value.detail
 
 
 def test_sanitize_explanation() -> None:
@@ -370,6 +378,16 @@ def test_classify_llm_error_walks_the_chain() -> None:
     except RuntimeError as outer:
         assert classify_llm_error(outer).kind == "timeout"
     assert classify_llm_error(ValueError("x")).kind == "server"
+    assert classify_llm_error(ValueError("x")).code == "llm.server"
+
+
+def test_every_llm_error_kind_has_words_in_the_bot() -> None:
+    from typing import get_args
+
+    from agents.llm_config import LlmErrorKind
+    from bot.messages.design import TEXTS
+
+    assert all(f"llm.{kind}" in TEXTS for kind in get_args(LlmErrorKind))
 
 
 # -- the fake itself speaks the protocol the SDK expects -------------------------------------------

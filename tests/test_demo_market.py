@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bot.messages import describe
 from engine.market.base import MarketData, PermanentMarketError, TokenNotFoundError
 from engine.market.demo import DEMO_TOKENS, DemoMarket
 
@@ -141,7 +142,8 @@ async def test_search_and_resolve() -> None:
     assert info.token_id == PEPE and info.symbol == "PEPE" and info.price_usd and info.price_usd > 0
     assert (await demo.resolve_token("SOL")).token_id == SOL
     assert (await demo.resolve_token(PEPE.upper().replace("-BSC", "-bsc"))).token_id == PEPE
-    with pytest.raises(TokenNotFoundError, match="No token called PEPE on eth"):
+    with pytest.raises(TokenNotFoundError) as caught:
         await demo.resolve_token("PEPE", chain="eth")
+    assert describe(caught.value).startswith("No token called PEPE on eth in the demo market (it has PEPE (bsc)")
     with pytest.raises(TokenNotFoundError):
         await demo.resolve_token("0x0000000000000000000000000000000000000001-bsc")

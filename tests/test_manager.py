@@ -25,7 +25,9 @@ from agents import (
     get_isolated_ai_manager,
 )
 from agents.errors import AgentError, PositionNotFoundError
-from agents.events import AgentDied, ChildSpawned, CollectingSink
+from agents.events import AgentDied, ChildSpawned
+from bot.messages import describe
+from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot
 
@@ -115,7 +117,8 @@ async def test_configured_deposit_limits(db: Database) -> None:
 async def test_deposit_bad_amounts(manager: IsolatedAIManager, db: Database, amount: object) -> None:
     await manager.create_user_main_agent(ALICE, D(10))
     error = await refused(db, InvalidAmountError, lambda: manager.deposit(ALICE, amount))
-    assert "\n" not in str(error) and str(error)
+    text = describe(error)
+    assert "\n" not in text and text.startswith("Deposit ")
 
 
 async def test_deposit_without_agent(manager: IsolatedAIManager, db: Database) -> None:
@@ -247,7 +250,7 @@ async def test_withdraw_more_than_available(manager: IsolatedAIManager, db: Data
     root = (await manager.create_user_main_agent(ALICE, D(100)))["agent_id"]
     await manager.open_position(root, token_id="t", symbol="T", size=2.0, price=20.0, cost=D(40))
     error = await refused(db, InsufficientFundsError, lambda: manager.withdraw(ALICE, D("60.000001")))
-    assert "60" in str(error)
+    assert "60" in describe(error)
     await refused(db, InsufficientFundsError, lambda: manager.withdraw(BOB, D(1)))
     result = await manager.withdraw(ALICE, "all")
     assert result["amount"] == D(60) and result["total_available"] == D(0)
@@ -392,7 +395,7 @@ async def test_max_children_and_dead_children(manager: IsolatedAIManager, db: Da
     assert len(events.events) == 3 and all(isinstance(e, ChildSpawned) for e in events.events)
     assert await manager.check_spawn_eligibility(root) == (False, D(0))
     error = await refused(db, SpawnNotAllowedError, lambda: manager.spawn_child_agent(root, D(10), "4th"))
-    assert "3" in str(error)
+    assert "(max 3)" in describe(error)
     # A paused child still counts; a dead one does not.
     await manager.pause_agent(children[0], ALICE)
     await refused(db, SpawnNotAllowedError, lambda: manager.spawn_child_agent(root, D(10), "4th"))
@@ -608,7 +611,7 @@ def test_errors_share_a_base() -> None:
     for error in (AgentExistsError, AgentNotFoundError, AgentStateError, IdempotencyConflictError,
                   InsufficientFundsError, InvalidAmountError, SpawnNotAllowedError, PositionNotFoundError):
         assert issubclass(error, AgentError)
-    assert str(AgentNotFoundError("ag1")) == str(AgentNotFoundError()) == "Agent not found."
+    assert describe(AgentNotFoundError("ag1")) == describe(AgentNotFoundError()) == "Agent not found."
 
 
 async def test_manager_factory_builds_new_objects(db: Database) -> None:

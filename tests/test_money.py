@@ -1,4 +1,5 @@
-"""Money primitives: to_micro / from_micro / fmt_usdc / largest_remainder."""
+"""Money primitives: parse_amount (what people type), storage.money (to_micro / from_micro / the
+named roundings / largest_remainder), fmt_usdc (the bot's formatting)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.errors import InvalidAmountError
-from agents.money import MICRO, fmt_usdc, from_micro, largest_remainder, to_micro
+from agents.ledger.amounts import parse_amount
+from bot.messages import describe
+from bot.render import fmt_usdc
+from storage.money import MICRO, floor_usdc, from_micro, largest_remainder, nearest_usdc, to_micro
 
 D = Decimal
 
@@ -27,9 +31,9 @@ D = Decimal
     (10.1, 10_100_000),                  # a float is read through its shortest repr
     (D("999999999999999.999999"), 999_999_999_999_999_999_999),
 ])
-def test_to_micro_accepts(value: object, micro: int) -> None:
-    assert to_micro(value) == micro
-    assert isinstance(to_micro(value), int)
+def test_parse_amount_accepts(value: object, micro: int) -> None:
+    assert parse_amount(value) == micro
+    assert isinstance(parse_amount(value), int)
 
 
 @pytest.mark.parametrize("value", [
@@ -38,21 +42,36 @@ def test_to_micro_accepts(value: object, micro: int) -> None:
     D("Infinity"), "1e309", "1E+16", D("1234567890123456789012345.1234567"), "10.0000001", D("10.1234567"),
     1e-7, "abc", "", "   ", "12abc", "0x10", "1,5", "1" * 41, None, True, False, [10], {"a": 1}, b"10",
 ])
-def test_to_micro_rejects(value: object) -> None:
+def test_parse_amount_rejects(value: object) -> None:
     with pytest.raises(InvalidAmountError) as info:
-        to_micro(value)
-    assert str(info.value)  # a message the user can read
+        parse_amount(value)
+    text = describe(info.value)  # a sentence the user can read, from the bot's words
+    assert text.startswith("Amount ") and text.endswith(".")
 
 
-def test_to_micro_flags() -> None:
-    assert to_micro("-2.5", allow_negative=True) == -2_500_000
-    assert to_micro("0", allow_zero=True) == 0
-    with pytest.raises(InvalidAmountError, match="zero"):
-        to_micro("0", allow_negative=True)
-    with pytest.raises(InvalidAmountError, match="positive"):
-        to_micro("-1", allow_zero=True)
-    with pytest.raises(InvalidAmountError, match="Withdrawal"):
-        to_micro("x", what="Withdrawal")
+def test_parse_amount_flags() -> None:
+    assert parse_amount("-2.5", allow_negative=True) == -2_500_000
+    assert parse_amount("0", allow_zero=True) == 0
+    with pytest.raises(InvalidAmountError) as info:
+        parse_amount("0", allow_negative=True)
+    assert info.value.code == "amount.zero" and "zero" in describe(info.value)
+    with pytest.raises(InvalidAmountError) as info:
+        parse_amount("-1", allow_zero=True)
+    assert info.value.code == "amount.negative" and "positive" in describe(info.value)
+    with pytest.raises(InvalidAmountError) as info:
+        parse_amount("x", what="withdrawal")
+    assert describe(info.value) == "Withdrawal must be a number, like 25 or 12.5."
+
+
+def test_to_micro_is_exact_and_the_roundings_are_named() -> None:
+    assert to_micro(D("12.5")) == 12_500_000 and to_micro(3) == 3_000_000
+    for bad in (D("0.0000005"), D("NaN")):
+        with pytest.raises(ValueError):
+            to_micro(bad)
+    with pytest.raises(TypeError):
+        to_micro(1.5)  # type: ignore[arg-type]
+    assert floor_usdc(D("0.0000019")) == D("0.000001") and floor_usdc(D("-0.0000019")) == D("-0.000001")
+    assert nearest_usdc(D("0.0000025")) == D("0.000002") and nearest_usdc(D("0.0000035")) == D("0.000004")
 
 
 def test_from_micro_is_exact_decimal() -> None:
@@ -67,8 +86,8 @@ def test_from_micro_is_exact_decimal() -> None:
 
 @given(st.integers(min_value=-(10**21), max_value=10**21).filter(lambda n: n != 0))
 def test_micro_round_trip(micro: int) -> None:
-    assert to_micro(from_micro(micro), allow_negative=True) == micro
-    assert to_micro(str(from_micro(micro)), allow_negative=True) == micro
+    assert to_micro(from_micro(micro)) == micro == parse_amount(from_micro(micro), allow_negative=True)
+    assert parse_amount(str(from_micro(micro)), allow_negative=True) == micro
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=6,

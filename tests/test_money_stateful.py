@@ -28,7 +28,8 @@ from agents import (
     get_isolated_ai_manager,
 )
 from agents.errors import AgentError
-from agents.events import ChildSpawned, CollectingSink
+from agents.events import ChildSpawned
+from engine.events import CollectingSink
 from storage import open_database
 from tests.invariants import check_invariants, money_snapshot
 

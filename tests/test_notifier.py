@@ -16,18 +16,10 @@ import pytest
 from telegram import Bot
 from telegram.constants import ParseMode
 
-from agents.events import (
-    AgentDied,
-    AgentPaused,
-    ChildSpawned,
-    Event,
-    SignalFired,
-    SimulationEnded,
-    TradeClosed,
-    TradeOpened,
-)
+from agents.events import AgentDied, AgentPaused, ChildSpawned
 from bot.notifier import Notifier, format_event
 from bot.render import clip
+from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 from tests.fakes.telegram_api import TelegramFake
 
 USER = 901

@@ -23,13 +23,13 @@ import pytest
 from agents import MoneyRules, get_isolated_ai_manager
 from agents.autonomy.agent_loop import AgentLoop
 from agents.design.strategy_bots import StrategyBots
-from agents.events import CollectingSink
 from engine.backtest import run_backtest
+from engine.events import CollectingSink
 from engine.market.base import Candles, PriceQuote, TokenInfo, TokenNotFoundError
 from engine.simulate.simulations import SimulationService
 from engine.strategy import TIMEFRAME_MINUTES, parse_strategy
 from storage import Database, open_database
-from storage.repos import TradeRepo
+from storage.signals_repo import TradeRepo
 
 TOKEN_ID = "0x9a9a000000000000000000000000000000000001-bsc"
 USER = 5150

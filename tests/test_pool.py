@@ -88,8 +88,9 @@ async def test_result_equals_in_process_run(make_pool: Any) -> None:
 async def test_job_errors_reach_the_caller(make_pool: Any) -> None:
     pool = make_pool(max_workers=1)
     bad = {k: v[:1] for k, v in candles().items()}
-    with pytest.raises(BacktestInputError, match="at least 2"):
+    with pytest.raises(BacktestInputError) as caught:
         await pool.submit(1, BacktestJob(strategy=STRATEGY, candles=bad))
+    assert caught.value.code == "candles.too_few" and caught.value.params == {"minimum": 2}  # pickled back whole
     # the user is free again after a failure
     outcome = await pool.submit(1, BacktestJob(strategy=STRATEGY, candles=candles(300)))
     assert outcome.metrics["total_trades"] is not None

@@ -9,24 +9,13 @@ from pathlib import Path
 import pytest
 
 from storage import Database, open_database
-from storage.repos import (
-    BacktestRepo,
-    BotRepo,
-    ConversationRepo,
-    NewSignal,
-    NewTrade,
-    NotifyPrefs,
-    SignalRepo,
-    SimulationRepo,
-    TradeRepo,
-    UserRepo,
-    from_iso,
-    from_micro,
-    json_safe,
-    to_iso,
-    to_micro,
-    valid_id,
-)
+from storage.bots_repo import BotRepo, ConversationRepo
+from storage.money import from_micro, nearest_usdc, to_micro
+from storage.notify import NotifyPrefs
+from storage.runs_repo import BacktestRepo, SimulationRepo
+from storage.signals_repo import NewSignal, NewTrade, SignalRepo, TradeRepo
+from storage.user_repo import UserRepo
+from storage.values import from_iso, json_safe, to_iso, valid_id
 
 ALICE, BOB = 1001, 2002
 
@@ -48,7 +37,9 @@ def test_helpers_round_trip() -> None:
     assert to_iso(ts) == "2023-11-14T22:15:23.456Z"
     assert from_iso(to_iso(ts)) == pytest.approx(ts, abs=1e-3)
     assert from_iso("2023-11-14 22:15:23") == pytest.approx(1_700_000_123)
-    assert to_micro(Decimal("1.2345675")) == 1_234_568  # half-even below a micro
+    with pytest.raises(ValueError):  # storage never rounds silently: callers round by a named rule first
+        to_micro(Decimal("1.2345675"))
+    assert to_micro(nearest_usdc(Decimal("1.2345675"))) == 1_234_568
     assert from_micro(1_500_000) == Decimal("1.500000")
     assert json_safe({"a": float("nan"), "b": [1.0, float("inf")]}) == {"a": None, "b": [1.0, None]}
 

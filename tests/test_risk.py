@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from agents.autonomy.risk import RiskWorker
-from agents.events import AgentPaused, CollectingSink
+from agents.events import AgentPaused
 from agents.ledger.manager import IsolatedAIManager
+from engine.events import CollectingSink
 from storage import Database
 from tests.test_agent_loop import ScriptedMarket
 

@@ -95,6 +95,8 @@ def test_single_admin_id(monkeypatch: pytest.MonkeyPatch) -> None:
     ("LOG_LEVEL", "loud"),
     ("LOG_FORMAT", "xml"),
     ("MIN_DEPOSIT", "-1"),
+    ("MIN_DEPOSIT", "10.0000001"),  # money limits sit on the micro-USDC grid (storage.money.to_micro is exact)
+    ("SPAWN_RESERVE", "0.1234567"),
     ("MAX_CHILDREN", "-1"),
 ])
 def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -12,23 +12,28 @@ import numpy as np
 import pytest
 
 from agents.design.strategy_bots import StrategyBots
-from agents.events import CollectingSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from bot.cards import end_reason, simulation_card
+from bot.messages import describe
+from bot.strategy_text import describe_strategy
+from engine.events import CollectingSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from engine.live import warmup_bars
 from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenInfo, TokenNotFoundError
 from engine.market.cache import CachedMarketData
 from engine.market.demo import DemoMarket
 from engine.signals import evaluate, explain_latest
 from engine.simulate.simulations import (
-    MARKET_DOWN,
     SimulationError,
     SimulationExistsError,
     SimulationLimitError,
     SimulationNotFoundError,
     SimulationService,
-    window_bars_for,
 )
 from engine.strategy import Strategy, parse_strategy
 from storage import Database, open_database
-from storage.repos import BotRepo, SignalRepo, TradeRepo, UserRepo
+from storage.bots_repo import BotRepo
+from storage.runs_repo import SimulationRepo
+from storage.signals_repo import SignalRepo, TradeRepo
+from storage.user_repo import UserRepo
 
 H = 3600
 T0 = 1_700_000_000 // H * H
@@ -73,7 +78,7 @@ class ScriptedMarket:
         if self.fail:
             raise self.fail
         if symbol_or_id.upper() != "TOK":
-            raise TokenNotFoundError(f"No token called {symbol_or_id} on {chain or 'any chain'}")
+            raise TokenNotFoundError("market.token_not_found", token=symbol_or_id, chain=chain)
         return TokenInfo(token_id=TOKEN_ID, symbol="TOK", chain="bsc")
 
     async def get_klines(self, token_id: str, interval_minutes: int, *, limit: int = 300,
@@ -156,7 +161,7 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     assert record.running and record.symbol == "TOK" and record.token_id == TOKEN_ID
     assert record.state["core"]["last_close"] == T0 + 47 * H  # the live bar is never part of the window
     assert record.state["since"] == T0 + 48 * H  # signals count from the first bar that closes while running
-    assert market.kline_calls[-1] == {"limit": window_bars_for(STRATEGY, 60), "to_time": T0 + 48 * H - 1}
+    assert market.kline_calls[-1] == {"limit": warmup_bars(STRATEGY, 60), "to_time": T0 + 48 * H - 1}
 
     quiet = await service.poll_once()  # same bar: nothing new to evaluate
     assert quiet.simulations == 1 and quiet.evaluated == 0 and quiet.signals == 0 and not quiet.errors
@@ -183,7 +188,7 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     assert status.position is not None and status.position.cost == Decimal("500.000000")
     assert status.signals == 1 and status.trades == 0 and status.cash == Decimal("1000.000000")
     assert status.time_left_seconds == pytest.approx(24 * H - (H - 600 + 60))
-    assert "price drops 3% within 1h" in status.strategy_description
+    assert status.strategy is not None and "price drops 3% within 1h" in describe_strategy(status.strategy)
 
     market.price = 105.0  # above the 8% take-profit from a 96.6966 fill...
     assert (await service.poll_once()).closed == 0  # ...but with a stop-loss a target waits for the close
@@ -265,13 +270,16 @@ async def test_market_error_leaves_state_unchanged(sim_db: Database, market: Scr
                                                    clock: Clock) -> None:
     service = make_service(sim_db, market, sink, clock)
     record = await service.start(ALICE, await new_bot(sim_db, ALICE), "Dip bot", STRATEGY)
-    before = (await service._sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
+    sims = SimulationRepo(sim_db)
+    before = (await sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
     market.add_bar(96.5, open_=100.0)
     clock.now = T0 + 49 * H + 60
-    market.fail = TemporaryMarketError("AVE is down")
+    market.fail = TemporaryMarketError("market.temporary", status=503)
     report = await service.poll_once()
-    assert report.market_error == MARKET_DOWN and report.errors == {record.simulation_id: MARKET_DOWN}
-    after = (await service._sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
+    assert report.market_error == "market.temporary"
+    assert report.errors == {record.simulation_id: "market.temporary"}
+    assert describe(market.fail) == "The market data service is unavailable right now, try again in a minute."
+    after = (await sims.get(ALICE, record.simulation_id)).state  # type: ignore[union-attr]
     assert after == before and sink.events == []
     # recovery: the missed bar is evaluated on the next good poll
     market.fail = None
@@ -298,25 +306,30 @@ async def test_start_stop_status_and_ownership(sim_db: Database, market: Scripte
     service = make_service(sim_db, market, sink, clock)
     mine = await new_bot(sim_db, ALICE)
     theirs = await new_bot(sim_db, BOB)
-    with pytest.raises(SimulationNotFoundError):
+    with pytest.raises(SimulationNotFoundError) as foreign:
         await service.start(ALICE, theirs, "x", STRATEGY)  # someone else's bot
+    assert describe(foreign.value) == "Strategy bot not found. Use /bots to see yours."
     with pytest.raises(SimulationNotFoundError):
         await service.start(ALICE, "1; DROP", "x", STRATEGY)  # type: ignore[arg-type]
-    with pytest.raises(SimulationError, match="Unknown timeframe"):
+    with pytest.raises(SimulationError) as timeframe:
         await service.start(ALICE, mine, "x", STRATEGY, timeframe="2h")
+    assert describe(timeframe.value) == "Unknown timeframe 2h. Use one of 5m 15m 30m 1h 4h 1d."
     other_token = STRATEGY.with_token("NOPE", "bsc")
-    with pytest.raises(SimulationError, match="No token called NOPE"):
+    with pytest.raises(SimulationError) as no_token:
         await service.start(ALICE, mine, "x", other_token)
+    assert describe(no_token.value) == "No token called NOPE on bsc."
     record = await service.start(ALICE, mine, "Dip bot", STRATEGY)
-    with pytest.raises(SimulationExistsError):
+    with pytest.raises(SimulationExistsError) as exists:
         await service.start(ALICE, mine, "Dip bot", STRATEGY)
+    assert describe(exists.value) == "This bot is already being simulated. Use /simulate stop first."
     bob_sim = await service.start(BOB, theirs, "Bob bot", STRATEGY)
 
     assert [s.simulation_id for s in await service.status(ALICE)] == [record.simulation_id]
     assert [s.simulation_id for s in await service.status(BOB)] == [bob_sim.simulation_id]
     for bad in (bob_sim.simulation_id, 10_000, "abc", -1, True):
-        with pytest.raises(SimulationNotFoundError):
+        with pytest.raises(SimulationNotFoundError) as missing:
             await service.stop(ALICE, bad)
+        assert describe(missing.value) == "Simulation not found. Use /simulate status to see yours."
         with pytest.raises(SimulationNotFoundError):
             await service.summary(ALICE, bad)
     with pytest.raises(SimulationNotFoundError):
@@ -332,8 +345,9 @@ async def test_start_stop_status_and_ownership(sim_db: Database, market: Scripte
     assert trade.exit_reason == "stopped" and trade.exit_price == pytest.approx(98.0 * 0.999)
     assert await service.status(ALICE) == []
     assert [s.status for s in await service.status(ALICE, include_finished=True)] == ["stopped"]
-    with pytest.raises(SimulationError, match="already stopped"):
+    with pytest.raises(SimulationError) as ended:
         await service.stop(ALICE, record.simulation_id)
+    assert describe(ended.value) == f"Simulation #{record.simulation_id} is already stopped."
     # Bob's simulation is untouched, and a stopped bot can be simulated again
     assert (await service.summary(BOB, bob_sim.simulation_id)).status == "running"
     assert (await service.get(ALICE, record.simulation_id)).status == "stopped"
@@ -347,13 +361,13 @@ async def test_start_stop_status_and_ownership(sim_db: Database, market: Scripte
     assert (await service.summary(BOB, bob_sim.simulation_id)).status == "running"
 
 
-async def test_describe_is_plain_text(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
+async def test_the_card_is_plain_text(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
                                       clock: Clock) -> None:
     service = make_service(sim_db, market, sink, clock)
     await service.start(ALICE, await new_bot(sim_db, ALICE, "<b>Dip</b>"), "<b>Dip</b>", STRATEGY)
     await dip_and_poll(service, market, clock)
     [status] = await service.status(ALICE)
-    text = service.describe(status)
+    text = simulation_card(status)
     assert text.splitlines()[0].startswith(f"#{status.simulation_id} <b>Dip</b> · TOK 1h · running")
     assert "Position 5.15" in text and "@ 96.6966" in text and "Signals 1 · trades 0" in text
     assert "Time left 23h 09m" in text  # started 51 min ago
@@ -369,8 +383,9 @@ async def test_at_most_three_running_per_user(sim_db: Database, market: Scripted
     ids = [(await BotRepo(sim_db).create(ALICE, f"b{i}")).bot_id for i in range(4)]  # bypasses the bot limit
     for bot_id in ids[:3]:
         await service.start(ALICE, bot_id, "b", STRATEGY)
-    with pytest.raises(SimulationLimitError):
+    with pytest.raises(SimulationLimitError) as limit:
         await service.start(ALICE, ids[3], "b", STRATEGY)
+    assert describe(limit.value) == "You can run at most 3 simulations at once. Stop one first."
 
 
 async def test_max_duration_ends_the_simulation(sim_db: Database, market: ScriptedMarket, sink: CollectingSink,
@@ -384,7 +399,8 @@ async def test_max_duration_ends_the_simulation(sim_db: Database, market: Script
     assert report.finished == 1 and report.signals == 0
     ended = sink.events[-1]
     assert isinstance(ended, SimulationEnded) and ended.simulation_id == record.simulation_id
-    assert "maximum duration of 2 h" in ended.reason and ended.bot_name == "Dip bot"
+    assert ended.reason == "max_duration" and ended.max_hours == 2 and ended.bot_name == "Dip bot"
+    assert end_reason(ended.reason, ended.max_hours) == "it reached the maximum duration of 2 h"
     assert [e.reason for e in sink.events if isinstance(e, TradeClosed)] == ["end"]
     [summary] = await service.status(ALICE, include_finished=True)
     assert summary.status == "finished" and summary.time_left_seconds == 0 and summary.position is None
@@ -443,7 +459,7 @@ async def test_resume_finishes_expired_orphaned_and_broken(sim_db: Database, mar
     restarted = make_service(sim_db, market, sink, clock)
     report = await restarted.resume_all()
     assert (report.resumed, report.finished, report.failed) == (0, 2, 1)
-    ended = {e.simulation_id: e.reason for e in sink.events if isinstance(e, SimulationEnded)}
+    ended = {e.simulation_id: end_reason(e.reason, e.max_hours) for e in sink.events if isinstance(e, SimulationEnded)}
     assert ended == {expired.simulation_id: "it reached the maximum duration of 1 h",
                      orphan.simulation_id: "its strategy bot was deleted"}
     statuses = {r["simulation_id"]: r["status"] for r in await sim_db.fetchall(
@@ -491,7 +507,7 @@ def test_window_reproduces_the_full_history_evaluation(conditions: list[dict[str
     candles = {"time": np.arange(n) * 900, "open": close, "high": close, "low": close, "close": close,
                "volume": rng.lognormal(3, 1, n)}
     full = evaluate(strategy, candles, 15)
-    bars = window_bars_for(strategy, 15)
+    bars = warmup_bars(strategy, 15)
     for i in range(bars, n):
         window = {k: v[i - bars + 1:i + 1] for k, v in candles.items()}
         latest = explain_latest(strategy, window, 15)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from agents.autonomy.spawn_policy import MICRO, SPAWN_TOOL, SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
+from agents.autonomy.spawn_policy import SPAWN_TOOL, SpawnContext, SpawnDecision, SpawnPolicy
 from agents.llm_config import LlmSettings
+from storage.money import USDC_STEP, floor_usdc
 from tests.fakes.anthropic_api import (
     AnthropicFake,
     FakeAnswer,
@@ -241,7 +242,7 @@ async def test_amounts_are_decimal_micro_usdc(fake: AnthropicFake, policy: Spawn
     assert decision.amount.as_tuple().exponent == -6
     rule = SpawnPolicy(None).rule(ctx(suggested=D("11.1111119")))
     assert isinstance(rule.amount, Decimal) and rule.amount == D("11.111111")
-    assert quantize_usdc(D("0.0000019")) == D("0.000001") and MICRO == D("0.000001")
+    assert floor_usdc(D("0.0000019")) == D("0.000001") and USDC_STEP == D("0.000001")
     # 0.1 + 0.2 as floats would be 0.30000000000000004; via str it stays exact.
     fake.enqueue(decision_tool(amount=10.3))
     assert (await policy.decide(ctx())).amount == D("10.300000")

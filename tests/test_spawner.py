@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
 from agents.autonomy.spawner import Spawner
-from agents.events import ChildSpawned, CollectingSink
+from agents.events import ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
+from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants
 

@@ -12,13 +12,14 @@ from agents.design.strategy_bots import (
     BotLimitError,
     BotNameError,
     BotNotFoundError,
-    NoStrategyError,
     StrategyBotError,
     StrategyBots,
 )
+from bot.messages import describe
 from engine.strategy import default_strategy
 from storage import Database, open_database
-from storage.repos import SimulationRepo, to_iso
+from storage.runs_repo import SimulationRepo
+from storage.values import to_iso
 
 ALICE, BOB = 11, 22
 
@@ -43,7 +44,8 @@ async def test_limit_default_names_and_auto_select(bots: StrategyBots) -> None:
     assert (await bots.selected(ALICE)) == created[-1]  # the newest is selected
     with pytest.raises(BotLimitError) as info:
         await bots.create(ALICE, "fourth")
-    assert str(info.value) == "You can have at most 3 strategy bots. Delete one first."
+    assert info.value.code == "design.bot_limit"
+    assert describe(info.value) == "You can have at most 3 strategy bots. Delete one first."
     assert len(await bots.list(ALICE)) == 3
     # another user is unaffected by Alice's limit
     assert (await bots.create(BOB)).name == "Bot 1"
@@ -55,19 +57,21 @@ async def test_limit_default_names_and_auto_select(bots: StrategyBots) -> None:
 async def test_names_are_trimmed_validated_and_unique(bots: StrategyBots) -> None:
     bot = await bots.create(ALICE, "  <b>Dip</b>   buyer \n")
     assert bot.name == "<b>Dip</b> buyer"  # stored plain; the bot layer escapes
-    with pytest.raises(BotNameError, match="empty"):
-        await bots.rename(ALICE, bot.bot_id, "   ")
-    with pytest.raises(BotNameError, match="too long"):
-        await bots.rename(ALICE, bot.bot_id, "x" * 5000)
-    with pytest.raises(BotNameError, match="too long"):
-        await bots.rename(ALICE, bot.bot_id, "y" * 33)
-    with pytest.raises(BotNameError, match="control"):
-        await bots.rename(ALICE, bot.bot_id, "bad\x00name")
-    with pytest.raises(BotNameError):
+    refusals = [("   ", "design.name_empty", "The bot name can't be empty."),
+                ("x" * 5000, "design.name_too_long", "That name is too long: use at most 32 characters."),
+                ("y" * 33, "design.name_too_long", "That name is too long: use at most 32 characters."),
+                ("bad\x00name", "design.name_control_chars", "The bot name can't contain control characters.")]
+    for name, code, text in refusals:
+        with pytest.raises(BotNameError) as info:
+            await bots.rename(ALICE, bot.bot_id, name)
+        assert info.value.code == code and describe(info.value) == text
+    with pytest.raises(BotNameError) as info:
         await bots.create(ALICE, 123)  # type: ignore[arg-type]
+    assert describe(info.value) == "The bot name must be text."
     other = await bots.create(ALICE, "Other")
-    with pytest.raises(BotNameError, match="already have a bot called"):
+    with pytest.raises(BotNameError) as info:
         await bots.rename(ALICE, other.bot_id, "<B>DIP</B> BUYER")
+    assert describe(info.value) == "You already have a bot called <B>DIP</B> BUYER. Pick another name."
     renamed = await bots.rename(ALICE, bot.bot_id, "🚀 Moon " + "z" * 25)
     assert renamed.name == "🚀 Moon " + "z" * 25 and len(renamed.name) == 32
     assert (await bots.get(ALICE, bot.bot_id)).name == renamed.name
@@ -95,8 +99,8 @@ async def test_foreign_bots_look_missing(bots: StrategyBots) -> None:
                      bots.add_message(ALICE, bot_id, "user", "hi"), bots.history(ALICE, bot_id)):
             with pytest.raises(BotNotFoundError) as info:
                 await call
-            messages.add(str(info.value))
-    assert len(messages) == 1  # the same answer for foreign and missing ids
+            messages.add(describe(info.value))
+    assert messages == {"Strategy bot not found. Use /bots to see yours."}  # the same for foreign and missing ids
     assert (await bots.get(BOB, theirs.bot_id)).name == "theirs"
     assert (await bots.selected(ALICE)) == mine
     assert (await bots.selected(BOB)) == theirs
@@ -131,14 +135,12 @@ async def test_delete_unselects_and_stops_simulations(bots: StrategyBots, bots_d
 async def test_strategy_and_history(bots: StrategyBots) -> None:
     bot = await bots.create(ALICE)
     assert bots.strategy(bot) is None
-    with pytest.raises(NoStrategyError):
-        bots.require_strategy(bot)
     strategy = default_strategy("PEPE", "bsc")
     saved = await bots.set_strategy(ALICE, bot.bot_id, strategy)
     assert bots.strategy(saved) == strategy
-    assert bots.require_strategy(saved) == strategy
-    with pytest.raises(StrategyBotError):
+    with pytest.raises(StrategyBotError) as info:
         await bots.set_strategy(ALICE, bot.bot_id, {"conditions": []})  # type: ignore[arg-type]
+    assert info.value.code == "design.strategy_not_validated"
     cleared = await bots.set_strategy(ALICE, bot.bot_id, None)
     assert cleared.strategy_json is None
 
@@ -147,8 +149,9 @@ async def test_strategy_and_history(bots: StrategyBots) -> None:
     history = await bots.history(ALICE, bot.bot_id)
     assert len(history) == 10 and history[0] == ("user", "msg 2") and history[-1] == ("assistant", "msg 11")
     assert await bots.history(ALICE, bot.bot_id, limit=2) == [("user", "msg 10"), ("assistant", "msg 11")]
-    with pytest.raises(StrategyBotError):
+    with pytest.raises(StrategyBotError) as info:
         await bots.add_message(ALICE, bot.bot_id, "system", "x")
+    assert describe(info.value) == "Unknown message role."
     await bots.add_message(ALICE, bot.bot_id, "user", "z" * 20_000)
     assert len((await bots.history(ALICE, bot.bot_id, limit=1))[0][1]) == 8000
 

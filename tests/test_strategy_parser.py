@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.design.strategy_parser import DEFAULT_AMOUNT_PERCENT, MAX_TEXT_CHARS, parse_strategy_text
+from agents.design.notes import Note
+from agents.design.parser import DEFAULT_AMOUNT_PERCENT, MAX_TEXT_CHARS, parse_strategy_text
+from bot.design_text import parse_text
 from engine.strategy import Strategy, parse_strategy
 
 BASE = "buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%"
@@ -171,7 +173,7 @@ NEW_STRATEGIES: list[tuple[str, dict[str, Any]]] = [
 @pytest.mark.parametrize(("text", "expected"), NEW_STRATEGIES, ids=[t for t, _ in NEW_STRATEGIES])
 def test_new_strategy_phrasings(text: str, expected: dict[str, Any]) -> None:
     result = parse_strategy_text(text)
-    assert result.strategy is not None, result.message
+    assert result.strategy is not None, parse_text(result)
     got = _summary(result.strategy)
     for key, value in expected.items():
         if key == "conds":
@@ -220,7 +222,7 @@ def test_edits_relative_to_current(text: str, expected: dict[str, Any]) -> None:
     current = parse_strategy_text(BASE).strategy
     assert current is not None
     result = parse_strategy_text(text, current)
-    assert result.strategy is not None, result.message
+    assert result.strategy is not None, parse_text(result)
     assert result.strategy != current
     got = _summary(result.strategy)
     for key, value in expected.items():
@@ -234,12 +236,12 @@ def test_edit_then_remove_sell_conditions() -> None:
     current = parse_strategy_text("buy 10% PEPE when it drops 5%, sell when it rises 8%").strategy
     assert current is not None and current.exit_conditions()
     result = parse_strategy_text("remove the sell condition", current)
-    assert result.strategy is not None, result.message
+    assert result.strategy is not None, parse_text(result)
     assert result.strategy.exit_conditions() == []
     assert [a.type for a in result.strategy.actions] == ["buy"]
 
 
-# (text, words the failure message must contain)
+# (text, words the failure message must contain: the parser's failure as the bot words it)
 FAILURES: list[tuple[str, str]] = [
     ("hello there", "which token"),
     ("buy PEPE", "buy condition"),
@@ -265,7 +267,7 @@ FAILURES: list[tuple[str, str]] = [
 def test_failures_explain_why(text: str, needle: str) -> None:
     result = parse_strategy_text(text)
     assert result.strategy is None
-    assert needle.lower() in result.message.lower(), result.message
+    assert needle.lower() in parse_text(result).lower(), parse_text(result)
     assert not result.fully_understood
 
 
@@ -276,17 +278,17 @@ def test_too_many_conditions_is_rejected() -> None:
     )
     result = parse_strategy_text(text)
     assert result.strategy is None
-    assert "at most 5" in result.message
+    assert "at most 5" in parse_text(result)
 
 
 def test_edit_that_changes_nothing_says_so() -> None:
     current = parse_strategy_text(BASE).strategy
     result = parse_strategy_text("blah blah", current)
     assert result.strategy is None
-    assert "change" in result.message.lower()
+    assert "change" in parse_text(result).lower()
     assert result.not_understood == ["blah blah"]
     same = parse_strategy_text("stop loss 3%", current)
-    assert same.strategy is None and "change" in same.message.lower()
+    assert same.strategy is None and "change" in parse_text(same).lower()
 
 
 def test_harmless_leftovers_are_reported_but_do_not_block() -> None:
@@ -294,7 +296,7 @@ def test_harmless_leftovers_are_reported_but_do_not_block() -> None:
     assert result.strategy is not None
     assert result.not_understood == ["to the moon lol"]
     assert not result.fully_understood
-    assert "ignored" in result.message
+    assert parse_text(result).endswith(" I ignored: 'to the moon lol'.")
 
 
 def test_leftover_with_numbers_blocks() -> None:
@@ -307,7 +309,8 @@ def test_missing_amount_uses_documented_default() -> None:
     result = parse_strategy_text("buy PEPE when it drops 5%")
     assert result.strategy is not None
     assert result.strategy.buy.amount_percent == DEFAULT_AMOUNT_PERCENT
-    assert any("no amount" in u for u in result.understood)
+    assert Note("understood.default_amount", percent=DEFAULT_AMOUNT_PERCENT) in result.understood
+    assert "no amount given: using 10% of the balance" in parse_text(result)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +332,7 @@ def test_missing_amount_uses_documented_default() -> None:
 )
 def test_hostile_input_never_raises_and_never_yields_markup(text: str) -> None:
     result = parse_strategy_text(text)
-    assert isinstance(result.message, str) and result.message
+    assert isinstance(parse_text(result), str) and parse_text(result)
     if result.strategy is not None:
         config = str(result.strategy.to_config())
         assert "<" not in config and ">" not in config
@@ -339,7 +342,7 @@ def test_hostile_input_never_raises_and_never_yields_markup(text: str) -> None:
 def test_overlong_input_is_rejected_plainly() -> None:
     result = parse_strategy_text("buy 10% PEPE when it drops 5% " * 200)
     assert result.strategy is None
-    assert "too long" in result.message
+    assert "too long" in parse_text(result)
 
 
 def test_html_stripped_message_still_parses() -> None:
@@ -403,6 +406,6 @@ def test_random_text_never_raises(text: str) -> None:
 def test_random_vocabulary_soup_is_valid_or_explained(words: list[str]) -> None:
     result = parse_strategy_text(" ".join(words))
     if result.strategy is None:
-        assert result.message
+        assert parse_text(result)
     else:
         parse_strategy(result.strategy.to_config())

@@ -44,9 +44,9 @@ from typing import Any
 from agents.autonomy.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport
 from agents.autonomy.loop_orders import OrderDesk
 from agents.autonomy.loop_snapshot import SnapshotReader
-from agents.events import EventSink
 from agents.ledger.manager import IsolatedAIManager
 from engine.core import CoreState, Costs, Fill, TradingCore
+from engine.events import EventSink
 from engine.live import (
     FormingBar,
     advance,
@@ -65,7 +65,7 @@ from engine.signals import evaluate
 from engine.strategy import Strategy
 from storage import Database, SyncTx
 from storage.bars_repo import AgentCoreRepo, AgentCoreRow, BarRepo, save_bars, save_states
-from storage.repos import TradeRepo
+from storage.signals_repo import TradeRepo
 
 __all__ = ["DEFAULT_TOKENS", "AgentLoop", "TickError", "TickReport"]  # TickReport/TickError: agents.autonomy.loop_model
 

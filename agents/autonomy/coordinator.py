@@ -10,7 +10,7 @@ the same worker never overlap: a run that finds the previous one still going is 
 
 `DataWorker` is the `data` worker: it refreshes the prices of every token the agents need into the
 shared cache, so the agent loop (and everything else in the tick) hits the cache, and exposes the
-cache statistics (hit rate, upstream calls per minute) for /health.
+cache statistics (hit rate, upstream calls per minute) for the health screen.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _ERROR_MAX = 200
 
 @dataclass(frozen=True)
 class WorkerHealth:
-    """One worker's line on /health. `heartbeat_age` is seconds since its last success (or start)."""
+    """One worker's line on the health screen. `heartbeat_age` is seconds since its last success (or start)."""
 
     name: str
     state: WorkerState
@@ -143,7 +143,7 @@ class Coordinator:
                 logger.exception("on_crash hook failed for worker %s", worker.name)
 
     def health(self) -> list[WorkerHealth]:
-        """Every worker's state for /health, in registration order."""
+        """Every worker's state for the health screen, in registration order."""
         now = self._clock()
         out: list[WorkerHealth] = []
         for w in self._workers.values():

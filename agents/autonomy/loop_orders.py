@@ -16,14 +16,15 @@ from decimal import Decimal
 
 from agents.autonomy.loop_model import LoopAgent, LoopPosition, Snapshot, TickReport
 from agents.errors import AgentError
-from agents.events import Event, EventSink, TradeClosed, TradeOpened
 from agents.ledger.fills import CloseOrder, FillOrder, OpenOrder
 from agents.ledger.manager import IsolatedAIManager
-from agents.money import from_micro, percent_of, to_micro, usdc_down
+from agents.ledger.rules import available
 from engine.core import Costs, Fill
+from engine.events import Event, EventSink, TradeClosed, TradeOpened
 from engine.live import bar_start
 from engine.strategy import Strategy
 from storage import SyncTx
+from storage.money import from_micro, percent_of, to_micro, usdc_down
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ class OrderDesk:
     def plan_open(self, agent: LoopAgent, strategy: Strategy, token_id: str, fill: Fill) -> LoopPosition | None:
         """Plan locking `amount_percent` of the available balance at the core's entry fill; returns
         the position as the rest of the tick sees it (its id is known after `flush`)."""
-        available = from_micro(agent.balance - agent.locked)
-        cost = percent_of(available, strategy.buy.amount_percent)
+        free = from_micro(available(agent.balance, agent.locked))
+        cost = percent_of(free, strategy.buy.amount_percent)
         if cost < self.min_trade:
             return None
         size = self.costs.units_for(float(cost), fill.fill)
@@ -88,7 +89,7 @@ class OrderDesk:
         proceeds = max(usdc_down(self.costs.proceeds(pos.size, fill.fill)), Decimal(0))
         planned_open = -pos.position_id - 1 if pos.position_id < 0 else None
         self._orders.append(CloseOrder(
-            exit_price=fill.fill, proceeds=to_micro(proceeds, allow_zero=True), reason=fill.reason,
+            exit_price=fill.fill, proceeds=to_micro(proceeds), reason=fill.reason,
             key=f"close:{pos.agent_id}:{pos.position_id}" if planned_open is None else None,
             exit_bar_time=fill.bar_time, position_id=None if planned_open is not None else pos.position_id,
             opened_by=planned_open))

@@ -1,4 +1,4 @@
-"""The risk worker (SPEC §7 step 4) and per-user risk metrics for /ai_portfolio.
+"""The risk worker (SPEC §7 step 4) and per-user risk metrics for the portfolio screen.
 
 `run_once()` marks every active agent to market: equity = realized balance + unrealized P&L of
 its open positions at the (cached) current prices, where a position is worth `size × price`
@@ -27,12 +27,14 @@ from typing import Any
 import numpy as np
 
 from agents.errors import AgentError
-from agents.events import AgentPaused, EventSink
+from agents.events import AgentPaused
 from agents.ledger.manager import IsolatedAIManager
-from agents.money import from_micro
+from engine.events import EventSink
 from engine.market.base import MarketData, MarketDataError
+from engine.metrics import drawdown, max_drawdown
 from storage import Database
 from storage import risk_repo as risk_rows
+from storage.money import from_micro, to_micro, usdc_down
 
 __all__ = ["MIN_SHARPE_SAMPLES", "MIN_VAR_SAMPLES", "RiskReport", "RiskWorker"]
 
@@ -40,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 MIN_SHARPE_SAMPLES = 2
 MIN_VAR_SAMPLES = 10
-_MICRO = 1_000_000
 
 @dataclass
 class RiskReport:
@@ -89,7 +90,7 @@ class RiskWorker:
             if r["token_id"] is not None:
                 price = prices.get(r["token_id"])
                 if price is not None:
-                    value = int(r["size"] * price * self._exit_factor * _MICRO)
+                    value = to_micro(usdc_down(r["size"] * price * self._exit_factor))
                     a["unrealized"] += value - r["cost"]
         live = set(agents)
         for gone in [k for k in self._peaks if k not in live]:
@@ -98,10 +99,8 @@ class RiskWorker:
             report.checked += 1
             equity = a["balance"] + a["unrealized"]
             peak = self._track(agent_id, equity, a["peak"])
-            if peak <= 0:
-                continue
-            drawdown = (peak - equity) / peak
-            if drawdown > self.max_drawdown and await self._pause(agent_id, a["user_id"], drawdown):
+            fall = drawdown(peak, equity)
+            if fall > self.max_drawdown and await self._pause(agent_id, a["user_id"], fall):
                 report.paused += 1
         return report
 
@@ -146,7 +145,7 @@ class RiskWorker:
             quote = quotes.get(r["token_id"])
             if quote is None:
                 return None
-            total += int(r["size"] * quote.price_usd * self._exit_factor * _MICRO) - r["cost"]
+            total += to_micro(usdc_down(r["size"] * quote.price_usd * self._exit_factor)) - r["cost"]
         return from_micro(total)
 
     # --- metrics ------------------------------------------------------------------------------
@@ -175,10 +174,7 @@ class RiskWorker:
             var95 = round(max(0.0, -float(np.quantile(returns, 0.05))) * 100, 3)
         max_dd = None
         if index:
-            worst = 0.0
-            for curve in index.values():
-                arr = np.asarray(curve)
-                worst = max(worst, float((1.0 - arr / np.maximum.accumulate(arr)).max()))
+            worst = max(max_drawdown(np.asarray(curve)) for curve in index.values())
             max_dd = round(worst * 100, 3)
         return {"sharpe": sharpe, "max_drawdown_pct": max_dd, "var_95_pct": var95,
                 "observations": int(returns.size)}

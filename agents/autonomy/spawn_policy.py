@@ -25,19 +25,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agents.ledger.rules import clamp_child
 from agents.llm_config import LlmSettings, classify_llm_error, redact
+from storage.money import floor_usdc
 
-__all__ = ["MICRO", "SPAWN_TOOL", "SpawnContext", "SpawnDecision", "SpawnPolicy", "quantize_usdc"]
+__all__ = ["SPAWN_TOOL", "SpawnContext", "SpawnDecision", "SpawnPolicy"]
 
 logger = logging.getLogger(__name__)
 
-MICRO = Decimal("0.000001")
 REASON_MAX = 200
+NOTHING = Decimal(0)  # the amount of a decision not to spawn
 SPAWN_TOOL: dict[str, Any] = {
     "name": "spawn_decision",
     "description": "Decide whether this trading agent should spawn a child agent funded from its earnings.",
@@ -57,11 +59,6 @@ _SYSTEM = (
     "performance is weak or drawdown is high. Stay within min_child..max_child and never above "
     "spawnable. Answer only by calling the spawn_decision tool."
 )
-
-
-def quantize_usdc(value: Decimal) -> Decimal:
-    """Round down to micro-USDC (6 decimals)."""
-    return value.quantize(MICRO, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True)
@@ -190,9 +187,9 @@ class SpawnPolicy:
             )
         if refusal:
             return SpawnDecision(
-                False, Decimal(0).quantize(MICRO), clean_reason(prefix + "no spawn, " + refusal), "rule"
+                False, NOTHING, clean_reason(prefix + "no spawn, " + refusal), "rule"
             )
-        amount = quantize_usdc(min(max(ctx.suggested, ctx.min_child), upper))
+        amount = clamp_child(ctx.suggested, ctx.min_child, upper)
         text = (
             f"spawn {_fmt(amount)} USDC: earnings {_fmt(ctx.net_earnings)} USDC, "
             f"drawdown {ctx.drawdown_pct:.1f}%"
@@ -249,11 +246,11 @@ class SpawnPolicy:
         key = self._llm.api_key if self._llm else None
         reason = clean_reason(redact(answer.reason, key)) or "no reason given"
         if not answer.spawn:
-            return SpawnDecision(False, Decimal(0).quantize(MICRO), reason, "llm")
+            return SpawnDecision(False, NOTHING, reason, "llm")
         if ctx.live_children >= ctx.max_children:
             return SpawnDecision(
                 False,
-                Decimal(0).quantize(MICRO),
+                NOTHING,
                 clean_reason(
                     f"AI wanted to spawn, but the agent already has {ctx.live_children} live children "
                     f"(max {ctx.max_children})."
@@ -264,22 +261,22 @@ class SpawnPolicy:
         if upper < ctx.min_child:
             return SpawnDecision(
                 False,
-                Decimal(0).quantize(MICRO),
+                NOTHING,
                 clean_reason(
                     f"AI wanted to spawn, but at most {_fmt(upper)} USDC is spawnable, below the "
                     f"{_fmt(ctx.min_child)} USDC minimum."
                 ),
                 "llm",
             )
-        amount = quantize_usdc(min(max(answer.amount, ctx.min_child), upper))
-        if amount != quantize_usdc(answer.amount):
+        amount = clamp_child(answer.amount, ctx.min_child, upper)
+        if amount != floor_usdc(answer.amount):
             note = f" (amount adjusted to {_fmt(amount)} USDC to fit the limits)"
             reason = clean_reason(redact(answer.reason, key), limit=REASON_MAX - len(note)) + note
         return SpawnDecision(True, amount, reason, "llm")
 
 
 def _upper_bound(ctx: SpawnContext) -> Decimal:
-    return quantize_usdc(min(ctx.max_child, ctx.spawnable))
+    return floor_usdc(min(ctx.max_child, ctx.spawnable))
 
 
 def _fmt(value: Decimal) -> str:

@@ -20,11 +20,14 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy, quantize_usdc
+from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
 from agents.errors import AgentError
 from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.rules import clamp_child
+from engine.metrics import drawdown
 from storage import Database
 from storage import spawns_repo as spawns
+from storage.money import from_micro
 
 __all__ = ["SpawnReport", "Spawner"]
 
@@ -74,19 +77,19 @@ class Spawner:
         rules = self.manager.rules
         count, wins = await self.db.read(spawns.trade_record, agent_id)
         win_rate = (100.0 * wins / count) if count else None
-        drawdown = max(0.0, (peak - balance) / peak * 100.0) if peak > 0 else 0.0
+        fall = drawdown(peak, balance) * 100.0
         ctx = SpawnContext(
-            agent_id=agent_id, generation=generation, balance=Decimal(balance) / 1_000_000,
+            agent_id=agent_id, generation=generation, balance=from_micro(balance),
             available=bounds["available"], net_earnings=bounds["net_earnings"], spawnable=bounds["spawnable"],
-            suggested=bounds["suggested"], min_child=rules.min_child_balance, max_child=bounds["max_child"],
+            suggested=bounds["suggested"], min_child=bounds["min_child"], max_child=bounds["max_child"],
             live_children=int(bounds["live_children"]), max_children=rules.max_children,
-            win_rate_pct=win_rate, trades=count, drawdown_pct=round(drawdown, 2))
+            win_rate_pct=win_rate, trades=count, drawdown_pct=round(fall, 2))
         decision = await self.policy.decide(ctx)
         await self._apply(ctx, decision, last_entry, report)
 
     async def _apply(self, ctx: SpawnContext, decision: SpawnDecision, last_entry: int,
                      report: SpawnReport) -> None:
-        amount = quantize_usdc(min(max(decision.amount, ctx.min_child), ctx.max_child))
+        amount = clamp_child(decision.amount, ctx.min_child, ctx.max_child)
         if not decision.spawn or amount < ctx.min_child:
             reason = decision.reason if not decision.spawn else (
                 f"{decision.reason} (refused: at most {ctx.max_child} USDC may fund a child)")

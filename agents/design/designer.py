@@ -1,56 +1,90 @@
 """`StrategyDesigner`: what the bot calls when a user chats with a selected strategy bot.
 
-* Without LLM settings it uses the deterministic parser (`agents.design.strategy_parser`).
+* Without LLM settings it uses the deterministic parser (`agents.design.parser`).
 * With them it runs the CrewAI crew (`agents.design.crew`) in a daemon thread under `asyncio.wait_for`.
-  LLM problems (rate limit, overload, auth, timeout, unusable output) produce a clear error;
+  LLM problems (rate limit, overload, auth, timeout, unusable output) are reported as such;
   the parser's result is used instead **only if the parser fully understood the message**
-  (a strategy came out and nothing was left over), and the reply says so.
-* Per-user daily limit of LLM calls: an in-memory counter keyed by (user id, UTC date). It
-  resets on restart (documented trade-off: a restart is rare and only grants extra calls).
-  Over the limit, fully-understood messages still work through the parser.
+  (a strategy came out and nothing was left over), and the result says so.
+* Per-user daily limit of LLM calls, counted per UTC day by the `UsageStore` (the bot gives it
+  the database's `LlmUsageRepo`, so a restart does not reset the count). Over the limit,
+  fully-understood messages still work through the parser.
 * Messages over 2000 characters are rejected before anything else runs.
 
-`DesignResult.explanation` is plain text: the bot must HTML-escape it.
+The result is data, not words: which path answered, the strategy (or why there is none) and the
+notes to tell the user, as `Note` codes with params. The bot words it and always describes the
+strategy actually returned itself (`bot.design_text`), whatever the AI's summary says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol
 
-from agents.design.crew import CrewResult, run_crew, run_in_daemon_thread
-from agents.design.strategy_parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
+from agents.design.crew import CrewResult, run_crew
+from agents.design.daemon import run_in_daemon_thread
+from agents.design.notes import Note
+from agents.design.parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
 from agents.llm_config import LlmSettings, redact
 from engine.strategy import Strategy
 
-__all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignResult", "StrategyDesigner", "UsageStore"]
+__all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignPath", "DesignResult", "StrategyDesigner", "UsageStore"]
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = MAX_TEXT_CHARS
+HISTORY_PASSED = 20  # designer messages handed to the crew (it keeps the last few of them)
+DAILY_LIMIT = "daily_limit"  # `llm_error` when the user's AI budget for the day is spent
 
 # (settings, message, current, history, per-request timeout) -> CrewResult; blocking.
 CrewRunner = Callable[[LlmSettings, str, Strategy | None, Sequence[tuple[str, str]], float], CrewResult]
 
 
+class DesignPath(StrEnum):
+    """Which designer answered a turn."""
+
+    INPUT = "input"  # the message was refused before any designer ran (empty, too long)
+    RULE = "rule"  # the parser (no AI configured)
+    LLM = "llm"  # the AI path: the crew's strategy, or why the AI could not give one (`llm_error`)
+    FALLBACK = "fallback"  # the parser's strategy, because the AI could not be used (`llm_error`)
+
+
 @dataclass(frozen=True)
 class DesignResult:
-    """Outcome of one design turn.
+    """Outcome of one design turn, as data (the bot words it).
 
-    `ok`: a usable strategy is in `strategy`. `changed`: it differs from the current one.
-    `used_llm`: the strategy came from the AI crew (False for the parser, including fallbacks).
-    `error`: a user-facing sentence when not ok (plain text)."""
+    `strategy`: the new strategy, or None; then `error` says why (a parser failure, the AI's
+    problem, an input refusal). `changed`: the strategy differs from the current one.
+    `notes`: what to say before describing the strategy (e.g. why the parser answered instead of
+    the AI, or that the AI's strategy is the same as before). `summary`: the AI's plain-text
+    summary (LLM path, may be ""). `ignored`: harmless leftovers of the user's message, in their
+    own words (parser paths). `llm_error`: the kind of AI problem when one happened (an
+    `LlmErrorKind`, ``invalid_output``, ``crew_error``, ``timeout`` or ``daily_limit``).
+    """
 
-    ok: bool
+    path: DesignPath
     strategy: Strategy | None
-    explanation: str
-    changed: bool
-    used_llm: bool
-    error: str | None = None
+    changed: bool = False
+    notes: tuple[Note, ...] = ()
+    summary: str = ""
+    ignored: tuple[str, ...] = ()
+    error: Note | None = None
+    llm_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A usable strategy is in `strategy`."""
+        return self.strategy is not None
+
+    @property
+    def used_llm(self) -> bool:
+        """The strategy came from the AI crew (False for the parser, including fallbacks)."""
+        return self.path is DesignPath.LLM and self.strategy is not None
 
 
 def _utcnow() -> datetime:
@@ -68,7 +102,7 @@ def _default_runner(
 
 
 class UsageStore(Protocol):
-    """Where daily LLM call counts live (see `storage.repos.LlmUsageRepo`)."""
+    """Where daily LLM call counts live (`storage.bots_repo.LlmUsageRepo` in the bot)."""
 
     async def take(self, user_id: int, day: str, limit: int) -> bool: ...
 
@@ -80,34 +114,22 @@ class StrategyDesigner:
         self,
         *,
         llm: LlmSettings | None,
+        usage_store: UsageStore,
         daily_limit: int = 30,
         timeout: float = 90.0,
         clock: Callable[[], datetime] = _utcnow,
         crew_runner: CrewRunner | None = None,
-        usage_store: UsageStore | None = None,
     ) -> None:
         if daily_limit < 0:
             raise ValueError("daily_limit must be >= 0")
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self._llm = llm
+        self._store = usage_store
         self._daily_limit = daily_limit
         self._timeout = timeout
         self._clock = clock
         self._runner: CrewRunner = crew_runner or _default_runner
-        self._usage: dict[tuple[int, date], int] = {}
-        # Persistent counts (storage.repos.LlmUsageRepo) when given, so restarts don't reset
-        # the limit; the in-memory dict otherwise.
-        self._store = usage_store
-
-    @property
-    def uses_llm(self) -> bool:
-        """Whether an LLM is configured."""
-        return self._llm is not None
-
-    def llm_calls_left(self, user_id: int) -> int:
-        """LLM calls the user has left today (UTC); the daily limit when no LLM is configured."""
-        return max(0, self._daily_limit - self._usage.get((user_id, self._today()), 0))
 
     async def design(
         self,
@@ -119,89 +141,79 @@ class StrategyDesigner:
         """Turn one chat message into a new or edited strategy. Never raises for user input or LLM trouble."""
         text = (message or "").strip()
         if not text:
-            return self._error(
-                "Send a strategy in plain words, e.g. "
-                "'buy 10% PEPE on bsc when it drops 5% in 1h, stop loss 3%'."
-            )
+            return DesignResult(DesignPath.INPUT, None, error=Note("design.empty"))
         if len(text) > MAX_MESSAGE_CHARS:
-            return self._error(
-                f"That message is too long ({len(text)} characters). "
-                f"Please keep it under {MAX_MESSAGE_CHARS} characters."
-            )
+            return DesignResult(DesignPath.INPUT, None,
+                                error=Note("design.too_long", chars=len(text), max_chars=MAX_MESSAGE_CHARS))
         parsed = parse_strategy_text(text, current)
         if self._llm is None:
-            return self._from_parser(parsed, current)
+            return _from_parser(parsed, current)
 
-        if not await self._take_call(user_id):
-            note = f"You have used today's {self._daily_limit} AI requests (the limit resets at 00:00 UTC)."
+        if not await self._store.take(user_id, self._today(), self._daily_limit):
+            spent = Note("design.daily_limit", limit=self._daily_limit)
             if parsed.fully_understood:
-                return self._from_parser(parsed, current, note=note + " I used the built-in parser instead.")
-            return self._error(
-                note + " Simple phrasings still work without AI, e.g. "
-                "'buy 10% PEPE when it drops 5% in 1h, stop loss 3%'."
-            )
+                return _from_parser(parsed, current, problem=spent, kind=DAILY_LIMIT)
+            return DesignResult(DesignPath.LLM, None, error=Note("design.try_simple_phrasing", reason=spent),
+                                llm_error=DAILY_LIMIT)
+        return await self._with_crew(self._llm, text, current, history, parsed)
 
-        settings = self._llm
+    # -- helpers ----------------------------------------------------------------------------
+    async def _with_crew(self, settings: LlmSettings, text: str, current: Strategy | None,
+                         history: Sequence[tuple[str, str]], parsed: ParseResult) -> DesignResult:
         try:
-            result = await asyncio.wait_for(
-                self._run(settings, text, current, history), timeout=self._timeout
-            )
+            result = await asyncio.wait_for(self._run(settings, text, current, history), timeout=self._timeout)
         except TimeoutError:
-            result = CrewResult(
-                False, None, "", "The AI took too long to answer. Please try again.", "timeout"
-            )
+            result = CrewResult(False, None, "", Note("design.ai_timeout"), "timeout")
         except Exception as exc:  # the crew reports its own errors; this is a last-resort guard
             logger.exception("strategy designer crashed: %s", redact(str(exc), settings.api_key))
-            result = CrewResult(
-                False, None, "", "The AI strategy designer failed unexpectedly.", "crew_error"
-            )
+            result = CrewResult(False, None, "", Note("design.ai_crashed"), "crew_error")
+        if result.ok and result.strategy is not None and _holds_secret(result.strategy, settings.api_key):
+            logger.warning("the crew's strategy quotes the API key: refused")
+            result = CrewResult(False, None, "", Note("crew.no_valid_strategy"), "invalid_output")
 
         if result.ok and result.strategy is not None:
             changed = result.strategy != current
-            explanation = result.explanation
-            if not changed:
-                explanation = "No change: the strategy is the same as before.\n\n" + explanation
-            return DesignResult(True, result.strategy, explanation, changed, True, None)
+            notes = () if changed else (Note("design.no_change"),)
+            return DesignResult(DesignPath.LLM, result.strategy, changed, notes,
+                                summary=redact(result.explanation, settings.api_key))
 
-        error = redact(result.error or "The AI could not design a strategy.", settings.api_key)
+        problem = _redacted(result.error or Note("design.ai_no_strategy"), settings.api_key)
+        kind = result.error_kind or "crew_error"
         if parsed.fully_understood:
-            return self._from_parser(parsed, current, note=error + " I used the built-in parser instead.")
-        return self._error(error)
+            return _from_parser(parsed, current, problem=problem, kind=kind)
+        return DesignResult(DesignPath.LLM, None, error=problem, llm_error=kind)
 
-    # -- helpers ----------------------------------------------------------------------------
     def _run(
         self, settings: LlmSettings, text: str, current: Strategy | None, history: Sequence[tuple[str, str]]
     ) -> Awaitable[CrewResult]:
-        history = [(str(r), str(t)) for r, t in list(history)[-20:]]
+        history = [(str(r), str(t)) for r, t in list(history)[-HISTORY_PASSED:]]
         return run_in_daemon_thread(lambda: self._runner(settings, text, current, history, self._timeout))
 
-    def _today(self) -> date:
+    def _today(self) -> str:
         now = self._clock()
         if now.tzinfo is not None:
             now = now.astimezone(UTC)
-        return now.date()
+        return now.date().isoformat()
 
-    async def _take_call(self, user_id: int) -> bool:
-        today = self._today()
-        if self._store is not None:
-            return await self._store.take(user_id, today.isoformat(), self._daily_limit)
-        # Forget earlier days so the counter cannot grow without bound.
-        for key in [k for k in self._usage if k[1] != today]:
-            del self._usage[key]
-        used = self._usage.get((user_id, today), 0)
-        if used >= self._daily_limit:
-            return False
-        self._usage[(user_id, today)] = used + 1
-        return True
 
-    @staticmethod
-    def _error(message: str) -> DesignResult:
-        return DesignResult(False, None, message, False, False, message)
+def _from_parser(parsed: ParseResult, current: Strategy | None, *, problem: Note | None = None,
+                 kind: str | None = None) -> DesignResult:
+    """The parser's answer: RULE, or FALLBACK (with the AI `problem`) when the AI could not be used."""
+    path = DesignPath.RULE if problem is None else DesignPath.FALLBACK
+    if parsed.strategy is None:
+        return DesignResult(path, None, error=parsed.failure, llm_error=kind)
+    notes = () if problem is None else (Note("design.parser_instead", reason=problem),)
+    return DesignResult(path, parsed.strategy, parsed.strategy != current, notes,
+                        ignored=tuple(parsed.not_understood), llm_error=kind)
 
-    @staticmethod
-    def _from_parser(parsed: ParseResult, current: Strategy | None, note: str | None = None) -> DesignResult:
-        if parsed.strategy is None:
-            message = f"{note}\n\n{parsed.message}" if note else parsed.message
-            return DesignResult(False, None, message, False, False, parsed.message)
-        explanation = parsed.message if note is None else f"{note}\n\n{parsed.message}"
-        return DesignResult(True, parsed.strategy, explanation, parsed.strategy != current, False, None)
+
+def _holds_secret(strategy: Strategy, secret: str) -> bool:
+    """The strategy quotes the API key (a model obeying an injection could put it in a token name)."""
+    return len(secret) >= 6 and secret in json.dumps(strategy.to_config())
+
+
+def _redacted(note: Note, secret: str) -> Note:
+    """`note` with the secret removed from its text params (nested notes included)."""
+    params = {k: redact(v, secret) if isinstance(v, str) else _redacted(v, secret) if isinstance(v, Note) else v
+              for k, v in note.params.items()}
+    return Note(note.code, **params)

@@ -3,7 +3,8 @@
 A bot holds a name, an optional validated strategy and the designer conversation. Names are
 stored as plain text: the bot layer escapes them for HTML. Ids arrive from untrusted callback
 data, so every entry point re-validates them and scopes the lookup to the caller; a foreign
-id gets the same `BotNotFoundError` as a missing one.
+id gets the same `BotNotFoundError` as a missing one. Refusals are `StrategyBotError`s with a
+code (``design.…``) and params; `bot.messages.design` words them.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ import time
 import unicodedata
 from collections.abc import Callable
 
+from engine.errors import CodedError
 from engine.strategy import Strategy, StrategyError, parse_strategy
+from storage.bots_repo import BotRecord, BotRepo, ConversationRepo
 from storage.db import Database
-from storage.repos import (
-    BotRecord,
-    BotRepo,
-    ConversationRepo,
-    SimulationRepo,
-    UserRepo,
-    to_iso,
-    valid_id,
-)
+from storage.runs_repo import SimulationRepo
+from storage.user_repo import UserRepo
+from storage.values import to_iso, valid_id
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +34,15 @@ HISTORY_KEEP = 200  # designer messages kept per bot; older ones are pruned
 _SPACES = re.compile(r"\s+")
 
 
-class StrategyBotError(Exception):
-    """Base of strategy-bot errors; `str(err)` is a message for the user."""
+class StrategyBotError(CodedError):
+    """Base of strategy-bot refusals (``design.…`` codes)."""
 
 
 class BotNotFoundError(StrategyBotError):
     """No such bot for this user (also the answer for another user's bot)."""
 
     def __init__(self) -> None:
-        super().__init__("Strategy bot not found. Use /bots to see yours.")
+        super().__init__("design.bot_not_found")
 
 
 class BotLimitError(StrategyBotError):
@@ -53,27 +50,23 @@ class BotLimitError(StrategyBotError):
 
 
 class BotNameError(StrategyBotError):
-    """The name is empty, too long, contains control characters or is already used."""
-
-
-class NoStrategyError(StrategyBotError):
-    """The bot has no strategy yet."""
+    """The name is not text, empty, too long, contains control characters or is already used."""
 
 
 def clean_name(raw: object) -> str:
     """Trim and collapse whitespace; 1–32 characters, no control characters."""
     if not isinstance(raw, str):
-        raise BotNameError("The bot name must be text.")
+        raise BotNameError("design.name_not_text")
     # Cheap length guard before any normalisation work on a huge string.
     if len(raw) > NAME_MAX * 8:
-        raise BotNameError(f"That name is too long: use at most {NAME_MAX} characters.")
+        raise BotNameError("design.name_too_long", max_chars=NAME_MAX)
     name = _SPACES.sub(" ", raw).strip()
     if not name:
-        raise BotNameError("The bot name can't be empty.")
+        raise BotNameError("design.name_empty")
     if len(name) > NAME_MAX:
-        raise BotNameError(f"That name is too long: use at most {NAME_MAX} characters.")
+        raise BotNameError("design.name_too_long", max_chars=NAME_MAX)
     if any(unicodedata.category(c) == "Cc" for c in name):
-        raise BotNameError("The bot name can't contain control characters.")
+        raise BotNameError("design.name_control_chars")
     return name
 
 
@@ -107,12 +100,12 @@ class StrategyBots:
             await self._users.ensure(user_id, tx=tx)
             existing = await self._bots.list_for_user(user_id, tx=tx)
             if len(existing) >= MAX_BOTS:
-                raise BotLimitError(f"You can have at most {MAX_BOTS} strategy bots. Delete one first.")
+                raise BotLimitError("design.bot_limit", max_bots=MAX_BOTS)
             taken = {b.name.casefold() for b in existing}
             if wanted is None:
                 wanted = next(f"Bot {n}" for n in range(1, MAX_BOTS + 2) if f"bot {n}" not in taken)
             elif wanted.casefold() in taken:
-                raise BotNameError(f"You already have a bot called {wanted}. Pick another name.")
+                raise BotNameError("design.name_taken", name=wanted)
             bot = await self._bots.create(user_id, wanted, tx=tx)
             await self._users.select_bot(user_id, bot.bot_id, tx=tx)
         return bot
@@ -133,7 +126,7 @@ class StrategyBots:
             if not any(b.bot_id == checked for b in bots):
                 raise BotNotFoundError()
             if any(b.bot_id != checked and b.name.casefold() == new_name.casefold() for b in bots):
-                raise BotNameError(f"You already have a bot called {new_name}. Pick another name.")
+                raise BotNameError("design.name_taken", name=new_name)
             await self._bots.rename(user_id, checked, new_name, tx=tx)
         return await self.get(user_id, checked)
 
@@ -175,7 +168,7 @@ class StrategyBots:
         """Store a validated strategy on the caller's bot (None clears it)."""
         checked = self._id(bot_id)
         if strategy is not None and not isinstance(strategy, Strategy):
-            raise StrategyBotError("Only a validated strategy can be saved.")
+            raise StrategyBotError("design.strategy_not_validated")
         text = None if strategy is None else json.dumps(strategy.to_config(), separators=(",", ":"))
         if not await self._bots.set_strategy(user_id, checked, text):
             raise BotNotFoundError()
@@ -192,14 +185,6 @@ class StrategyBots:
             log.warning("bot %s has a stored strategy that no longer validates: %s", bot.bot_id, exc)
             return None
 
-    def require_strategy(self, bot: BotRecord) -> Strategy:
-        """The bot's strategy or `NoStrategyError` with a hint on how to design one."""
-        strategy = self.strategy(bot)
-        if strategy is None:
-            raise NoStrategyError(f"{bot.name} has no strategy yet. Describe one in a message, "
-                                  "e.g. “buy PEPE when it drops 5% in 1h, stop-loss 3%”.")
-        return strategy
-
     # -- conversation ----------------------------------------------------------------------
     async def history(self, user_id: int, bot_id: object, limit: int = 10) -> builtins.list[tuple[str, str]]:
         """The last `limit` (role, content) messages with the designer, oldest first."""
@@ -209,7 +194,7 @@ class StrategyBots:
     async def add_message(self, user_id: int, bot_id: object, role: str, content: str) -> None:
         """Append a designer message (role 'user' or 'assistant'); old history is pruned."""
         if role not in ("user", "assistant"):
-            raise StrategyBotError("Unknown message role.")
+            raise StrategyBotError("design.unknown_role", role=role)
         checked = self._id(bot_id)
         async with self.db.transaction() as tx:
             if await self._bots.get(user_id, checked, tx=tx) is None:

@@ -22,16 +22,17 @@ from agents.errors import (
     InsufficientFundsError,
     PositionNotFoundError,
 )
-from agents.events import AgentDied, Event
+from agents.events import AgentDied
 from agents.ledger.money_tx import moved
-from agents.ledger.rules import MoneyRules
-from agents.money import from_micro
+from agents.ledger.rules import MoneyRules, available, status_after
+from engine.events import Event
 from storage import SyncTx
 from storage import agents_repo as agents
 from storage import ledger_repo as ledger
 from storage import positions_repo as positions
+from storage.money import from_micro
 from storage.positions_repo import NewPosition
-from storage.repos import to_iso
+from storage.values import to_iso
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,9 @@ class _Batch:
         if m is None:
             raise AgentNotFoundError(p.agent_id)
         if m.status != "active":
-            raise AgentStateError(f"This agent is {m.status}; it can't trade.")
-        if p.cost > m.balance - m.locked:
-            raise InsufficientFundsError("Not enough available balance for this position.")
+            raise AgentStateError("agent.cannot_trade", status=m.status)
+        if p.cost > available(m.balance, m.locked):
+            raise InsufficientFundsError("funds.position_above_available")
         m.locked += p.cost
         m.touched = True
         if p.open_key:
@@ -125,7 +126,7 @@ class _Batch:
     def close(self, pid: int, o: CloseOrder, result: BookedFill) -> None:
         pos = self.positions.get(pid)
         if pos is None:
-            raise PositionNotFoundError("No such position.")
+            raise PositionNotFoundError()
         if pos["status"] != "open":
             return  # already closed (a replayed tick)
         m = self.money[pos["agent_id"]]
@@ -142,10 +143,12 @@ class _Batch:
         tid, self.next_trade = self.next_trade, self.next_trade + 1
         self.trades.append((tid, pos, float(o.exit_price), o.proceeds, pnl, o.reason, o.exit_bar_time, self.now))
         result.value = {"pnl": from_micro(pnl), "agent_id": pos["agent_id"], "trade_id": tid}
-        if m.balance < self.rules.micro(self.rules.min_agent_balance) and m.status not in ("dead", "closed"):
-            m.status, m.reason = "dead", "balance below the minimum"
-            result.events.append(AgentDied(user_id=pos["user_id"], agent_id=pos["agent_id"],
-                                           balance=from_micro(m.balance)))
+        change = status_after(self.rules, m.status, m.balance)
+        if change is not None:
+            m.status, m.reason = change
+            if change[0] == "dead":
+                result.events.append(AgentDied(user_id=pos["user_id"], agent_id=pos["agent_id"],
+                                               balance=from_micro(m.balance)))
 
     def write(self, tx: SyncTx) -> None:
         # Positions first (trades refer to them); the agents' final balances last.

@@ -9,6 +9,7 @@ after the commit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -22,19 +23,20 @@ from agents.errors import (
     InvalidAmountError,
     PositionNotFoundError,
 )
-from agents.events import Event, EventSink, NullSink
 from agents.ledger import money_tx, views
+from agents.ledger.amounts import parse_amount
 from agents.ledger.fills import BookedFill, CloseOrder, FillOrder, book_fills, close_one, open_one
 from agents.ledger.rules import MoneyRules
-from agents.money import from_micro, to_micro
+from engine.events import Event, EventSink, NullSink
 from storage import Database, SyncTx
 from storage import agents_repo as agents
 from storage import spawns_repo as spawns
-from storage import users_repo as users
+from storage.money import from_micro, to_micro
 from storage.positions_repo import NewPosition
-from storage.repos import valid_id
+from storage.values import valid_id
 
 MAX_REASON = 300
+_MONEY_BOUNDS = ("spawnable", "suggested", "min_child", "max_child", "net_earnings", "available")
 logger = logging.getLogger(__name__)
 
 
@@ -50,11 +52,12 @@ def _clean_text(text: str, limit: int = MAX_REASON) -> str:
 
 def _check_user_id(user_id: object) -> int:
     if isinstance(user_id, bool) or not isinstance(user_id, int) or not (0 < user_id < 2**53):
-        raise InvalidAmountError("Invalid user id.")
+        raise InvalidAmountError("user.invalid_id")
     return user_id
 
 
-def _valid_agent_id(agent_id: object) -> bool:
+def valid_agent_id(agent_id: object) -> bool:
+    """Whether `agent_id` could be an agent id at all (a str of sane length)."""
     return isinstance(agent_id, str) and len(agent_id) <= 64
 
 
@@ -68,18 +71,12 @@ class IsolatedAIManager:
         self.events: EventSink = events or NullSink()
         self._new_id = id_factory
 
-    # ------------------------------------------------------------------ users
-    async def ensure_user(self, user_id: int, username: str | None = None, first_name: str | None = None) -> None:
-        """Register a Telegram user on first use (names refreshed when given)."""
-        _check_user_id(user_id)
-        await self.db.run(users.ensure, user_id, username, first_name)
-
     # ------------------------------------------------------------------ creation
     async def create_user_main_agent(self, user_id: int, initial_balance: object, *,
                                      idempotency_key: str | None = None) -> dict[str, Any]:
         """Create the user's generation-1 agent funded with `initial_balance` (a deposit)."""
         _check_user_id(user_id)
-        micro = self._deposit_amount(initial_balance, "Initial balance")
+        micro = self._deposit_amount(initial_balance, "initial_balance")
         return await self.db.run(self._with_view, money_tx.create_root, self.rules, self._new_id, user_id, micro,
                                  idempotency_key)
 
@@ -87,7 +84,7 @@ class IsolatedAIManager:
     async def deposit(self, user_id: int, amount: object, *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Add paper capital to the user's generation-1 agent; returns that agent."""
         _check_user_id(user_id)
-        micro = self._deposit_amount(amount, "Deposit")
+        micro = self._deposit_amount(amount, "deposit")
         return await self.db.run(self._with_view, money_tx.deposit, self.rules, user_id, micro, idempotency_key)
 
     async def withdraw(self, user_id: int, amount: object, *, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -98,7 +95,7 @@ class IsolatedAIManager:
         """
         _check_user_id(user_id)
         take_all = isinstance(amount, str) and amount.strip().lower() == "all"
-        micro = None if take_all else to_micro(amount, what="Withdrawal")
+        micro = None if take_all else parse_amount(amount, what="withdrawal")
         payload = await self.db.run(money_tx.withdraw, self.rules, user_id, micro, idempotency_key)
         return {
             "amount": from_micro(payload["amount"]),
@@ -114,10 +111,10 @@ class IsolatedAIManager:
         `kind="sync_adjust"` records a balance change reported by the remote Automaton.
         A loss cannot exceed the agent's available balance. The agent dies below the minimum.
         """
-        micro = to_micro(amount, what="Profit", allow_negative=True)
+        micro = parse_amount(amount, what="profit", allow_negative=True)
         if kind not in (None, "sync_adjust"):
-            raise InvalidAmountError("Unknown ledger kind.")
-        if not _valid_agent_id(agent_id):
+            raise InvalidAmountError("ledger.unknown_kind")
+        if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
         ledger_kind = kind or ("profit" if micro > 0 else "loss")
         out, result = await self.db.run(self._outcome_with_view, money_tx.record_profit, self.rules, agent_id, micro,
@@ -133,12 +130,11 @@ class IsolatedAIManager:
 
     async def spawn_bounds(self, agent_id: str) -> dict[str, Any]:
         """The numbers behind the spawn rule (for the policy and the UI), Decimal amounts."""
-        found = await self.db.read(views.spawn_inputs, agent_id) if _valid_agent_id(agent_id) else None
+        found = await self.db.read(views.spawn_inputs, agent_id) if valid_agent_id(agent_id) else None
         if found is None:
             raise AgentNotFoundError(str(agent_id)[:64])
         b = money_tx.spawn_bounds(self.rules, *found)
-        return {k: (from_micro(v) if k in ("spawnable", "suggested", "max_child", "net_earnings", "available")
-                    else v) for k, v in b.items()}
+        return {k: (from_micro(v) if k in _MONEY_BOUNDS else v) for k, v in dataclasses.asdict(b).items()}
 
     async def spawn_child_agent(self, parent_agent_id: str, balance: object, reason: str, *,
                                 idempotency_key: str | None = None, source: str = "rule") -> dict[str, Any]:
@@ -147,9 +143,9 @@ class IsolatedAIManager:
         `balance` must be at least MIN_CHILD_BALANCE and at most what the parent can spawn
         (its unspent net earnings, keeping the reserve); the parent must be eligible.
         """
-        micro = to_micro(balance, what="Child balance")
+        micro = parse_amount(balance, what="child_balance")
         reason = _clean_text(reason) or "spawned"
-        if not _valid_agent_id(parent_agent_id):
+        if not valid_agent_id(parent_agent_id):
             raise AgentNotFoundError(str(parent_agent_id)[:64])
         out, child = await self.db.run(self._outcome_with_view, money_tx.spawn_child, self.rules, self._new_id,
                                        parent_agent_id, micro, reason, source, idempotency_key)
@@ -163,10 +159,10 @@ class IsolatedAIManager:
         when that child is already known. Bounded by the parent's available balance only
         (the remote side already decided), so no money is created."""
         if not isinstance(remote_child_id, str) or not remote_child_id.strip() or len(remote_child_id) > 128:
-            raise InvalidAmountError("Invalid remote child id.")
-        micro = to_micro(balance, what="Child balance")
+            raise InvalidAmountError("remote.invalid_child_id")
+        micro = parse_amount(balance, what="child_balance")
         reason = _clean_text(reason) or "spawned by the remote automaton"
-        if not _valid_agent_id(parent_agent_id):
+        if not valid_agent_id(parent_agent_id):
             raise AgentNotFoundError(str(parent_agent_id)[:64])
         out, child = await self.db.run(self._outcome_with_view, money_tx.adopt_remote_child, self._new_id,
                                        parent_agent_id, remote_child_id, micro, reason)
@@ -176,8 +172,8 @@ class IsolatedAIManager:
     async def record_spawn_decision(self, agent_id: str, spawn: bool, amount: Decimal, reason: str,
                                     source: str) -> None:
         """Store a decision that did not spawn (spawns store theirs in `spawn_child_agent`)."""
-        micro = int(amount * 1_000_000) if amount > 0 else 0
-        if not _valid_agent_id(agent_id):
+        micro = to_micro(amount) if amount > 0 else 0
+        if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
         await self.db.run(_record_decision, agent_id, spawn, micro, _clean_text(reason) or "-", source)
 
@@ -190,7 +186,7 @@ class IsolatedAIManager:
     async def get_agent_info(self, agent_id: str, user_id: int) -> dict[str, Any]:
         """One agent, owner-checked: a foreign id raises the same AgentNotFoundError as a missing one."""
         _check_user_id(user_id)
-        found = await self.db.read(views.agent, agent_id, user_id) if _valid_agent_id(agent_id) else None
+        found = await self.db.read(views.agent, agent_id, user_id) if valid_agent_id(agent_id) else None
         if found is None:
             raise AgentNotFoundError(str(agent_id)[:64])
         return found
@@ -203,7 +199,7 @@ class IsolatedAIManager:
     async def list_children(self, agent_id: str, user_id: int) -> list[str]:
         """The agent's children (owner-checked), oldest first."""
         _check_user_id(user_id)
-        found = await self.db.read(views.children_of, agent_id, user_id) if _valid_agent_id(agent_id) else None
+        found = await self.db.read(views.children_of, agent_id, user_id) if valid_agent_id(agent_id) else None
         if found is None:
             raise AgentNotFoundError(str(agent_id)[:64])
         return found
@@ -211,7 +207,7 @@ class IsolatedAIManager:
     async def ledger(self, agent_id: str, user_id: int, limit: int = 20) -> list[dict[str, Any]]:
         """The agent's latest ledger rows (owner-checked)."""
         _check_user_id(user_id)
-        found = await self.db.read(views.ledger_rows, agent_id, user_id, limit) if _valid_agent_id(agent_id) else None
+        found = await self.db.read(views.ledger_rows, agent_id, user_id, limit) if valid_agent_id(agent_id) else None
         if found is None:
             raise AgentNotFoundError(str(agent_id)[:64])
         return found
@@ -227,13 +223,13 @@ class IsolatedAIManager:
         return await self._transition(agent_id, user_id, "paused", "active", "resumed")
 
     async def _transition(self, agent_id: str, user_id: int | None, src: str, dst: str, reason: str) -> dict[str, Any]:
-        if not _valid_agent_id(agent_id):
+        if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
         return await self.db.run(_transition, agent_id, user_id, src, dst, _clean_text(reason))
 
     async def assign_strategy(self, agent_id: str, user_id: int, bot_id: int | None, strategy_json: str | None) -> None:
         """Give an agent (and not its existing children) a strategy snapshot from a strategy bot."""
-        if not _valid_agent_id(agent_id):
+        if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
         await self.db.run(_assign_strategy, agent_id, user_id, bot_id, strategy_json)
 
@@ -254,10 +250,10 @@ class IsolatedAIManager:
                    stop_loss: float | None = None, take_profit: float | None = None,
                    idempotency_key: str | None = None, entry_bar_time: int | None = None) -> NewPosition:
         """A validated position to open (`open_position`, or in a batch with `book_fills`)."""
-        micro = to_micro(cost, what="Position cost")
+        micro = parse_amount(cost, what="position_cost")
         if not (size > 0 and price > 0) or size != size or price != price:
-            raise InvalidAmountError("Position size and price must be positive.")
-        if not _valid_agent_id(agent_id):
+            raise InvalidAmountError("position.invalid_fill")
+        if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
         return NewPosition(agent_id, 0, token_id, symbol, float(size), float(price), micro, stop_loss, take_profit,
                            idempotency_key, entry_bar_time)
@@ -269,9 +265,9 @@ class IsolatedAIManager:
 
         Returns `{"pnl": Decimal, "agent_id", "trade_id"}`, or None when already closed.
         """
-        proceeds_micro = to_micro(proceeds, what="Proceeds", allow_zero=True)
+        proceeds_micro = parse_amount(proceeds, what="proceeds", allow_zero=True)
         if not isinstance(position_id, int) or valid_id(position_id) is None:  # bool, str, float, huge: none
-            raise PositionNotFoundError("No such position.")
+            raise PositionNotFoundError()
         order = CloseOrder(float(exit_price), proceeds_micro, _clean_text(reason, 40), idempotency_key, exit_bar_time,
                            position_id=position_id)
         out = await self.db.run(close_one, self.rules, order)
@@ -289,20 +285,21 @@ class IsolatedAIManager:
         await self._publish_all([e for b in booked for e in b.events])
         return booked
 
-    async def open_positions(self, agent_id: str) -> list[dict[str, Any]]:
-        return await self.db.read(views.open_positions, agent_id)
+    async def open_positions(self, agent_id: str, user_id: int | None = None) -> list[dict[str, Any]]:
+        """The agent's open positions; owner-checked when `user_id` is given (None = system)."""
+        return await self.db.read(views.open_positions, agent_id, user_id)
 
-    async def recent_trades(self, agent_id: str, limit: int = 5) -> list[dict[str, Any]]:
-        return await self.db.read(views.recent_trades, agent_id, limit)
+    async def recent_trades(self, agent_id: str, limit: int = 5, *, user_id: int | None = None) -> list[dict[str, Any]]:
+        """The agent's latest trades; owner-checked when `user_id` is given (None = system)."""
+        return await self.db.read(views.recent_trades, agent_id, user_id, limit)
 
     # ------------------------------------------------------------------ internals
     def _deposit_amount(self, amount: object, what: str) -> int:
-        micro = to_micro(amount, what=what)
-        lo, hi = self.rules.micro(self.rules.min_deposit), self.rules.micro(self.rules.max_deposit)
-        if micro < lo:
-            raise InvalidAmountError(f"{what} must be at least {self.rules.min_deposit} USDC.")
-        if micro > hi:
-            raise InvalidAmountError(f"{what} can be at most {self.rules.max_deposit:,} USDC.")
+        micro = parse_amount(amount, what=what)
+        if micro < to_micro(self.rules.min_deposit):
+            raise InvalidAmountError("amount.below_minimum", what=what, minimum=self.rules.min_deposit)
+        if micro > to_micro(self.rules.max_deposit):
+            raise InvalidAmountError("amount.above_maximum", what=what, maximum=self.rules.max_deposit)
         return micro
 
     @staticmethod
@@ -349,7 +346,7 @@ def _transition(tx: SyncTx, agent_id: str, user_id: int | None, src: str, dst: s
     if row is None or (user_id is not None and row["user_id"] != user_id):
         raise AgentNotFoundError(agent_id)
     if row["status"] != src:
-        raise AgentStateError(f"This agent is {row['status']}; it can't be {dst}.")
+        raise AgentStateError("agent.wrong_status", status=row["status"], target=dst)
     agents.set_status(tx, agent_id, dst, reason)
     found = views.agent(tx, agent_id)
     assert found is not None

@@ -22,16 +22,15 @@ from agents.errors import (
     InvalidAmountError,
     SpawnNotAllowedError,
 )
-from agents.events import AgentDied, ChildSpawned, Event
-from agents.ledger.rules import MoneyRules
-from agents.money import from_micro, largest_remainder
+from agents.events import AgentDied, ChildSpawned
+from agents.ledger.rules import MoneyRules, SpawnBounds, available, peak_after, status_after
+from engine.events import Event
 from storage import SyncTx
 from storage import agents_repo as agents
 from storage import ledger_repo as ledger
 from storage import spawns_repo as spawns
 from storage import users_repo as users
-
-GROWS_PEAK = ("deposit", "spawn_in", "withdraw", "spawn_out")  # money moved in or out is not a drawdown
+from storage.money import from_micro, largest_remainder
 
 
 @dataclass
@@ -45,15 +44,12 @@ class Outcome:
 # -- the ledger's single write path -----------------------------------------------------------------
 
 def moved(kind: str, balance: int, peak: int, amount: int) -> tuple[int, int]:
-    """(balance, peak) after a ledger row of `kind` moving `amount`: the one home of the peak rule.
-
-    Money that came in or left (deposits, withdrawals, spawns) moves the peak with it, since it
-    is not a gain or a drawdown; P&L only raises the peak to a new high.
-    """
-    after = balance + amount
-    if after < 0:
-        raise InsufficientFundsError("Not enough balance.")
-    return after, (max(peak + amount, after) if kind in GROWS_PEAK else max(peak, after))
+    """(balance, peak) after a ledger row of `kind` moving `amount` (`rules.peak_after`), refusing
+    to go below zero."""
+    after = peak_after(kind, balance, peak, amount)
+    if after is None:
+        raise InsufficientFundsError("funds.insufficient_balance")
+    return after
 
 
 def post(tx: SyncTx, agent: Any, kind: str, amount: int, ref: str, key: str | None, *, locked_delta: int = 0,
@@ -80,12 +76,12 @@ def replay(tx: SyncTx, user_id: int, key: str | None, kind: str) -> dict[str, An
     if key is None:
         return None
     if not isinstance(key, str) or not (0 < len(key) <= 128):
-        raise InvalidAmountError("Invalid idempotency key.")
+        raise InvalidAmountError("idempotency.invalid_key")
     row = ledger.find_operation(tx, user_id, key)
     if row is None:
         return None
     if row["kind"] != kind:
-        raise IdempotencyConflictError("This idempotency key was used for a different operation.")
+        raise IdempotencyConflictError()
     return json.loads(row["result_json"])
 
 
@@ -105,7 +101,7 @@ def create_root(tx: SyncTx, rules: MoneyRules, new_id: Callable[[], str], user_i
         return str(done["agent_id"])
     agent_id = new_id()
     if not agents.insert_root(tx, agent_id, user_id, micro):
-        raise AgentExistsError("You already have an active automaton. Use /deposit to add funds.")
+        raise AgentExistsError()
     # The opening ledger row matches the balance the agent was inserted with.
     ledger.append(tx, agent_id, user_id, "deposit", micro, micro, "initial deposit", row_key(user_id, key, agent_id))
     remember(tx, user_id, key, "create", {"agent_id": agent_id})
@@ -122,8 +118,9 @@ def deposit(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int, key: str | 
     if root is None:
         raise AgentNotFoundError()
     after, _ = post(tx, root, "deposit", micro, "deposit", row_key(user_id, key, root["agent_id"]))
-    if root["status"] == "dead" and after >= rules.micro(rules.min_agent_balance):
-        agents.set_status(tx, root["agent_id"], "active", "revived by a deposit")
+    change = status_after(rules, root["status"], after)
+    if change is not None:
+        agents.set_status(tx, root["agent_id"], change[0], "revived by a deposit")
     remember(tx, user_id, key, "deposit", {"agent_id": root["agent_id"]})
     return str(root["agent_id"])
 
@@ -139,10 +136,9 @@ def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key
     if micro is None:
         micro = total
     if total <= 0:
-        raise InsufficientFundsError("Nothing is available to withdraw.")
+        raise InsufficientFundsError("funds.nothing_to_withdraw")
     if micro > total:
-        raise InsufficientFundsError(
-            f"You can withdraw at most {from_micro(total)} USDC (available across all your agents).")
+        raise InsufficientFundsError("funds.withdraw_above_available", available=from_micro(total))
     parts = largest_remainder(micro, [r["avail"] for r in rows])
     result_parts: dict[str, int] = {}
     for row, part in zip(rows, parts, strict=True):
@@ -153,8 +149,8 @@ def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key
         result_parts[row["agent_id"]] = part
         if after == 0 and row["locked"] == 0:
             agents.set_status(tx, row["agent_id"], "closed", "emptied by withdrawal")
-        elif after < rules.micro(rules.min_agent_balance):
-            agents.set_status(tx, row["agent_id"], "dead", "balance below the minimum")
+        elif (change := status_after(rules, agent["status"], after)) is not None:
+            agents.set_status(tx, row["agent_id"], *change)
     payload = {"amount": micro, "parts": result_parts, "total_available": total - micro}
     remember(tx, user_id, key, "withdraw", payload)
     return payload
@@ -172,38 +168,27 @@ def record_profit(tx: SyncTx, rules: MoneyRules, agent_id: str, micro: int, kind
     if replay(tx, user_id, key, "profit") is not None:
         return Outcome(agent_id)
     if agent["status"] == "closed":
-        raise AgentStateError("This agent is closed.")
-    available = agent["isolated_balance"] - agent["locked_balance"]
-    if micro < 0 and -micro > available:
-        raise InsufficientFundsError(
-            f"A loss of {from_micro(-micro)} USDC exceeds the agent's available {from_micro(available)} USDC.")
+        raise AgentStateError("agent.closed")
+    free = available(agent["isolated_balance"], agent["locked_balance"])
+    if micro < 0 and -micro > free:
+        raise InsufficientFundsError("funds.loss_above_available", loss=from_micro(-micro), available=from_micro(free))
     after, _ = post(tx, agent, kind, micro, info or kind, row_key(user_id, key, agent_id))
     out = Outcome(agent_id)
-    min_bal = rules.micro(rules.min_agent_balance)
-    if after < min_bal and agent["status"] != "dead":
-        agents.set_status(tx, agent_id, "dead", "balance below the minimum")
-        out.events.append(AgentDied(user_id=user_id, agent_id=agent_id, balance=from_micro(after)))
-    elif after >= min_bal and agent["status"] == "dead":
-        agents.set_status(tx, agent_id, "active", "balance restored")
+    change = status_after(rules, agent["status"], after)
+    if change is not None:
+        agents.set_status(tx, agent_id, *change)
+        if change[0] == "dead":
+            out.events.append(AgentDied(user_id=user_id, agent_id=agent_id, balance=from_micro(after)))
     remember(tx, user_id, key, "profit", {"agent_id": agent_id})
     return out
 
 
 # -- spawning ---------------------------------------------------------------------------------------
 
-def spawn_bounds(rules: MoneyRules, agent: Any, sums: tuple[int, int], live_children: int) -> dict[str, Any]:
-    """The spawn rule of SPEC §3 in micro-USDC: what the agent may give a child, and whether it may."""
-    net, spent = sums
-    available = agent["isolated_balance"] - agent["locked_balance"]
-    spawnable = max(0, min(net - spent, available - rules.micro(rules.spawn_reserve)))
-    min_child = rules.micro(rules.min_child_balance)
-    max_child = min(spawnable, available // 2)
-    suggested = min(max(int(spawnable * rules.spawn_fraction), min_child), max_child)
-    eligible = (agent["status"] == "active" and spawnable >= rules.micro(rules.spawn_min_earnings)
-                and live_children < rules.max_children and suggested >= min_child)
-    return {"eligible": eligible, "spawnable": spawnable, "suggested": suggested if eligible else 0,
-            "max_child": max_child if eligible else 0, "live_children": live_children,
-            "net_earnings": net, "available": available}
+def spawn_bounds(rules: MoneyRules, agent: Any, sums: tuple[int, int], live_children: int) -> SpawnBounds:
+    """`SpawnBounds` of a stored agent row."""
+    return SpawnBounds.of(rules, agent["status"], agent["isolated_balance"], agent["locked_balance"], *sums,
+                          live_children)
 
 
 def spawn_child(tx: SyncTx, rules: MoneyRules, new_id: Callable[[], str], parent_id: str, micro: int,
@@ -218,19 +203,18 @@ def spawn_child(tx: SyncTx, rules: MoneyRules, new_id: Callable[[], str], parent
     if done is not None:
         return Outcome(str(done["agent_id"]))
     if parent["status"] != "active":
-        raise AgentStateError(f"Only an active agent can spawn (this one is {parent['status']}).")
+        raise AgentStateError("spawn.parent_not_active", status=parent["status"])
     live = agents.live_children(tx, parent_id)
     b = spawn_bounds(rules, parent, ledger.sums_for_agent(tx, parent_id), live)
     if live >= rules.max_children:
-        raise SpawnNotAllowedError(f"This agent already has {live} live children (max {rules.max_children}).")
-    if not b["eligible"]:
-        raise SpawnNotAllowedError(f"Not enough earnings to spawn: {from_micro(b['spawnable'])} USDC spawnable, "
-                                   f"{rules.spawn_min_earnings} USDC needed.")
-    if micro < rules.micro(rules.min_child_balance):
-        raise SpawnNotAllowedError(f"A child needs at least {rules.min_child_balance} USDC.")
-    if micro > b["spawnable"]:
-        raise InsufficientFundsError(
-            f"The parent can fund at most {from_micro(b['spawnable'])} USDC from its earnings.")
+        raise SpawnNotAllowedError("spawn.too_many_children", live=live, maximum=rules.max_children)
+    if not b.eligible:
+        raise SpawnNotAllowedError("spawn.not_enough_earnings", spawnable=from_micro(b.spawnable),
+                                   needed=rules.spawn_min_earnings)
+    if micro < b.min_child:
+        raise SpawnNotAllowedError("spawn.child_below_minimum", minimum=rules.min_child_balance)
+    if micro > b.spawnable:
+        raise InsufficientFundsError("spawn.above_spawnable", spawnable=from_micro(b.spawnable))
     child_id = new_id()
     _fund_child(tx, parent, child_id, micro, reason, source, row_key(user_id, key, parent_id),
                 row_key(user_id, key, child_id))
@@ -246,8 +230,8 @@ def adopt_remote_child(tx: SyncTx, new_id: Callable[[], str], parent_id: str, re
         raise AgentNotFoundError(parent_id)
     if agents.remote_known(tx, remote_child_id):
         return Outcome(None)
-    if micro > parent["isolated_balance"] - parent["locked_balance"]:
-        raise InsufficientFundsError("The remote child is larger than the parent's available balance.")
+    if micro > available(parent["isolated_balance"], parent["locked_balance"]):
+        raise InsufficientFundsError("remote.child_above_available")
     child_id = new_id()
     key = f"remote-child:{remote_child_id}"
     _fund_child(tx, parent, child_id, micro, reason, "remote", f"{key}:out", f"{key}:in",

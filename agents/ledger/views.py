@@ -11,11 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from agents.money import from_micro
+from agents.ledger.rules import available
 from storage import SyncTx
 from storage import agents_repo as agents
 from storage import ledger_repo as ledger
 from storage import positions_repo as positions
+from storage.money import from_micro
 
 ZERO = Decimal("0.000000")
 
@@ -28,7 +29,7 @@ def agent_dict(row: Any, sums: tuple[int, int], children: tuple[int, int]) -> di
         "parent_agent_id": row["parent_agent_id"],
         "generation": row["generation"],
         "isolated_balance": from_micro(row["isolated_balance"]),
-        "available_balance": from_micro(row["isolated_balance"] - row["locked_balance"]),
+        "available_balance": from_micro(available(row["isolated_balance"], row["locked_balance"])),
         "locked_balance": from_micro(row["locked_balance"]),
         "total_earnings": from_micro(sums[0]),
         "spent_on_children": from_micro(sums[1]),
@@ -111,13 +112,15 @@ def children_of(tx: SyncTx, agent_id: str, user_id: int) -> list[str] | None:
     return agents.child_ids(tx, agent_id)
 
 
-def open_positions(tx: SyncTx, agent_id: str) -> list[dict[str, Any]]:
-    return [dict(r) | {"cost": from_micro(r["cost"])} for r in positions.open_for_agent(tx, agent_id)]
+def open_positions(tx: SyncTx, agent_id: str, user_id: int | None = None) -> list[dict[str, Any]]:
+    """The agent's open positions; only `user_id`'s when given (a foreign agent has none)."""
+    return [dict(r) | {"cost": from_micro(r["cost"])} for r in positions.open_for_agent(tx, agent_id, user_id)]
 
 
-def recent_trades(tx: SyncTx, agent_id: str, limit: int) -> list[dict[str, Any]]:
+def recent_trades(tx: SyncTx, agent_id: str, user_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """The agent's latest trades; only `user_id`'s when given."""
     return [dict(r) | {"pnl": from_micro(r["pnl"]), "cost": from_micro(r["cost"])}
-            for r in positions.recent_trades(tx, agent_id, limit)]
+            for r in positions.recent_trades(tx, agent_id, limit, user_id)]
 
 
 def spawn_inputs(tx: SyncTx, agent_id: str) -> tuple[Any, tuple[int, int], int] | None:

@@ -7,10 +7,10 @@ import time
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
-from agents.money import from_micro
 from bot.context import AppContext
 from bot.guards import command, reply
 from bot.render import esc, usdc
+from storage.money import from_micro
 from storage.stats_repo import overview
 
 NOT_ALLOWED = "I don't know that command. Use /help to see what I can do."

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import Application, CommandHandler, filters
 
 from agents.errors import AgentNotFoundError
-from bot import keyboards
-from bot.callbacks import match, pattern
+from bot import callbacks, keyboards
 from bot.context import AppContext
-from bot.guards import UserFacingError, button, command, edit, reply, toast
+from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import agent_summary, esc, usdc
 
 
@@ -27,7 +26,7 @@ async def show_automaton(update: Update, context: AppContext) -> None:
     if agent is None:
         text = ("🤖 You don't have an automaton yet.\n\nChoose a starting balance (paper USDC), or send "
                 f"<code>/automaton 250</code>. Minimum {services.settings.min_deposit} USDC.")
-        await reply(update, text, keyboards.preset_amounts("new"))
+        await reply(update, text, keyboards.preset_amounts(callbacks.CREATE))
         return
     await reply(update, agent_summary(agent, demo=services.market.is_demo), keyboards.automaton_menu(agent))
 
@@ -54,7 +53,8 @@ async def deposit_cmd(update: Update, context: AppContext) -> None:
     """/deposit <amount>."""
     amount = _one_arg(context, "/deposit <amount>")
     if amount is None:
-        await reply(update, "Usage: <code>/deposit 100</code> (paper USDC).", keyboards.preset_amounts("dep"))
+        await reply(update, "Usage: <code>/deposit 100</code> (paper USDC).",
+                    keyboards.preset_amounts(callbacks.DEPOSIT))
         return
     await _deposit(update, context, amount)
 
@@ -68,41 +68,40 @@ async def _deposit(update: Update, context: AppContext, amount: str) -> None:
                 keyboards.automaton_menu(agent))
 
 
-@button
-async def create_button(update: Update, context: AppContext) -> None:
-    (amount,) = match("create", update.callback_query.data) or ("",)
+@button(callbacks.MENU_AUTOMATON)
+async def menu_button(update: Update, context: AppContext) -> None:
+    """The main menu's Automaton."""
+    await show_automaton(update, context)
+
+
+@button(callbacks.CREATE)
+async def create_button(update: Update, context: AppContext, amount: int) -> None:
     if await context.services.manager.get_main_agent(update.effective_user.id):
         await show_automaton(update, context)
         return
-    await _create(update, context, amount)
+    await _create(update, context, str(amount))
 
 
-@button
-async def deposit_button(update: Update, context: AppContext) -> None:
-    (amount,) = match("deposit", update.callback_query.data) or ("",)
-    await _deposit(update, context, amount)
+@button(callbacks.DEPOSIT)
+async def deposit_button(update: Update, context: AppContext, amount: int) -> None:
+    await _deposit(update, context, str(amount))
 
 
-@button
-async def pause_button(update: Update, context: AppContext) -> None:
-    (agent_id,) = match("pause", update.callback_query.data) or ("",)
+@button(callbacks.PAUSE)
+async def pause_button(update: Update, context: AppContext, agent_id: str) -> None:
     agent = await context.services.manager.pause_agent(agent_id, update.effective_user.id)
-    await toast(update, context, "Agent paused.")
     await edit(update, agent_summary(agent, demo=context.services.market.is_demo), keyboards.automaton_menu(agent))
 
 
-@button
-async def resume_button(update: Update, context: AppContext) -> None:
-    (agent_id,) = match("resume", update.callback_query.data) or ("",)
+@button(callbacks.RESUME)
+async def resume_button(update: Update, context: AppContext, agent_id: str) -> None:
     agent = await context.services.manager.resume_agent(agent_id, update.effective_user.id)
-    await toast(update, context, "Agent resumed.")
     await edit(update, agent_summary(agent, demo=context.services.market.is_demo), keyboards.automaton_menu(agent))
 
 
-@button
-async def assign_button(update: Update, context: AppContext) -> None:
+@button(callbacks.ASSIGN)
+async def assign_button(update: Update, context: AppContext, agent_id: str) -> None:
     """Choose which strategy bot drives this agent."""
-    (agent_id,) = match("assign", update.callback_query.data) or ("",)
     uid = update.effective_user.id
     await context.services.manager.get_agent_info(agent_id, uid)  # ownership
     bots = await context.services.bots.list(uid)
@@ -111,16 +110,15 @@ async def assign_button(update: Update, context: AppContext) -> None:
     await edit(update, text, keyboards.bots_to_assign(agent_id, bots))
 
 
-@button
-async def assign_bot_button(update: Update, context: AppContext) -> None:
-    agent_id, bot_id = match("assign_bot", update.callback_query.data) or ("", "0")
+@button(callbacks.ASSIGN_BOT)
+async def assign_bot_button(update: Update, context: AppContext, agent_id: str, bot_id: int) -> None:
     uid = update.effective_user.id
     services = context.services
-    if int(bot_id) == 0:
+    if bot_id == 0:
         await services.manager.assign_strategy(agent_id, uid, None, None)
         await edit(update, "✅ The agent now uses the default strategy.")
         return
-    bot = await services.bots.get(uid, int(bot_id))
+    bot = await services.bots.get(uid, bot_id)
     strategy = services.bots.strategy(bot)
     if strategy is None:
         raise UserFacingError("That bot has no strategy yet: describe one in a message first.")
@@ -132,9 +130,5 @@ def register(app: Application) -> None:
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("automaton", automaton_cmd, filters=private))
     app.add_handler(CommandHandler("deposit", deposit_cmd, filters=private))
-    app.add_handler(CallbackQueryHandler(create_button, pattern=pattern("create")))
-    app.add_handler(CallbackQueryHandler(deposit_button, pattern=pattern("deposit")))
-    app.add_handler(CallbackQueryHandler(pause_button, pattern=pattern("pause")))
-    app.add_handler(CallbackQueryHandler(resume_button, pattern=pattern("resume")))
-    app.add_handler(CallbackQueryHandler(assign_button, pattern=pattern("assign")))
-    app.add_handler(CallbackQueryHandler(assign_bot_button, pattern=pattern("assign_bot")))
+    app.add_handlers([b.handler() for b in (menu_button, create_button, deposit_button, pause_button, resume_button,
+                                            assign_button, assign_bot_button)])

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 from telegram import Update
 from telegram.constants import ChatAction
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from bot import keyboards
-from bot.callbacks import match, pattern
+from bot import callbacks, keyboards
 from bot.context import AppContext
+from bot.design_text import design_text
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import clip, cost_warning_text, esc
+from bot.strategy_text import describe_strategy
 from engine.core import cost_warnings
-from engine.strategy import Strategy, describe_strategy
 
 RENAMING = "renaming_bot"
 MAX_TEXT_IN = 2000
@@ -33,18 +32,6 @@ def _bot_text(bot: object, strategy: object | None, selected: bool) -> str:
         config = json.dumps(strategy.to_config(), indent=1)  # type: ignore[attr-defined]
         lines += ["", esc(describe_strategy(strategy)), "", f"<pre>{esc(config)}</pre>"]
     return clip("\n".join(lines))
-
-
-async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, Strategy]:
-    """The caller's selected bot and its strategy, or a clear refusal (backtest, simulate)."""
-    services = context.services
-    bot = await services.bots.selected(update.effective_user.id)
-    if bot is None:
-        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
-    strategy = services.bots.strategy(bot)
-    if strategy is None:
-        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
-    return bot, strategy
 
 
 async def show_bots(update: Update, context: AppContext, *, edit_in_place: bool) -> None:
@@ -92,73 +79,56 @@ async def _create(update: Update, context: AppContext, name: str | None) -> None
                 keyboards.bot_actions(bot.bot_id, True))
 
 
-@button
+async def _menu(update: Update, context: AppContext) -> None:
+    """The main menu's Strategy bots, Backtest and Simulate: all start from the list of bots."""
+    await show_bots(update, context, edit_in_place=False)
+
+
+MENU_BUTTONS = [button(kind)(_menu) for kind in (callbacks.MENU_BOTS, callbacks.MENU_BACKTEST, callbacks.MENU_SIMULATE)]
+
+
+@button(callbacks.BOT_LIST)
 async def list_button(update: Update, context: AppContext) -> None:
     await show_bots(update, context, edit_in_place=True)
 
 
-@button
+@button(callbacks.BOT_NEW)
 async def new_button(update: Update, context: AppContext) -> None:
     await _create(update, context, None)
 
 
-@button
-async def show_button(update: Update, context: AppContext) -> None:
-    (bot_id,) = match("bot_show", update.callback_query.data) or ("0",)
-    await show_bot(update, context, int(bot_id), edit_in_place=True)
+@button(callbacks.BOT_SHOW)
+async def show_button(update: Update, context: AppContext, bot_id: int) -> None:
+    await show_bot(update, context, bot_id, edit_in_place=True)
 
 
-@button
-async def select_button(update: Update, context: AppContext) -> None:
-    (bot_id,) = match("bot_select", update.callback_query.data) or ("0",)
-    await context.services.bots.select(update.effective_user.id, int(bot_id))
-    await show_bot(update, context, int(bot_id), edit_in_place=True)
+@button(callbacks.BOT_SELECT)
+async def select_button(update: Update, context: AppContext, bot_id: int) -> None:
+    await context.services.bots.select(update.effective_user.id, bot_id)
+    await show_bot(update, context, bot_id, edit_in_place=True)
 
 
-@button
-async def rename_button(update: Update, context: AppContext) -> None:
-    (bot_id,) = match("bot_rename", update.callback_query.data) or ("0",)
-    bot = await context.services.bots.get(update.effective_user.id, int(bot_id))
+@button(callbacks.BOT_RENAME)
+async def rename_button(update: Update, context: AppContext, bot_id: int) -> None:
+    bot = await context.services.bots.get(update.effective_user.id, bot_id)
     context.user_data[RENAMING] = bot.bot_id
     await reply(update, f"Send the new name for <b>{esc(bot.name)}</b> (1–32 characters), or /cancel.")
 
 
-@button
-async def delete_button(update: Update, context: AppContext) -> None:
-    (bot_id,) = match("bot_delete", update.callback_query.data) or ("0",)
-    bot = await context.services.bots.get(update.effective_user.id, int(bot_id))
+@button(callbacks.BOT_DELETE)
+async def delete_button(update: Update, context: AppContext, bot_id: int) -> None:
+    bot = await context.services.bots.get(update.effective_user.id, bot_id)
     await edit(update, f"Delete <b>{esc(bot.name)}</b> and its conversation? Running simulations of it stop.",
                keyboards.confirm_delete_bot(bot.bot_id))
 
 
-@button
-async def delete_ok_button(update: Update, context: AppContext) -> None:
-    (bot_id,) = match("bot_delete_ok", update.callback_query.data) or ("0",)
+@button(callbacks.BOT_DELETE_OK)
+async def delete_ok_button(update: Update, context: AppContext, bot_id: int) -> None:
     uid = update.effective_user.id
-    bot = await context.services.bots.get(uid, int(bot_id))
+    bot = await context.services.bots.get(uid, bot_id)
     await context.services.simulations.stop_for_bot(uid, bot.bot_id)
     await context.services.bots.delete(uid, bot.bot_id)
     await edit(update, f"🗑 Deleted <b>{esc(bot.name)}</b>.")
-
-
-@button
-async def backtest_button(update: Update, context: AppContext) -> None:
-    from bot.handlers.backtest import run_backtest_for
-
-    (bot_id,) = match("bot_backtest", update.callback_query.data) or ("0",)
-    uid = update.effective_user.id
-    await context.services.bots.select(uid, int(bot_id))
-    await run_backtest_for(update, context, [])
-
-
-@button
-async def simulate_button(update: Update, context: AppContext) -> None:
-    from bot.handlers.simulate import start_simulation
-
-    (bot_id,) = match("bot_simulate", update.callback_query.data) or ("0",)
-    uid = update.effective_user.id
-    await context.services.bots.select(uid, int(bot_id))
-    await start_simulation(update, context)
 
 
 async def _typing(update: Update, context: AppContext, stop: asyncio.Event) -> None:
@@ -198,19 +168,19 @@ async def text_message(update: Update, context: AppContext) -> None:
         stop.set()
         await typing
     await services.bots.add_message(uid, bot.bot_id, "user", text)
-    if not result.ok or result.strategy is None:
-        answer = result.error or result.explanation or "I couldn't turn that into a strategy."
+    answer = design_text(result)
+    if result.strategy is None:
         await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
         await reply(update, "🤔 " + esc(answer))
         return
     await services.bots.set_strategy(uid, bot.bot_id, result.strategy)
-    await services.bots.add_message(uid, bot.bot_id, "assistant", result.explanation)
+    await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
     head = "✅ Strategy updated" if result.changed else "ℹ️ Strategy unchanged"
     source = " (AI crew)" if result.used_llm else ""
     costs = services.agent_loop.costs
     warnings = "".join(f"\n\n⚠️ {cost_warning_text(code, result.strategy, costs)}"
                        for code in cost_warnings(result.strategy, costs))
-    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(result.explanation)}{warnings}",
+    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(answer)}{warnings}",
                 keyboards.bot_actions(bot.bot_id, True))
 
 
@@ -218,11 +188,8 @@ def register(app: Application) -> None:
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("bots", bots_cmd, filters=private))
     app.add_handler(CommandHandler("newbot", newbot_cmd, filters=private))
-    for name, fn in (("bot_list", list_button), ("bot_new", new_button), ("bot_show", show_button),
-                     ("bot_select", select_button), ("bot_rename", rename_button), ("bot_delete", delete_button),
-                     ("bot_delete_ok", delete_ok_button), ("bot_backtest", backtest_button),
-                     ("bot_simulate", simulate_button)):
-        app.add_handler(CallbackQueryHandler(fn, pattern=pattern(name)))
+    app.add_handlers([b.handler() for b in (*MENU_BUTTONS, list_button, new_button, show_button, select_button,
+                                            rename_button, delete_button, delete_ok_button)])
 
 
 def register_text(app: Application) -> None:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from typing import Any
 
-from bot import keyboards
-from bot.callbacks import match, pattern
+from telegram import Update
+from telegram.ext import Application, CommandHandler, filters
+
+from bot import callbacks, keyboards
+from bot.cards import simulation_card
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
-from bot.handlers.bots import selected_strategy
 from bot.render import clip, esc
+from bot.selection import select_strategy, selected_strategy
+from engine.strategy import Strategy
 
 USAGE = "Usage: /simulate start | stop | status"
 
 
-async def start_simulation(update: Update, context: AppContext) -> None:
+async def start_simulation(update: Update, context: AppContext, bot: Any, strategy: Strategy) -> None:
+    """Start a live paper simulation of `bot`'s strategy; used by /simulate start and the bot's button."""
     services = context.services
     uid = update.effective_user.id
-    bot, strategy = await selected_strategy(update, context)
     sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy, timeframe=strategy.finest_timeframe)
     demo = " on the demo market" if services.market.is_demo else ""
     await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo}.\n\n"
@@ -31,7 +34,7 @@ async def _status(update: Update, context: AppContext) -> None:
     if not sims:
         await reply(update, "No simulation is running. Start one with /simulate start.")
         return
-    blocks = [context.services.simulations.describe(s) for s in sims]
+    blocks = [simulation_card(s) for s in sims]
     await reply(update, clip("📡 <b>Simulations</b>\n\n" + "\n\n".join(esc(b) for b in blocks)),
                 keyboards.simulations(sims))
 
@@ -43,7 +46,7 @@ async def simulate_cmd(update: Update, context: AppContext) -> None:
     if len(args) != 1 or args[0] not in ("start", "stop", "status"):
         raise UserFacingError(USAGE)
     if args[0] == "start":
-        await start_simulation(update, context)
+        await start_simulation(update, context, *await selected_strategy(update, context))
     elif args[0] == "status":
         await _status(update, context)
     else:
@@ -54,24 +57,27 @@ async def simulate_cmd(update: Update, context: AppContext) -> None:
         await reply(update, "Which simulation should stop?", keyboards.simulations(sims))
 
 
-@button
-async def stop_button(update: Update, context: AppContext) -> None:
-    (sim_id,) = match("sim_stop", update.callback_query.data) or ("0",)
-    sim = await context.services.simulations.get(update.effective_user.id, int(sim_id))
+@button(callbacks.BOT_SIMULATE)
+async def simulate_button(update: Update, context: AppContext, bot_id: int) -> None:
+    """A bot's Simulate button: select that bot, then start simulating it."""
+    await start_simulation(update, context, *await select_strategy(update, context, bot_id))
+
+
+@button(callbacks.SIM_STOP)
+async def stop_button(update: Update, context: AppContext, sim_id: int) -> None:
+    sim = await context.services.simulations.get(update.effective_user.id, sim_id)
     await edit(update, f"Stop simulation #{sim.simulation_id}?", keyboards.confirm_stop_simulation(sim.simulation_id))
 
 
-@button
-async def stop_ok_button(update: Update, context: AppContext) -> None:
-    (sim_id,) = match("sim_stop_ok", update.callback_query.data) or ("0",)
+@button(callbacks.SIM_STOP_OK)
+async def stop_ok_button(update: Update, context: AppContext, sim_id: int) -> None:
     uid = update.effective_user.id
     sims = context.services.simulations
-    sim = await sims.stop(uid, int(sim_id))
-    final = sims.describe(await sims.summary(uid, sim.simulation_id))
+    sim = await sims.stop(uid, sim_id)
+    final = simulation_card(await sims.summary(uid, sim.simulation_id))
     await edit(update, clip(f"⏹ Simulation #{sim.simulation_id} stopped. Final result:\n\n{esc(final)}"))
 
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("simulate", simulate_cmd, filters=filters.ChatType.PRIVATE))
-    app.add_handler(CallbackQueryHandler(stop_button, pattern=pattern("sim_stop")))
-    app.add_handler(CallbackQueryHandler(stop_ok_button, pattern=pattern("sim_stop_ok")))
+    app.add_handlers([simulate_button.handler(), stop_button.handler(), stop_ok_button.handler()])

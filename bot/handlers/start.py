@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatType
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from bot import keyboards
-from bot.callbacks import match, pattern
+from bot import callbacks, keyboards
 from bot.context import AppContext
-from bot.guards import PRIVATE_ONLY, button, command, edit, reply, toast
+from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
 from bot.render import esc
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -87,28 +86,10 @@ async def cancel(update: Update, context: AppContext) -> None:
     await reply(update, "Cancelled." if had else "Nothing to cancel. Use /help to see what I can do.")
 
 
-@button
-async def menu(update: Update, context: AppContext) -> None:
-    """Main menu buttons: show the matching screen as a new message."""
-    from bot.handlers import automaton, bots, portfolio, settings  # local: avoid import cycles
-
-    # PTB hands a query with empty data to the first patterned handler, which is this one,
-    # so the data is parsed again strictly here.
-    parsed = match("menu", update.callback_query.data)
-    if parsed is None:
-        await stale_button(update, context)
-        return
-    (target,) = parsed
-    if target == "help":
-        await edit(update, help_text(update.effective_user.id in context.services.settings.admin_user_ids))
-    elif target == "portfolio":
-        await portfolio.show_portfolio(update, context, page=0, edit_in_place=False)
-    elif target == "automaton":
-        await automaton.show_automaton(update, context)
-    elif target == "settings":
-        await settings.show_settings(update, context, edit_in_place=False)
-    elif target in ("bots", "backtest", "simulate"):
-        await bots.show_bots(update, context, edit_in_place=False)
+@button(callbacks.MENU_HELP)
+async def help_button(update: Update, context: AppContext) -> None:
+    """The main menu's Help: the command list in place of the menu (each feature routes its own entry)."""
+    await edit(update, help_text(update.effective_user.id in context.services.settings.admin_user_ids))
 
 
 async def unknown_command(update: Update, context: AppContext) -> None:
@@ -123,9 +104,9 @@ async def group_message(update: Update, context: AppContext) -> None:
     await reply(update, PRIVATE_ONLY)
 
 
+@button(None, toast=STALE_BUTTON)
 async def stale_button(update: Update, context: AppContext) -> None:
     """Callback data that matches no pattern: malformed, forged, overlong, or from an old version."""
-    await toast(update, context, "This button is no longer valid.", alert=False)
 
 
 def register(app: Application) -> None:
@@ -133,11 +114,11 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("start", start, filters=private))
     app.add_handler(CommandHandler("help", help_cmd, filters=private))
     app.add_handler(CommandHandler("cancel", cancel, filters=private))
-    app.add_handler(CallbackQueryHandler(menu, pattern=pattern("menu")))
+    app.add_handler(help_button.handler())
 
 
 def register_fallbacks(app: Application) -> None:
     """Registered after every feature: within a group the first matching handler wins."""
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.GROUPS, group_message))
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
-    app.add_handler(CallbackQueryHandler(stale_button))
+    app.add_handler(stale_button.handler())

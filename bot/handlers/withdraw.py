@@ -9,16 +9,17 @@ from __future__ import annotations
 import secrets
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import Application, CommandHandler, filters
 
-from agents.money import from_micro, to_micro
-from bot import keyboards
-from bot.callbacks import match, pattern
+from agents.ledger.amounts import parse_amount
+from bot import callbacks, keyboards
 from bot.context import AppContext
-from bot.guards import UserFacingError, button, command, edit, reply, toast
+from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import esc, usdc
+from storage.money import from_micro
 
 PENDING = "pending_withdrawal"
+EXPIRED = "This withdrawal request expired. Send /withdraw again."
 
 
 async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, object]:
@@ -28,7 +29,7 @@ async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, obje
     if raw.lower() == "all":
         amount_text, amount = "all", available
     else:
-        micro = to_micro(raw, what="Withdrawal")
+        micro = parse_amount(raw, what="withdrawal")
         amount_text, amount = str(from_micro(micro)), from_micro(micro)
     if available <= 0:
         raise UserFacingError("Nothing is available to withdraw.")
@@ -51,20 +52,18 @@ async def withdraw_cmd(update: Update, context: AppContext) -> None:
     await reply(update, text, markup)
 
 
-@button
+@button(callbacks.WITHDRAW_ASK)
 async def withdraw_ask_button(update: Update, context: AppContext) -> None:
     """The Withdraw button on the portfolio: offer 'all' with a confirmation."""
     text, markup = await _ask(update, context, "all")
     await reply(update, text + "\n\nFor part of it, send <code>/withdraw 25</code>.", markup)
 
 
-@button
-async def withdraw_confirm_button(update: Update, context: AppContext) -> None:
-    (nonce,) = match("withdraw_confirm", update.callback_query.data) or ("",)
+@button(callbacks.WITHDRAW_CONFIRM)
+async def withdraw_confirm_button(update: Update, context: AppContext, nonce: str) -> None:
     pending = context.user_data.get(PENDING)
     if not pending or pending.get("nonce") != nonce:
-        await toast(update, context, "This withdrawal request expired. Send /withdraw again.", alert=True)
-        return
+        raise UserFacingError(EXPIRED)
     del context.user_data[PENDING]
     result = await context.services.manager.withdraw(update.effective_user.id, pending["amount"],
                                                      idempotency_key=f"withdraw:{nonce}")
@@ -73,9 +72,8 @@ async def withdraw_confirm_button(update: Update, context: AppContext) -> None:
                        f"Still available: {usdc(result['total_available'])}.")
 
 
-@button
-async def withdraw_cancel_button(update: Update, context: AppContext) -> None:
-    (nonce,) = match("withdraw_cancel", update.callback_query.data) or ("",)
+@button(callbacks.WITHDRAW_CANCEL)
+async def withdraw_cancel_button(update: Update, context: AppContext, nonce: str) -> None:
     pending = context.user_data.get(PENDING)
     if pending and pending.get("nonce") == nonce:
         del context.user_data[PENDING]
@@ -84,6 +82,5 @@ async def withdraw_cancel_button(update: Update, context: AppContext) -> None:
 
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("withdraw", withdraw_cmd, filters=filters.ChatType.PRIVATE))
-    app.add_handler(CallbackQueryHandler(withdraw_ask_button, pattern=pattern("withdraw_ask")))
-    app.add_handler(CallbackQueryHandler(withdraw_confirm_button, pattern=pattern("withdraw_confirm")))
-    app.add_handler(CallbackQueryHandler(withdraw_cancel_button, pattern=pattern("withdraw_cancel")))
+    app.add_handlers([withdraw_ask_button.handler(), withdraw_confirm_button.handler(),
+                      withdraw_cancel_button.handler()])

@@ -16,6 +16,8 @@ from engine.errors import CodedError
 log = logging.getLogger(__name__)
 
 CATALOG: Mapping[str, str] = {**ledger.TEXTS, **design.TEXTS, **engine.TEXTS}
+# Params whose value is itself a code (e.g. which amount a refusal is about), by param name.
+PARAM_WORDS: Mapping[str, Mapping[str, str]] = {**ledger.PARAM_WORDS}
 FALLBACK = "That did not work. Please check the input and try again."
 
 
@@ -25,8 +27,11 @@ def describe(error: CodedError) -> str:
     if template is None:
         log.error("no text for error code %s", error.code)
         return FALLBACK
+    # a param that is itself a refusal (the cause of a wrapping one) is worded first
+    params = {k: PARAM_WORDS.get(k, {}).get(v, v) if isinstance(v, str) else describe(v) if isinstance(v, CodedError)
+              else v for k, v in error.params.items()}
     try:
-        return template.format(**error.params)
+        return template.format(**params)
     except (KeyError, IndexError, ValueError) as exc:
         log.error("text for %s does not fit its params %s: %s", error.code, error.params, exc)
         return FALLBACK

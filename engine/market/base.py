@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.errors import CodedError
+
 CANDLE_FIELDS = ("time", "open", "high", "low", "close", "volume")
 
 
@@ -84,8 +86,8 @@ class PriceQuote:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-class MarketDataError(Exception):
-    """Base of every market-data failure; `str(err)` is safe to show to a user."""
+class MarketDataError(CodedError):
+    """Base of every market-data failure: a `code` (``"market.…"``) and its params, worded in `bot/`."""
 
 
 class TemporaryMarketError(MarketDataError):
@@ -110,6 +112,23 @@ class AuthError(PermanentMarketError):
 
 class TokenNotFoundError(PermanentMarketError):
     """No token matches the symbol or id."""
+
+
+# The codes that say "no token called …" (a symbol searched for); the other TokenNotFoundError
+# codes are about an id or an empty request.
+TOKEN_NOT_FOUND_CODES = frozenset({
+    "market.token_not_found", "market.token_not_found_anywhere", "market.token_unknown",
+    "market.demo_token_not_found", "market.demo_token_not_found_anywhere",
+})
+
+
+def no_token_called(exc: TokenNotFoundError, token: str, chain: str | None) -> TokenNotFoundError:
+    """`exc` when it already says "no token called …", else a refusal naming what was asked for."""
+    if exc.code in TOKEN_NOT_FOUND_CODES:
+        return exc
+    if chain:
+        return TokenNotFoundError("market.token_not_found", token=token, chain=chain)
+    return TokenNotFoundError("market.token_unknown", token=token)
 
 
 @runtime_checkable

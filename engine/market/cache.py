@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from engine.market.ave import normalize_token_id, split_token_id
+from engine.market.ave_protocol import normalize_token_id, split_token_id
 from engine.market.base import Candles, MarketData, PriceQuote, TokenInfo
 
 T = TypeVar("T")

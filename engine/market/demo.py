@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.market.ave import AVE_INTERVALS, normalize_token_id, split_token_id
+from engine.market.ave_protocol import AVE_INTERVALS, normalize_token_id, split_token_id
 from engine.market.base import (
     Candles,
     PermanentMarketError,
@@ -201,16 +201,16 @@ class DemoMarket:
     def _lookup(self, token_id: str) -> tuple[int, DemoToken]:
         found = self._by_id.get(normalize_token_id(token_id))
         if found is None:
-            raise TokenNotFoundError(f"No token with id {token_id} in the demo market")
+            raise TokenNotFoundError("market.demo_unknown_id", token_id=token_id)
         return found
 
     async def get_klines(self, token_id: str, interval_minutes: int, *, limit: int = 300,
                          from_time: int | None = None, to_time: int | None = None) -> Candles:
         """Candles aggregated from the minute path; the newest may be the in-progress one."""
         if interval_minutes not in AVE_INTERVALS:
-            raise PermanentMarketError(f"Unsupported candle interval {interval_minutes} min")
+            raise PermanentMarketError("market.bad_interval", interval=interval_minutes)
         if limit < 1:
-            raise PermanentMarketError("limit must be at least 1")
+            raise PermanentMarketError("market.bad_limit")
         index, token = self._lookup(token_id)
         if interval_minutes * limit > _INLINE_MINUTES:
             # long histories take tens of ms of numpy: keep the event loop responsive meanwhile
@@ -298,7 +298,7 @@ class DemoMarket:
         """Demo tokens whose symbol, name or id contains `keyword`."""
         needle = (keyword or "").strip().casefold()
         if not needle:
-            raise PermanentMarketError("Type a token symbol or address to search for.")
+            raise PermanentMarketError("market.empty_search")
         chain_norm = chain.strip().lower() if chain else None
         hits = [(i, t) for i, t in enumerate(self._tokens)
                 if (chain_norm is None or t.chain == chain_norm)
@@ -311,7 +311,7 @@ class DemoMarket:
         """A demo token by `address-chain` id or by symbol (+ chain)."""
         query = (symbol_or_id or "").strip()
         if not query:
-            raise TokenNotFoundError("No token given")
+            raise TokenNotFoundError("market.no_token_given")
         if split_token_id(query) is not None:
             return self._info(*self._lookup(query))
         chain_norm = chain.strip().lower() if chain else None
@@ -320,6 +320,7 @@ class DemoMarket:
                    if t.symbol.casefold() == wanted and (chain_norm is None or t.chain == chain_norm)]
         if not matches:
             known = ", ".join(f"{t.symbol} ({t.chain})" for t in self._tokens)
-            raise TokenNotFoundError(
-                f"No token called {query} on {chain_norm or 'any chain'} in the demo market (it has {known})")
+            if chain_norm:
+                raise TokenNotFoundError("market.demo_token_not_found", token=query, chain=chain_norm, known=known)
+            raise TokenNotFoundError("market.demo_token_not_found_anywhere", token=query, known=known)
         return self._info(*max(matches, key=lambda it: it[1].tvl))

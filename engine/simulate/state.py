@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agents.money import usdc_down
 from engine.core import CorePosition, CoreState, Costs
-from storage.repos import from_micro, to_micro
+from storage.money import from_micro, to_micro, usdc_down
 
 STATE_FORMAT = 2
 

@@ -20,20 +20,20 @@ import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from engine.http import CircuitBreaker, HttpCircuitOpenError, HttpTemporaryError, Sleep, request_with_retry
+from storage.money import nearest_usdc
 
 __all__ = [
     "AutomatonAuthError", "AutomatonClient", "AutomatonError", "AutomatonUnavailable", "RemoteChild",
-    "RemoteStatus", "parse_amount",
+    "RemoteStatus", "parse_remote_amount",
 ]
 
-_Q6 = Decimal("0.000001")
 _TEXT_MAX = 200
 
 
@@ -70,7 +70,7 @@ class RemoteStatus:
     updated_at: int | None = None
 
 
-def parse_amount(value: Any, what: str = "balance") -> Decimal:
+def parse_remote_amount(value: Any, what: str = "balance") -> Decimal:
     """A non-negative finite USDC amount from a JSON number or numeric string, 6 decimals."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise AutomatonError(f"Automaton answered a {what} that is not a number")
@@ -86,7 +86,7 @@ def parse_amount(value: Any, what: str = "balance") -> Decimal:
         raise AutomatonError(f"Automaton answered a negative {what}")
     if amount.adjusted() > 15:
         raise AutomatonError(f"Automaton answered an implausibly large {what}")
-    return amount.quantize(_Q6, rounding=ROUND_HALF_EVEN)
+    return nearest_usdc(amount)  # another service's figure: half-even onto our micro-USDC grid
 
 
 def _text(value: Any, limit: int = _TEXT_MAX) -> str:
@@ -140,7 +140,7 @@ class AutomatonClient:
 
     async def create_agent(self, name: str, owner: str, initial_balance: Decimal) -> str:
         """Create a remote agent; returns its id. `name` should identify the local agent."""
-        balance = parse_amount(initial_balance, "initial balance")
+        balance = parse_remote_amount(initial_balance, "initial balance")
         body = {"name": name, "owner": str(owner), "initial_balance": str(balance)}
         # A server that honours Idempotency-Key returns the same agent when a create is retried.
         data = await self._call("POST", "/agents", json=body, headers={"Idempotency-Key": f"create:{name}"})
@@ -149,7 +149,7 @@ class AutomatonClient:
     async def get_status(self, remote_id: str) -> RemoteStatus:
         """The remote agent's balance, status and (when it spawned) its newest child."""
         data = await self._call("GET", f"/agents/{quote(_agent_id(remote_id), safe='')}/status")
-        balance = parse_amount(data.get("balance"))
+        balance = parse_remote_amount(data.get("balance"))
         status = _text(data.get("status") or "unknown", 32) or "unknown"
         spawned = data.get("child_spawned") is True
         child: RemoteChild | None = None
@@ -158,7 +158,7 @@ class AutomatonClient:
             if not isinstance(info, Mapping):
                 raise AutomatonError("Automaton reported a child without child_info")
             child = RemoteChild(_agent_id(info.get("agent_id")),
-                                parse_amount(info.get("balance"), "child balance"),
+                                parse_remote_amount(info.get("balance"), "child balance"),
                                 _text(info.get("reason")) or "spawned by the remote automaton")
         stamp = data.get("updated_at")
         updated = int(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) \

@@ -17,7 +17,8 @@ One `run_once()`:
      stamp), so identical answers polled again — or a poll replayed after a crash — count once;
    * `remote_balance`, `remote_status` and `remote_synced_at` are stored.
 3. **Failures** (5xx, timeouts, 401, malformed answers): `remote_status = 'unknown'` and nothing
-   else changes — never a false zero balance. `remote_balance_display` shows "unknown" then.
+   else changes — never a false zero balance; the agent's screen (`agents.screens.remote_balance`)
+   shows the balance as unknown then.
 """
 
 from __future__ import annotations
@@ -25,20 +26,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from agents.autonomy.automaton.client import AutomatonClient, AutomatonError, RemoteStatus
 from agents.errors import AgentError
+from agents.ledger.amounts import parse_amount
 from agents.ledger.manager import IsolatedAIManager
-from agents.money import fmt_usdc, from_micro, to_micro
 from storage import Database
 from storage import remote_repo as remote
-from storage.repos import to_iso
+from storage.money import from_micro
+from storage.values import to_iso
 
-__all__ = ["AutomatonSync", "SyncReport", "remote_balance_display"]
+__all__ = ["AutomatonSync", "SyncReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +57,6 @@ class SyncReport:
     adopted: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def remote_balance_display(agent: Mapping[str, Any]) -> str | None:
-    """The remote balance for display: None for a local-only agent, "unknown" after a failed sync."""
-    if not agent.get("remote_agent_id"):
-        return None
-    balance = agent.get("remote_balance")
-    status = agent.get("remote_status")
-    if balance is None or status in (None, UNKNOWN, CREATING):
-        return UNKNOWN
-    amount = balance if isinstance(balance, Decimal) else from_micro(int(balance))
-    return f"{fmt_usdc(amount)} USDC ({status})"
-
-
-_iso = to_iso  # the storage layer's one time format
 
 
 class AutomatonSync:
@@ -116,7 +102,7 @@ class AutomatonSync:
             report.errors.append(f"create {agent_id}: {exc}")
             await self._mark_unknown(agent_id)
             return
-        taken = await self.db.run(remote.bind, agent_id, remote_id, row["isolated_balance"], _iso(self._clock()),
+        taken = await self.db.run(remote.bind, agent_id, remote_id, row["isolated_balance"], to_iso(self._clock()),
                                   UNKNOWN)
         if taken is not None:
             report.failed += 1
@@ -156,7 +142,7 @@ class AutomatonSync:
         row = await self.db.read(remote.synced_balance, agent_id)
         if row is None:
             return False
-        new = to_micro(status.balance, what="Remote balance", allow_zero=True)
+        new = parse_amount(status.balance, what="remote_balance", allow_zero=True)
         old = row["remote_balance"]
         booked = False
         if old is not None and new != old and row["status"] != "closed":
@@ -165,7 +151,7 @@ class AutomatonSync:
                 agent_id, from_micro(new - old), "remote balance sync",
                 idempotency_key=f"sync:{agent_id}:{stamp}", kind="sync_adjust")
             booked = True
-        await self.db.run(remote.record_sync, agent_id, new, status.status, _iso(self._clock()))
+        await self.db.run(remote.record_sync, agent_id, new, status.status, to_iso(self._clock()))
         return booked
 
     async def _mark_unknown(self, agent_id: str) -> None:

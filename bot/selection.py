@@ -1,0 +1,33 @@
+"""The strategy bot a command acts on: the user's selected bot and its strategy, or a clear refusal.
+
+Shared by the strategy-bot, backtest and simulate handlers (a neutral module, so no handler
+module imports another).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+
+from bot.context import AppContext
+from bot.guards import UserFacingError
+from engine.strategy import Strategy
+
+
+async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, Strategy]:
+    """The caller's selected bot and its strategy, or a clear refusal (backtest, simulate)."""
+    services = context.services
+    bot = await services.bots.selected(update.effective_user.id)
+    if bot is None:
+        raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
+    strategy = services.bots.strategy(bot)
+    if strategy is None:
+        raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    return bot, strategy
+
+
+async def select_strategy(update: Update, context: AppContext, bot_id: int) -> tuple[Any, Strategy]:
+    """Select the caller's bot `bot_id` (ownership checked), then return it and its strategy."""
+    await context.services.bots.select(update.effective_user.id, bot_id)
+    return await selected_strategy(update, context)

@@ -1,0 +1,66 @@
+"""Read models per screen (agents/screens.py): owner-checked, typed, and truthful about strategies."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from agents.autonomy.agent_loop import AgentLoop
+from agents.autonomy.risk import RiskWorker
+from agents.errors import AgentNotFoundError
+from agents.ledger.manager import IsolatedAIManager
+from agents.screens import Screens
+from bot.render import agent_text
+from engine.events import CollectingSink
+from storage import Database
+from tests.test_agent_loop import ScriptedMarket
+
+ALICE, BOB = 1, 2
+
+
+def _screens(db: Database, manager: IsolatedAIManager) -> Screens:
+    market, sink = ScriptedMarket(), CollectingSink()
+    return Screens(manager, RiskWorker(db, manager, market, sink), AgentLoop(db, manager, market, sink),
+                   remote_enabled=False)
+
+
+async def _alice_with_a_position(manager: IsolatedAIManager) -> str:
+    agent_id = (await manager.create_user_main_agent(ALICE, Decimal(100)))["agent_id"]
+    await manager.open_position(agent_id, token_id="t-bsc", symbol="T", size=2.0, price=5.0, cost=Decimal(10))
+    return agent_id
+
+
+async def test_agent_screen_is_owner_checked_in_every_part(db: Database, manager: IsolatedAIManager) -> None:
+    agent_id = await _alice_with_a_position(manager)
+    screens = _screens(db, manager)
+    mine = await screens.agent(ALICE, agent_id)
+    assert [p["symbol"] for p in mine.positions] == ["T"] and mine.agent["agent_id"] == agent_id
+    for forged in (agent_id, "ag0000000000", "", "x" * 500):
+        with pytest.raises(AgentNotFoundError):
+            await screens.agent(BOB, forged)
+    # the lower-level reads refuse a foreign owner too (they used to take no user id at all)
+    assert await manager.open_positions(agent_id, BOB) == []
+    assert await manager.recent_trades(agent_id, user_id=BOB) == []
+    assert len(await manager.open_positions(agent_id, ALICE)) == 1
+
+
+async def test_invalid_stored_strategy_is_not_shown_as_the_default(db: Database,
+                                                                   manager: IsolatedAIManager) -> None:
+    agent_id = await _alice_with_a_position(manager)
+    screens = _screens(db, manager)
+    default = await screens.agent(ALICE, agent_id)
+    assert default.strategy.is_default and "default (buy 20%" in agent_text(default)
+    await manager.assign_strategy(agent_id, ALICE, None, '{"name": "broken", "buy": "not a rule"}')
+    broken = await screens.agent(ALICE, agent_id)
+    assert broken.strategy.invalid and not broken.strategy.is_default
+    text = agent_text(broken)
+    assert "no longer valid" in text and "default (buy" not in text
+
+
+async def test_portfolio_screen_carries_the_tree_and_risk(db: Database, manager: IsolatedAIManager) -> None:
+    await _alice_with_a_position(manager)
+    screen = await _screens(db, manager).portfolio(ALICE)
+    assert len(screen.agents) == 1 and screen.portfolio["total_balance"] == Decimal(100)
+    assert screen.risk is not None and "sharpe" in screen.risk
+    assert (await _screens(db, manager).portfolio(BOB)).agents == []
