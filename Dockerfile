@@ -17,10 +17,11 @@ RUN useradd --create-home --uid 10001 app && mkdir -p /data && chown app:app /da
 
 # Dependencies first, from pyproject.toml alone (a cached layer while only the code changes),
 # then the code itself without re-resolving them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN pip install --upgrade pip && python -c "import tomllib; \
 print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/deps.txt \
     && pip install -r /tmp/deps.txt
+COPY README.md ./
 COPY bot ./bot
 COPY agents ./agents
 COPY engine ./engine

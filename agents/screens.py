@@ -14,11 +14,13 @@ from typing import Any
 from agents.autonomy.agent_loop import AgentLoop
 from agents.autonomy.automaton.sync import CREATING, UNKNOWN
 from agents.autonomy.risk import RiskWorker
+from agents.design.strategy_bots import StrategyBots
 from agents.errors import AgentNotFoundError
 from agents.ledger import views
 from agents.ledger.manager import IsolatedAIManager, valid_agent_id
 from engine.parity import ParityReport
 from engine.strategy import Strategy, StrategyError, parse_strategy
+from storage.bots_repo import BotRecord
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,16 @@ class AgentScreen:
     parity: ParityReport | None = None
 
 
+@dataclass(frozen=True)
+class BotScreen:
+    """One strategy bot: its strategy (or none yet, or a stored one that no longer validates) and
+    whether chat messages currently edit it."""
+
+    bot: BotRecord
+    strategy: StrategyView
+    selected: bool
+
+
 def strategy_view(strategy_json: str | None) -> StrategyView:
     """The `StrategyView` of an agent's stored strategy snapshot."""
     if not strategy_json:
@@ -92,9 +104,10 @@ def remote_balance(agent: dict[str, Any]) -> RemoteBalance | None:
 class Screens:
     """Builds each screen for one user; wired in the composition root."""
 
-    def __init__(self, manager: IsolatedAIManager, risk: RiskWorker, agent_loop: AgentLoop, *,
+    def __init__(self, manager: IsolatedAIManager, risk: RiskWorker, agent_loop: AgentLoop, bots: StrategyBots, *,
                  remote_enabled: bool) -> None:
         self.manager = manager
+        self.bots = bots
         self.risk = risk
         self.agent_loop = agent_loop
         self.remote_enabled = remote_enabled
@@ -115,6 +128,14 @@ class Screens:
         return AgentScreen(agent, strategy_view(agent.get("strategy_json")), children, positions, trades,
                            remote_balance(agent) if self.remote_enabled else None,
                            await self.agent_loop.parity(agent_id))
+
+
+    async def bot(self, user_id: int, bot_id: object) -> BotScreen:
+        """One of `user_id`'s strategy bots; BotNotFoundError for anyone else's or a malformed id."""
+        bot = await self.bots.get(user_id, bot_id)
+        selected = await self.bots.selected(user_id)
+        return BotScreen(bot, strategy_view(bot.strategy_json),
+                         selected is not None and selected.bot_id == bot.bot_id)
 
 
 def _agent_parts(tx: Any, agent_id: str, user_id: int) -> tuple[Any, ...] | None:

@@ -95,6 +95,14 @@ def _kind(arg: str) -> str:
     return "token"
 
 
+def argument_words(args: Sequence[str]) -> list[str]:
+    """The non-empty arguments, refusing more than the grammar has (token, timeframe, days)."""
+    words = [str(a).strip() for a in args if str(a).strip()]
+    if len(words) > 3:
+        raise BacktestArgsError(f"Too many arguments. {USAGE}")
+    return words
+
+
 def parse_backtest_args(args: Sequence[str], default_timeframe: str = DEFAULT_TIMEFRAME) -> BacktestRequest:
     """Parse the backtest command's arguments (see the module docstring).
 
@@ -103,9 +111,7 @@ def parse_backtest_args(args: Sequence[str], default_timeframe: str = DEFAULT_TI
     `default_timeframe` is used (the bot passes the strategy's finest condition timeframe);
     without days, `engine.backtest_service.default_days`.
     """
-    words = [str(a).strip() for a in args if str(a).strip()]
-    if len(words) > 3:
-        raise BacktestArgsError(f"Too many arguments. {USAGE}")
+    words = argument_words(args)
     found: dict[str, str] = {}
     for word in words:
         kind = _kind(word)

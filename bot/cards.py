@@ -9,11 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from bot.messages import describe
 from engine.backtest_service import FETCHING, RUNNING, BacktestReport
 from engine.core import Costs
 from engine.parity import BARS_UNUSABLE, SIMULATION_PREDATES, TRADES_PREDATE, ParityReport
-from engine.signals import format_price
 from engine.simulate.status import SimulationStatus
 from engine.simulate.store import BOT_DELETED, MAX_DURATION, STOPPED, UNREADABLE
 
@@ -62,6 +63,11 @@ def _money(value: Decimal) -> str:
 def _signed(value: Decimal | int) -> str:
     amount = Decimal(value)
     return f"{'+' if amount > 0 else ''}{amount:,.2f}"
+
+
+def format_price(price: float) -> str:
+    """A price without exponent notation, 6 significant digits: 0.0012, 0.00000012, 65000."""
+    return np.format_float_positional(float(price), precision=6, unique=True, fractional=False, trim="-")
 
 
 def _price(price: float) -> str:

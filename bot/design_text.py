@@ -8,48 +8,22 @@ ends with what the returned strategy really does. All text is plain: the caller 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.design.designer import DesignPath, DesignResult
 from agents.design.notes import Note
 from agents.design.parser import ParseResult
-from bot.messages import FALLBACK, describe
-from bot.messages.design import TEXTS
+from bot.messages import word
 from bot.strategy_text import describe_strategy
-from engine.errors import CodedError
 from engine.strategy import Strategy
-
-log = logging.getLogger(__name__)
 
 Describe = Callable[[Strategy], str]
 
 
 def note_text(note: Note) -> str:
-    """One note in words. Note params are worded first; sequences of notes are joined with "; ",
-    sequences of words with ", "; a coded error param is described."""
-    template = TEXTS.get(note.code)
-    if template is None:
-        log.error("no text for design code %s", note.code)
-        return FALLBACK
-    try:
-        return template.format(**{k: _param(v) for k, v in note.params.items()})
-    except (KeyError, IndexError, ValueError) as exc:
-        log.error("text for %s does not fit its params %s: %s", note.code, note.params, exc)
-        return FALLBACK
-
-
-def _param(value: Any) -> Any:
-    if isinstance(value, Note):
-        return note_text(value)
-    if isinstance(value, CodedError):
-        return describe(value)
-    if isinstance(value, list | tuple):
-        if value and all(isinstance(v, Note) for v in value):
-            return "; ".join(note_text(v) for v in value)
-        return ", ".join(str(v) for v in value)
-    return value
+    """One note in words (`bot.messages.word`)."""
+    return word(note.code, note.params)
 
 
 def _say(code: str, **params: Any) -> str:

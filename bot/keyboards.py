@@ -99,7 +99,7 @@ def bots_to_assign(agent_id: str, bots: Sequence[Any]) -> Markup:
     return Markup(rows)
 
 
-def bots_list(bots: Sequence[Any], selected_id: int | None, max_bots: int = 3) -> Markup:
+def bots_list(bots: Sequence[Any], selected_id: int | None, max_bots: int) -> Markup:
     rows = [[Btn(("✅ " if b.bot_id == selected_id else "🧠 ") + b.name[:30],
                  callback_data=cb.BOT_SHOW.build(b.bot_id))] for b in bots]
     if len(bots) < max_bots:

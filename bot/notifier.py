@@ -20,7 +20,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from agents.events import AgentDied, AgentPaused, ChildSpawned, WorkerCrashed
 from bot.cards import costs_text, end_reason, parity_line
-from bot.render import clip, esc, exit_reason, signed, usdc
+from bot.render import clip, esc, exit_reason, reason_text, signed, usdc
+from bot.signal_text import explanation_text
 from engine.core import Costs
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 
@@ -40,10 +41,12 @@ def format_event(event: Event) -> str:
     if isinstance(event, ChildSpawned):
         return (f"🐣 <b>Child agent spawned</b>\n\nParent: <code>{esc(event.parent_agent_id)}</code>\n"
                 f"Child: <code>{esc(event.child_agent_id)}</code> (generation {event.generation})\n"
-                f"Funded with: <b>{usdc(event.amount)}</b> from earnings\nReason: <i>{esc(event.reason)}</i>")
+                f"Funded with: <b>{usdc(event.amount)}</b> from earnings\n"
+                f"Reason: <i>{esc(reason_text(event.reason))}</i>")
     if isinstance(event, AgentPaused):
         dd = f" (drawdown {event.drawdown_pct:.1f}%)" if event.drawdown_pct is not None else ""
-        return (f"⏸ <b>Agent paused</b>{dd}\n\nAgent <code>{esc(event.agent_id)}</code>: {esc(event.reason)}\n"
+        return (f"⏸ <b>Agent paused</b>{dd}\n\n"
+                f"Agent <code>{esc(event.agent_id)}</code>: {esc(reason_text(event.reason))}\n"
                 "Resume it from /ai_status when you are ready.")
     if isinstance(event, AgentDied):
         return (f"💀 <b>Agent out of funds</b>\n\nAgent <code>{esc(event.agent_id)}</code> has {usdc(event.balance)}"
@@ -63,7 +66,7 @@ def format_event(event: Event) -> str:
     if isinstance(event, SignalFired):
         name = f" — {esc(event.bot_name)}" if event.bot_name else ""
         return (f"📡 <b>{esc(event.side.upper())} signal: {esc(event.symbol)}</b>{name}{demo}\n\n"
-                f"{esc(event.explanation)}\nPrice: {event.price:.8g}")
+                f"{esc(explanation_text(event.reasons, event.side))}\nPrice: {event.price:.8g}")
     if isinstance(event, SimulationEnded):
         parity = f"\n{esc(parity_line(event.parity))}" if event.parity is not None else ""
         reason = end_reason(event.reason, event.max_hours)

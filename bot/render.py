@@ -11,8 +11,12 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from agents.ledger.reasons import Reason, parse_reason
 from bot.cards import costs_text
+from bot.messages import CATALOG, describe
 from engine.core import Costs
+from engine.errors import CodedError
+from engine.strategy import default_strategy
 from storage.money import from_micro
 
 if TYPE_CHECKING:
@@ -41,6 +45,22 @@ EXIT_REASON_WORDS: dict[str, str] = {
 def exit_reason(code: str) -> str:
     """An `engine.core` exit-reason code in words (older free-text reasons pass through)."""
     return EXIT_REASON_WORDS.get(code, code)
+
+
+def reason_text(stored: str | None) -> str:
+    """A stored reason (`agents.ledger.reasons`) in words, plain text: a code is worded by
+    `bot.messages`; free text (older rows, the AI's or the remote automaton's words) stays as it is."""
+    if not stored:
+        return ""
+    parsed = parse_reason(stored)
+    if parsed is None or parsed.code not in CATALOG:
+        return stored
+    return _reason_words(parsed)
+
+
+def _reason_words(found: Reason) -> str:
+    params = {k: _reason_words(v) if isinstance(v, Reason) else v for k, v in found.params.items()}
+    return describe(CodedError(found.code, **params))
 
 
 def cost_warning_text(code: str, strategy: Any, costs: Costs) -> str:
@@ -158,6 +178,14 @@ def portfolio_text(screen: PortfolioScreen, page: int, *, demo: bool = False) ->
     return clip("\n".join(lines))
 
 
+def default_strategy_text() -> str:
+    """The default strategy in short, from the engine's own definition."""
+    d = default_strategy()
+    cond, buy, rm = d.conditions[0], d.buy, d.risk_management
+    return (f"default (buy {buy.amount_percent:g}% on a {cond.threshold:g}% {cond.timeframe} dip, "
+            f"SL {rm.stop_loss_percent:g}%, TP {rm.take_profit_percent:g}%)")
+
+
 def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str | None = None,
                costs: str | None = None) -> str:
     """The /ai_status message for one agent (`strategy`: the description of its own strategy)."""
@@ -168,7 +196,7 @@ def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str 
         "",
         f"Generation: {agent['generation']}",
         f"Status: {icon} {esc(agent['status'])}"
-        + (f" ({esc(agent['status_reason'])})" if agent.get("status_reason") else ""),
+        + (f" ({esc(reason_text(agent['status_reason']))})" if agent.get("status_reason") else ""),
         f"Balance: <b>{usdc(agent['isolated_balance'])}</b>",
         f"Available: {usdc(agent['available_balance'])}",
         f"Earnings: {signed(agent['total_earnings'])} USDC",
@@ -176,14 +204,14 @@ def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str 
         f"Children: {agent['child_count']}",
     ]
     if agent.get("spawn_reason"):
-        lines.append(f"Spawned because: <i>{esc(agent['spawn_reason'])}</i>")
+        lines.append(f"Spawned because: <i>{esc(reason_text(agent['spawn_reason']))}</i>")
     if screen.remote is not None:
         lines.append(f"Remote automaton balance: {esc(remote_text(screen.remote))}")
     if screen.strategy.invalid:
         lines.append("Strategy: ⚠️ the assigned strategy is no longer valid, so this agent does not trade. "
                      "Assign another one.")
     else:
-        lines.append(f"Strategy: {esc(strategy) if strategy else 'default (buy 20% on a 3% 1h dip, SL 5%, TP 8%)'}")
+        lines.append(f"Strategy: {esc(strategy) if strategy else default_strategy_text()}")
     if children:
         lines.append("Child agents: " + ", ".join(f"<code>{esc(c)}</code>" for c in children[:10])
                      + (" …" if len(children) > 10 else ""))

@@ -10,6 +10,7 @@ from typing import Any
 
 from telegram import Update
 
+from agents.screens import strategy_view
 from bot.context import AppContext
 from bot.guards import UserFacingError
 from engine.strategy import Strategy
@@ -21,9 +22,12 @@ async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, S
     bot = await services.bots.selected(update.effective_user.id)
     if bot is None:
         raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
-    strategy = services.bots.strategy(bot)
-    if strategy is None:
+    view = strategy_view(bot.strategy_json)
+    if view.invalid:
+        raise UserFacingError(f"{bot.name}'s stored strategy is no longer valid: describe it again in a message.")
+    if view.strategy is None:
         raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
+    strategy = view.strategy
     return bot, strategy
 
 

@@ -31,7 +31,7 @@ from engine.pool import BacktestPool
 from engine.simulate.simulations import SimulationService
 from storage import Database, open_database
 from storage.bots_repo import LlmUsageRepo
-from storage.user_repo import UserRepo
+from storage.users_repo import UserRepo
 
 log = logging.getLogger(__name__)
 ALERT_EVERY = 600.0
@@ -94,7 +94,7 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     users = UserRepo(db)
 
     async def get_pref(user_id: int, kind: str) -> str:
-        return getattr(await users.get_prefs(user_id), kind)
+        return (await users.get_prefs(user_id)).level(kind)
 
     async def mark_blocked(user_id: int) -> None:
         await users.mark_blocked(user_id, True)
@@ -151,4 +151,4 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
-                    screens=Screens(manager, risk, agent_loop, remote_enabled=sync is not None))
+                    screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None))

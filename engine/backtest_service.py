@@ -1,4 +1,4 @@
-"""The backtest command end to end: fetch candles, run the pool job, store the result.
+"""A backtest end to end: fetch candles, run the pool job, store the result.
 
 The bot parses the user's arguments (`bot.backtest_args`) into a `BacktestRequest`: a token or
 None for the strategy's own, a timeframe and a number of days. The limits below are the
@@ -36,13 +36,14 @@ from engine.market.base import (
     no_token_called,
 )
 from engine.pool import BacktestBusyError, BacktestJob, BacktestOutcome, BacktestPool
-from engine.signals import evaluate, explain_condition
+from engine.signal_reasons import SignalReason, encode_reasons
+from engine.signals import bar_reasons, evaluate
 from engine.strategy import TIMEFRAME_MINUTES, Strategy, StrategyError
 from storage.bots_repo import BotRepo
 from storage.db import Database
 from storage.runs_repo import BacktestRepo
 from storage.signals_repo import NewSignal, SignalRepo
-from storage.user_repo import UserRepo
+from storage.users_repo import UserRepo
 from storage.values import dumps, to_iso
 
 log = logging.getLogger(__name__)
@@ -134,20 +135,14 @@ FETCHING, RUNNING = "fetching", "running"
 
 
 def signal_reasons(strategy: Strategy, candles: Mapping[str, np.ndarray], interval_minutes: float,
-                   signals: Sequence[Mapping[str, Any]]) -> list[str]:
-    """For each signal dict ({index, side, …}), why it fired in the user's own terms."""
-    series = evaluate(strategy, candles, interval_minutes).conditions
-    out: list[str] = []
-    for sig in signals:
-        i, side = int(sig["index"]), sig["side"]
-        reasons = [explain_condition(cs.condition, float(cs.value[i])) for cs in series
-                   if cs.condition.signal == side and bool(cs.fired[i])]
-        out.append("; ".join(reasons) or f"{side} signal")
-    return out
+                   signals: Sequence[Mapping[str, Any]]) -> list[tuple[SignalReason, ...]]:
+    """For each signal dict ({index, side, …}), the conditions of its side that fired on its bar."""
+    evaluated = evaluate(strategy, candles, interval_minutes)
+    return [bar_reasons(evaluated, int(sig["index"]), sig["side"]) for sig in signals]
 
 
 class BacktestService:
-    """Runs the backtest command for a user: market data in, stored result and report out."""
+    """Runs a backtest for a user: market data in, stored result and report out."""
 
     def __init__(self, db: Database, market: MarketData, pool: BacktestPool, *, timeout: float = 120.0,
                  fee_bps: float = 30, slippage_bps: float = 10, initial_equity: float = 1000.0,
@@ -194,7 +189,7 @@ class BacktestService:
         demo = bool(self.market.is_demo)
         async with self.db.transaction() as tx:
             await self._users.ensure(user_id, tx=tx)
-            # the bot may have been deleted since the command was parsed: keep the run, detached
+            # the bot may have been deleted since the request was made: keep the run, detached
             if bot_id is not None and await self._bots.get(user_id, bot_id, tx=tx) is None:
                 bot_id = None
             backtest_id = await self._backtests.create(
@@ -286,12 +281,13 @@ class BacktestService:
     async def _store(self, user_id: int, bot_id: int | None, backtest_id: int, info: TokenInfo,
                      strategy: Strategy, candles: Candles, interval: int, outcome: BacktestOutcome) -> int:
         kept = list(outcome.signals[:MAX_STORED_SIGNALS])
-        # Explanations need each condition's value on the signal bar: one vectorised pass,
+        # The reasons need each condition's value on the signal bar: one vectorised pass,
         # off the event loop because long histories take a few milliseconds.
         reasons = await asyncio.to_thread(signal_reasons, strategy, candles, interval, kept) if kept else []
         rows = [NewSignal(user_id=user_id, bot_id=bot_id, backtest_id=backtest_id, token_id=info.token_id,
-                          side=sig["side"], price=float(sig["price"]), reason=reason, bar_time=int(sig["time"]))
-                for sig, reason in zip(kept, reasons, strict=True)]
+                          side=sig["side"], price=float(sig["price"]), reason=encode_reasons(why),
+                          bar_time=int(sig["time"]))
+                for sig, why in zip(kept, reasons, strict=True)]
         async with self.db.transaction() as tx:
             await self._signals.add_many(rows, tx=tx)
             await self._backtests.complete(backtest_id, outcome.metrics, outcome.trades[:MAX_STORED_TRADES],

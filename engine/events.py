@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from engine.parity import ParityReport
+from engine.signal_reasons import SignalReason
 from storage.notify import NotifyKind
 
 
@@ -56,7 +57,7 @@ class SignalFired(Event):
     symbol: str
     side: str
     price: float
-    explanation: str
+    reasons: tuple[SignalReason, ...]  # the fired conditions of `side` and what they measured
     bot_name: str = ""
     demo: bool = False
     simulation_id: int | None = None

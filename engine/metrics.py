@@ -100,14 +100,6 @@ def _ratios(stats: tuple[float, float, float, float], count: int, interval_minut
     return finite_or_none(sharpe), finite_or_none(sortino)
 
 
-def sharpe_sortino(equity: np.ndarray, interval_minutes: float) -> tuple[float | None, float | None]:
-    """Annualised Sharpe and Sortino ratios of per-bar returns (risk-free 0)."""
-    if equity.shape[0] < 3:
-        return None, None
-    return _ratios(_curve_stats(equity), equity.shape[0] - 1,
-                   interval_minutes)
-
-
 def compute_metrics(*, equity: np.ndarray, pnls: Sequence[float], bars_in_position: int,
                     first_close: float, last_close: float, initial_equity: float,
                     buy_signals: int, sell_signals: int,

@@ -14,6 +14,9 @@ Bars without enough history are False. Entry (``signal: buy``) conditions combin
 strategy's ``match`` (any / all), and so do exit (``signal: sell``) conditions; a side with no
 conditions never fires. Percent comparisons allow 1e-12 of float slack so that a move of exactly
 the threshold (100 -> 97 for "3%") fires as the user expects.
+
+Why a bar fired is data, not words: `explain_bar` returns the fired conditions with the values
+they measured (`engine.signal_reasons`); the bot words them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from engine.signal_reasons import SignalReason, measured
 from engine.strategy import MAX_CONDITIONS, TIMEFRAME_MINUTES, Strategy, parse_strategy
 
 _EPS = 1e-12
@@ -185,45 +189,34 @@ def evaluate(strategy: Strategy | dict[str, Any], candles: Mapping[str, np.ndarr
     return SignalArrays(_combine(buys, strat.match, size), _combine(sells, strat.match, size), tuple(series))
 
 
-# -- explanations ------------------------------------------------------------------------------
-
-def format_price(price: float) -> str:
-    """A price without exponent notation, 6 significant digits: 0.0012, 0.00000012, 65000."""
-    return np.format_float_positional(float(price), precision=6, unique=True, fractional=False, trim="-")
-
-
-def explain_condition(cond: Any, value: float) -> str:
-    """Why a fired condition fired, in the user's own terms."""
-    if cond.type == "price_drop":
-        return f"price dropped {abs(value) * 100:.1f}% in {cond.timeframe} ≥ your {cond.threshold:g}%"
-    if cond.type == "price_rise":
-        return f"price rose {value * 100:.1f}% in {cond.timeframe} ≥ your {cond.threshold:g}%"
-    if cond.type == "volume_spike":
-        return f"volume {value:.1f}× the {cond.timeframe} average ≥ your +{cond.threshold:g}%"
-    return f"price crossed {cond.direction} ${format_price(cond.price)} (your level)"
-
+# -- explanations: what fired and what it measured (the bot words them) ---------------------------
 
 @dataclass(frozen=True)
 class LatestSignal:
-    """What fired on the last closed bar and why."""
+    """What fired on one closed bar and why (`engine.signal_reasons.SignalReason` records)."""
 
     index: int
     time: int
     close: float
     buy: bool
     sell: bool
-    buy_reasons: tuple[str, ...]
-    sell_reasons: tuple[str, ...]
+    buy_reasons: tuple[SignalReason, ...]
+    sell_reasons: tuple[SignalReason, ...]
 
     @property
     def side(self) -> Literal["buy", "sell"]:
         """`buy` when the entry side fired, else `sell`."""
         return "buy" if self.buy else "sell"
 
-    def explanation(self, side: Literal["buy", "sell"] | None = None) -> str:
-        """Reasons for `side` (default: `self.side`) joined into one sentence fragment."""
-        reasons = self.buy_reasons if (side or self.side) == "buy" else self.sell_reasons
-        return "; ".join(reasons)
+    def reasons(self, side: Literal["buy", "sell"] | None = None) -> tuple[SignalReason, ...]:
+        """The fired conditions of `side` (default: `self.side`)."""
+        return self.buy_reasons if (side or self.side) == "buy" else self.sell_reasons
+
+
+def bar_reasons(sig: SignalArrays, i: int, side: str) -> tuple[SignalReason, ...]:
+    """The conditions of `side` that fired on bar `i`, each with the value it measured there."""
+    return tuple(measured(cs.condition, float(cs.value[i])) for cs in sig.conditions
+                 if cs.condition.signal == side and bool(cs.fired[i]))
 
 
 def explain_bar(sig: SignalArrays, candles: Mapping[str, np.ndarray], i: int) -> LatestSignal | None:
@@ -231,14 +224,10 @@ def explain_bar(sig: SignalArrays, candles: Mapping[str, np.ndarray], i: int) ->
     buy, sell = bool(sig.buy[i]), bool(sig.sell[i])
     if not (buy or sell):
         return None
-    reasons: dict[str, list[str]] = {"buy": [], "sell": []}
-    for cs in sig.conditions:
-        if cs.fired[i]:
-            reasons[cs.condition.signal].append(explain_condition(cs.condition, float(cs.value[i])))
     return LatestSignal(index=i, time=int(np.asarray(candles["time"])[i]),
                         close=float(np.asarray(candles["close"])[i]), buy=buy, sell=sell,
-                        buy_reasons=tuple(reasons["buy"]) if buy else (),
-                        sell_reasons=tuple(reasons["sell"]) if sell else ())
+                        buy_reasons=bar_reasons(sig, i, "buy") if buy else (),
+                        sell_reasons=bar_reasons(sig, i, "sell") if sell else ())
 
 
 def explain_latest(strategy: Strategy | dict[str, Any], candles: Mapping[str, np.ndarray],

@@ -86,12 +86,6 @@ def set_balance(tx: SyncTx, agent_id: str, balance: int, peak: int, locked_delta
            (balance, peak, locked_delta, stamp(tx), agent_id))
 
 
-def add_locked(tx: SyncTx, agent_id: str, delta: int) -> None:
-    """Lock (positive) or unlock (negative) part of the agent's balance."""
-    tx.run(f"UPDATE automaton_agents SET locked_balance = locked_balance + ?, updated_at = {NOW},"
-           " change_seq = ? WHERE agent_id = ?", (delta, stamp(tx), agent_id))
-
-
 def set_status(tx: SyncTx, agent_id: str, status: str, reason: str) -> None:
     tx.run(f"UPDATE automaton_agents SET status = ?, status_reason = ?, updated_at = {NOW}, change_seq = ?"
            " WHERE agent_id = ?", (status, reason, stamp(tx), agent_id))

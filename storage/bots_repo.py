@@ -56,10 +56,6 @@ class BotRepo(Repo):
                                (user_id,), tx)
         return [_bot(r) for r in rows]
 
-    async def count_for_user(self, user_id: int, *, tx: Transaction | None = None) -> int:
-        row = await self._one("SELECT COUNT(*) FROM bots WHERE user_id = ?", (user_id,), tx)
-        return int(row[0])
-
     async def rename(self, user_id: int, bot_id: int, name: str, *, tx: Transaction | None = None) -> bool:
         async with self._write(tx) as t:
             cur = await t.execute(f"UPDATE bots SET name = ?, updated_at = {_NOW_SQL}"

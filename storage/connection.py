@@ -63,19 +63,6 @@ class SyncTx:
         """One statement over many parameter rows."""
         self.conn.executemany(sql, rows)
 
-    def savepoint(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(self, *args)` inside a SAVEPOINT: its writes are undone if it raises (the
-        surrounding transaction goes on); used to book a batch where one item may be refused."""
-        self.conn.execute("SAVEPOINT item")
-        try:
-            result = fn(self, *args)
-        except BaseException:
-            self.conn.execute("ROLLBACK TO item")
-            self.conn.execute("RELEASE item")
-            raise
-        self.conn.execute("RELEASE item")
-        return result
-
 
 def connect_sync(path: str) -> sqlite3.Connection:
     """A connection with the production settings (WAL, NORMAL sync, foreign keys, busy timeout)."""

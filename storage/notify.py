@@ -1,7 +1,7 @@
 """Notification kinds and levels: the one definition (the `users.notify_<kind>` columns).
 
-Events carry a kind, the settings screen offers one row per kind and one button per level, and
-the notifier routes by the user's level; all of them read these enums.
+Events carry a kind, the settings screen offers each kind at each level, and the notifier
+routes by the user's level; all of them read these enums.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ class NotifyLevel(StrEnum):
     OFF = "off"
 
 
+COLUMNS: tuple[str, ...] = tuple(f"notify_{kind.value}" for kind in NotifyKind)  # in NotifyKind order
+
+
 @dataclass(frozen=True)
 class NotifyPrefs:
-    """Per-kind notification level of one user."""
+    """Per-kind notification level of one user, in `NotifyKind` order (all on by default)."""
 
-    signals: NotifyLevel = NotifyLevel.ON
-    trades: NotifyLevel = NotifyLevel.ON
-    spawns: NotifyLevel = NotifyLevel.ON
-    risk: NotifyLevel = NotifyLevel.ON
+    levels: tuple[NotifyLevel, ...] = tuple(NotifyLevel.ON for _ in NotifyKind)
 
     def level(self, kind: str) -> NotifyLevel:
         """The level of `kind` (ValueError for an unknown kind)."""
-        return NotifyLevel(getattr(self, NotifyKind(kind).value))
+        return self.levels[list(NotifyKind).index(NotifyKind(kind))]
 
     def as_dict(self) -> dict[str, str]:
         return {k.value: self.level(k).value for k in NotifyKind}

@@ -14,6 +14,9 @@ from storage.repo_base import Repo
 
 # -- signals -------------------------------------------------------------------------------------
 
+REASON_CHARS = 500  # a signal's stored reason is cut to this (its encoder stays below it)
+
+
 @dataclass(frozen=True)
 class SignalRecord:
     signal_id: int
@@ -49,7 +52,7 @@ class NewSignal:
         if self.side not in ("buy", "sell"):
             raise ValueError("side must be 'buy' or 'sell'")
         return (self.user_id, self.bot_id, self.backtest_id, self.simulation_id, self.agent_id, self.token_id,
-                self.side, float(self.price), self.reason[:500], self.bar_time)
+                self.side, float(self.price), self.reason[:REASON_CHARS], self.bar_time)
 
 
 _SIGNAL_COLUMNS = ("signal_id, user_id, bot_id, backtest_id, simulation_id, agent_id, token_id, side, price,"

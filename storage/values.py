@@ -49,8 +49,8 @@ def dumps(value: Any) -> str:
 def valid_id(value: object) -> int | None:
     """`value` as a positive row id if it is one (an int, or a string of ASCII digits), else None.
 
-    Ids often come from untrusted callback data: bools, floats, signs, spaces, non-ASCII digits
-    and out-of-range numbers are all refused.
+    Ids often come from untrusted input (a modified client can send anything): bools, floats,
+    signs, spaces, non-ASCII digits and out-of-range numbers are all refused.
     """
     if isinstance(value, bool):
         return None

@@ -24,6 +24,7 @@ from agents.autonomy.spawn_policy import SpawnPolicy
 from agents.autonomy.spawner import Spawner
 from agents.events import AgentPaused, ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
+from bot.render import reason_text
 from engine.events import CollectingSink, TradeClosed, TradeOpened
 from engine.market.ave import AveClient
 from engine.market.cache import CachedMarketData
@@ -217,7 +218,8 @@ async def test_agent_family_grows_then_risk_pauses(db: Database, manager: Isolat
     paused_ids = {e.agent_id for e in paused}
     assert root in paused_ids and child in paused_ids
     for event in paused:
-        assert event.reason.startswith("risk: drawdown") and event.drawdown_pct is not None
+        assert event.drawdown_pct is not None
+        assert reason_text(event.reason) == f"risk: drawdown {event.drawdown_pct:.0f}% > 50%"
         assert event.drawdown_pct > 50
         info = await manager.get_agent_info(event.agent_id, 42)
         assert info["status"] == "paused" and await manager.open_positions(event.agent_id) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from bot.backtest_args import parse_backtest_args
 from bot.cards import metrics_rows, progress_text
 from bot.messages import describe
 from bot.messages.engine import MARKET_DOWN
+from bot.signal_text import stored_explanation
 from bot.strategy_text import describe_strategy
 from engine.backtest import BacktestInputError, run_backtest
 from engine.backtest_service import (
@@ -35,11 +37,12 @@ from engine.pool import (
     BacktestQueueFullError,
     BacktestTimeoutError,
 )
+from engine.signal_reasons import decode_reasons
 from engine.strategy import Strategy, parse_strategy
 from storage import Database, open_database
 from storage.runs_repo import BacktestRepo
 from storage.signals_repo import SignalRepo
-from storage.user_repo import UserRepo
+from storage.users_repo import UserRepo
 
 USER, OTHER = 501, 502
 NOW = 1_717_000_000.0  # fixed "now" for the deterministic demo market
@@ -112,10 +115,18 @@ async def test_end_to_end_on_demo_market(bt_db: Database, pool: BacktestPool) ->
     expected = local.signals()[:MAX_STORED_SIGNALS]
     assert report.signals_stored == len(signals) == len(expected) > 0
     assert [(s.side, s.bar_time) for s in signals] == [(e["side"], e["time"]) for e in expected]
-    buys = [s for s in signals if s.side == "buy"]
-    sells = [s for s in signals if s.side == "sell"]
-    assert buys and all("price dropped" in s.reason and "in 1h ≥ your 2%" in s.reason for s in buys)
-    assert all("price rose" in s.reason and "≥ your 3%" in s.reason for s in sells)
+    words = {s.signal_id: stored_explanation(s.reason, s.side, s.token_id) for s in signals}
+    buys = [words[s.signal_id] for s in signals if s.side == "buy"]
+    sells = [words[s.signal_id] for s in signals if s.side == "sell"]
+    assert buys and all(re.fullmatch(r"price dropped \d+\.\d% in 1h ≥ your 2%", w) for w in buys)
+    assert all(re.fullmatch(r"price rose \d+\.\d% in 4h ≥ your 3%", w) for w in sells)
+    # stored as the typed reasons: the fired conditions and what they measured
+    buy = next(s for s in signals if s.side == "buy")
+    typed = decode_reasons(buy.reason, side="buy", token=buy.token_id)
+    assert typed is not None and len(typed) == 1 and typed[0].value >= 2
+    drop = STRATEGY.conditions[0]
+    assert typed[0].condition.model_dump(include={"type", "threshold", "timeframe", "signal"}) == drop.model_dump(
+        include={"type", "threshold", "timeframe", "signal"})
 
     labels = dict(metrics_rows(report))
     assert labels["Token"] == "PEPE (bsc) · demo data"

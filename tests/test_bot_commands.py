@@ -177,9 +177,12 @@ async def test_pause_and_resume_buttons(h: BotHarness) -> None:
     assert paused.message is not None and "Status: ⏸ paused" in paused.message.text
     assert f"ar:{agent_id}" in paused.message.callback_data()
     assert (await h.services.manager.get_agent_info(agent_id, ALICE))["status"] == "paused"
+    card = await h.send(ALICE, f"/ai_status {agent_id}")
+    assert "Status: ⏸ paused (paused by you)" in card.text  # the stored reason code, in words
     resumed = await h.press(ALICE, shown.message_id, f"ar:{agent_id}")
     assert resumed.message is not None and "Status: 🟢 active" in resumed.message.text
     assert (await h.services.manager.get_agent_info(agent_id, ALICE))["status"] == "active"
+    assert "Status: 🟢 active (resumed)" in (await h.send(ALICE, f"/ai_status {agent_id}")).text
 
 
 async def test_deposit_adds_capital_and_bad_deposits_change_nothing(h: BotHarness) -> None:
@@ -348,7 +351,7 @@ async def test_settings_toggle_edits_in_place_and_persists(h: BotHarness) -> Non
     off = await h.press(ALICE, shown.message_id, "set:signals:off")
     assert off.message is not None and "signals: 🚫 off" in off.message.text
     prefs = await h.services.users.get_prefs(ALICE)
-    assert (prefs.trades, prefs.signals, prefs.spawns, prefs.risk) == ("silent", "off", "on", "on")
+    assert tuple(prefs.level(k) for k in ("trades", "signals", "spawns", "risk")) == ("silent", "off", "on", "on")
     again = await h.send(ALICE, "/settings")
     assert "trades: 🔕 silent" in again.text and "signals: 🚫 off" in again.text
 

@@ -27,6 +27,7 @@ from agents import (
 from agents.errors import AgentError, PositionNotFoundError
 from agents.events import AgentDied, ChildSpawned
 from bot.messages import describe
+from bot.render import reason_text
 from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot
@@ -204,6 +205,7 @@ async def test_loss_below_minimum_kills_and_profit_revives(manager: IsolatedAIMa
     root = (await manager.create_user_main_agent(ALICE, D(20)))["agent_id"]
     agent = await manager.record_agent_profit(root, D("-19.5"))
     assert agent["status"] == "dead" and agent["isolated_balance"] == D("0.5")
+    assert reason_text(agent["status_reason"]) == "balance below the minimum"
     assert events.events == [AgentDied(user_id=ALICE, agent_id=root, balance=D("0.5"))]
     # A dead agent cannot trade or spawn.
     await refused(db, AgentStateError, lambda: manager.open_position(
@@ -211,7 +213,7 @@ async def test_loss_below_minimum_kills_and_profit_revives(manager: IsolatedAIMa
     await refused(db, AgentStateError, lambda: manager.spawn_child_agent(root, D(10), "r"))
     await refused(db, AgentStateError, lambda: manager.pause_agent(root, ALICE))
     agent = await manager.record_agent_profit(root, D("0.5"))
-    assert agent["status"] == "active"
+    assert agent["status"] == "active" and reason_text(agent["status_reason"]) == "balance restored"
     await check_invariants(db)
 
 
@@ -221,6 +223,7 @@ async def test_deposit_revives_dead_root(manager: IsolatedAIManager, db: Databas
     assert (await manager.get_agent_info(root, ALICE))["status"] == "dead"
     agent = await manager.deposit(ALICE, D(10))
     assert agent["agent_id"] == root and agent["status"] == "active" and agent["isolated_balance"] == D(10)
+    assert reason_text(agent["status_reason"]) == "revived by a deposit"
     await check_invariants(db)
 
 
@@ -270,6 +273,7 @@ async def test_withdraw_all_closes_every_agent(manager: IsolatedAIManager, db: D
     for agent_id in (root, child):
         info = await manager.get_agent_info(agent_id, ALICE)
         assert info["status"] == "closed" and info["isolated_balance"] == 0
+        assert reason_text(info["status_reason"]) == "emptied by withdrawal"
     assert (await manager.get_user_ai_portfolio(ALICE))["agent_count"] == 0
     await refused(db, AgentStateError, lambda: manager.record_agent_profit(root, D(1)))
     await refused(db, AgentStateError, lambda: manager.pause_agent(child, ALICE))
@@ -424,6 +428,11 @@ async def test_adopt_remote_child(manager: IsolatedAIManager, db: Database, even
     await refused(db, InsufficientFundsError, lambda: manager.adopt_remote_child(root, "remote-2", D("30.000001"), "r"))
     await refused(db, InvalidAmountError, lambda: manager.adopt_remote_child(root, "remote-2", D(0), "r"))
     assert (await manager.get_agent_info(root, ALICE))["isolated_balance"] == D(30)
+    # without a reason from the remote side, the ledger stores its own (a code, worded by the bot)
+    quiet = await manager.adopt_remote_child(root, "remote-3", D(1), "")
+    assert quiet is not None and reason_text(quiet["spawn_reason"]) == "spawned by the remote automaton"
+    assert reason_text((await manager.spawn_child_agent(await rich_root(manager, BOB, "100", "100"), D(10), " "))
+                       ["spawn_reason"]) == "spawned"
     await check_invariants(db)
 
 
@@ -433,7 +442,8 @@ async def test_adopt_remote_child(manager: IsolatedAIManager, db: Database, even
 async def test_pause_resume(manager: IsolatedAIManager, db: Database) -> None:
     root = (await manager.create_user_main_agent(ALICE, D(50)))["agent_id"]
     await manager.create_user_main_agent(BOB, D(50))
-    assert (await manager.pause_agent(root, ALICE))["status"] == "paused"
+    paused = await manager.pause_agent(root, ALICE)
+    assert paused["status"] == "paused" and reason_text(paused["status_reason"]) == "paused by you"
     await refused(db, AgentStateError, lambda: manager.pause_agent(root, ALICE))
     await refused(db, AgentNotFoundError, lambda: manager.resume_agent(root, BOB))
     await refused(db, AgentStateError, lambda: manager.open_position(
@@ -443,8 +453,9 @@ async def test_pause_resume(manager: IsolatedAIManager, db: Database) -> None:
     await manager.record_agent_profit(root, D(1))
     agent = await manager.resume_agent(root, ALICE)
     assert agent["status"] == "active" and agent["isolated_balance"] == D(61)
+    assert reason_text(agent["status_reason"]) == "resumed"
     await refused(db, AgentStateError, lambda: manager.resume_agent(root, ALICE))
-    # The system (risk worker) may pause without a user id.
+    # The system (risk worker) may pause without a user id; free text is stored as it is.
     assert (await manager.pause_agent(root, None, reason="drawdown 60%"))["status_reason"] == "drawdown 60%"
     await check_invariants(db)
 
@@ -617,3 +628,22 @@ def test_errors_share_a_base() -> None:
 async def test_manager_factory_builds_new_objects(db: Database) -> None:
     first, second = get_isolated_ai_manager(db), get_isolated_ai_manager(db)
     assert first is not second and first.rules == MoneyRules()
+
+
+async def test_only_money_from_outside_revives_a_dead_agent(db: Database) -> None:
+    """One dead/revive rule (agents.ledger.rules.status_after): a loss below the minimum kills; a
+    later profitable close or a withdrawal does not bring the agent back, a deposit does."""
+    manager = IsolatedAIManager(db, MoneyRules(min_deposit=D(1), min_agent_balance=D(5)))
+    root = (await manager.create_user_main_agent(ALICE, D(10)))["agent_id"]
+    first = await manager.open_position(root, token_id="t", symbol="T", size=1.0, price=6.0, cost=D(6))
+    second = await manager.open_position(root, token_id="t", symbol="T", size=1.0, price=3.0, cost=D(3))
+    assert first is not None and second is not None
+    await manager.close_position(first, exit_price=0.0001, proceeds=D(0), reason="stop_loss")
+    assert (await manager.get_agent_info(root, ALICE))["status"] == "dead"  # 4 USDC < 5
+    await manager.close_position(second, exit_price=7.0, proceeds=D(7), reason="take_profit")
+    after_close = await manager.get_agent_info(root, ALICE)
+    assert after_close["isolated_balance"] == D(8) and after_close["status"] == "dead"
+    await manager.withdraw(ALICE, D(1))
+    assert (await manager.get_agent_info(root, ALICE))["status"] == "dead"
+    await manager.deposit(ALICE, D(1))
+    assert (await manager.get_agent_info(root, ALICE))["status"] == "active"

@@ -17,14 +17,19 @@ from telegram import Bot
 from telegram.constants import ParseMode
 
 from agents.events import AgentDied, AgentPaused, ChildSpawned
+from agents.ledger.reasons import reason
 from bot.notifier import Notifier, format_event
 from bot.render import clip
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from engine.signal_reasons import SignalReason
+from engine.strategy import PriceChangeCondition, PriceLevelCondition
 from tests.fakes.telegram_api import TelegramFake
 
 USER = 901
 OTHER = 902
 EVIL = '<b>x</b> & <script>alert("1")</script> &amp; </i> <a href="javascript:x">y'
+DIP = SignalReason(PriceChangeCondition(token="PEPE", type="price_drop", threshold=3, timeframe="1h"), 3.1)
+LEVEL = SignalReason(PriceLevelCondition(token="PEPE", type="price_level", price=1.2e-7, direction="below"), 1e-7)
 
 
 @dataclass
@@ -89,10 +94,9 @@ def every_event(text: str, user_id: int = USER) -> list[Event]:
                     pnl=Decimal("2.5"), reason=text),
         TradeClosed(user_id=user_id, agent_id=None, symbol=text, entry_price=1.0, exit_price=0.9,
                     pnl=Decimal("-3.25"), reason="stop-loss", demo=True, simulation_id=7),
-        SignalFired(user_id=user_id, symbol=text, side="buy", price=0.5, explanation=text, bot_name=text,
+        SignalFired(user_id=user_id, symbol=text, side="buy", price=0.5, reasons=(DIP, LEVEL), bot_name=text,
                     demo=True, simulation_id=3),
-        SignalFired(user_id=user_id, symbol="PEPE", side="sell", price=0.5,
-                    explanation="price dropped 3.1% in 1h ≥ your 3%"),
+        SignalFired(user_id=user_id, symbol="PEPE", side="sell", price=0.5, reasons=(DIP,)),
         SimulationEnded(user_id=user_id, simulation_id=3, bot_name=text, reason=text),
         Event(user_id=user_id),
     ]
@@ -126,7 +130,7 @@ async def test_off_sends_nothing_and_preferences_are_per_kind(fake: TelegramFake
     prefs.levels[(USER, "signals")] = "silent"
     notifier = make_notifier(bot, prefs)
     trade = TradeOpened(user_id=USER, agent_id="ag0123456789", symbol="PEPE", price=1.0, cost=Decimal(5))
-    signal = SignalFired(user_id=USER, symbol="PEPE", side="buy", price=1.0, explanation="dip")
+    signal = SignalFired(user_id=USER, symbol="PEPE", side="buy", price=1.0, reasons=(DIP,))
     assert await notifier.deliver(trade) is False
     assert fake.sent("sendMessage") == []
     assert await notifier.deliver(signal) is True
@@ -259,10 +263,10 @@ async def test_delivered_notifications_with_injection_are_clipped_and_valid(fake
 
 def test_format_event_names_the_rule_in_the_users_terms() -> None:
     text = format_event(SignalFired(user_id=USER, symbol="PEPE", side="buy", price=0.0000125,
-                                    explanation="price dropped 3.1% in 1h ≥ your 3%", bot_name="Dip",
-                                    demo=True))
-    assert "BUY signal: PEPE" in text and "price dropped 3.1% in 1h ≥ your 3%" in text
-    assert "Dip" in text and "(demo)" in text
+                                    reasons=(DIP, LEVEL), bot_name="Dip", demo=True))
+    assert "BUY signal: PEPE" in text and "Dip" in text and "(demo)" in text
+    assert ("\n\nprice dropped 3.1% in 1h ≥ your 3%; price crossed below $0.00000012 (your level)\n"
+            "Price: 1.25e-05") in text
     closed = format_event(TradeClosed(user_id=USER, agent_id="ag0123456789", symbol="PEPE", entry_price=1.0,
                                       exit_price=1.2, pnl=Decimal("4"), reason="take-profit"))
     assert "P&amp;L <b>+4.00 USDC</b>" in closed and "take-profit" in closed
@@ -279,3 +283,16 @@ def test_trade_notifications_state_the_exit_reason_and_the_costs() -> None:
     bare = format_event(TradeClosed(user_id=USER, agent_id=None, symbol="PEPE", entry_price=1.0, exit_price=1.1,
                                     pnl=Decimal("1"), reason="signal", simulation_id=3))
     assert "(sell signal)" in bare and "Fee" not in bare
+
+
+def test_spawn_and_pause_notifications_word_the_stored_reason() -> None:
+    decided = reason("spawn_rule.decided", decision=reason("spawn_rule.yes", amount=Decimal("12.500000"),
+                                                              earnings=Decimal("25"), drawdown_pct=3.25))
+    text = format_event(spawned(reason=decided))
+    assert "Reason: <i>Rule-based decision: spawn 12.5 USDC: earnings 25 USDC, drawdown 3.2%</i>" in text
+    paused = format_event(AgentPaused(user_id=USER, agent_id="ag0123456789", drawdown_pct=52.25,
+                                      reason=reason("status.risk_drawdown", drawdown_pct=52.25, limit_pct=50.0)))
+    assert "(drawdown 52.2%)" in paused and "</code>: risk: drawdown 52% &gt; 50%\n" in paused
+    # the model's own words inside a coded reason are escaped like any free text
+    adjusted = format_event(spawned(reason=reason("spawn_ai.adjusted", said="<b>go</b>", amount=Decimal(10))))
+    assert "Reason: <i>&lt;b&gt;go&lt;/b&gt; (amount adjusted to 10 USDC to fit the limits)</i>" in adjusted

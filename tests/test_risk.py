@@ -7,6 +7,7 @@ from decimal import Decimal
 from agents.autonomy.risk import RiskWorker
 from agents.events import AgentPaused
 from agents.ledger.manager import IsolatedAIManager
+from bot.render import reason_text
 from engine.events import CollectingSink
 from storage import Database
 from tests.test_agent_loop import ScriptedMarket
@@ -31,9 +32,10 @@ async def test_unrealized_crash_pauses_once_with_event(db: Database, manager: Is
     report = await risk.run_once()
     assert report.paused == 1
     info = await manager.get_agent_info(agent_id, 1)
-    assert info["status"] == "paused" and info["status_reason"] == "risk: drawdown 64% > 50%"
+    assert info["status"] == "paused" and reason_text(info["status_reason"]) == "risk: drawdown 64% > 50%"
     [event] = [e for e in events.events if isinstance(e, AgentPaused)]
     assert event.agent_id == agent_id and event.user_id == 1 and event.drawdown_pct == 64.05
+    assert event.reason == info["status_reason"]
     assert (await risk.run_once()).paused == 0
     assert len([e for e in events.events if isinstance(e, AgentPaused)]) == 1
 

@@ -8,12 +8,15 @@ import pytest
 
 from agents.autonomy.agent_loop import AgentLoop
 from agents.autonomy.risk import RiskWorker
+from agents.design.strategy_bots import BotNotFoundError, StrategyBots
 from agents.errors import AgentNotFoundError
 from agents.ledger.manager import IsolatedAIManager
 from agents.screens import Screens
+from bot.handlers.bots import _bot_text
 from bot.render import agent_text
 from engine.events import CollectingSink
 from storage import Database
+from storage.bots_repo import BotRepo
 from tests.test_agent_loop import ScriptedMarket
 
 ALICE, BOB = 1, 2
@@ -22,7 +25,7 @@ ALICE, BOB = 1, 2
 def _screens(db: Database, manager: IsolatedAIManager) -> Screens:
     market, sink = ScriptedMarket(), CollectingSink()
     return Screens(manager, RiskWorker(db, manager, market, sink), AgentLoop(db, manager, market, sink),
-                   remote_enabled=False)
+                   StrategyBots(db), remote_enabled=False)
 
 
 async def _alice_with_a_position(manager: IsolatedAIManager) -> str:
@@ -64,3 +67,19 @@ async def test_portfolio_screen_carries_the_tree_and_risk(db: Database, manager:
     assert len(screen.agents) == 1 and screen.portfolio["total_balance"] == Decimal(100)
     assert screen.risk is not None and "sharpe" in screen.risk
     assert (await _screens(db, manager).portfolio(BOB)).agents == []
+
+
+async def test_bot_screen_is_owned_and_tells_an_invalid_strategy_from_none(db: Database,
+                                                                           manager: IsolatedAIManager) -> None:
+    screens = _screens(db, manager)
+    bot = await StrategyBots(db).create(ALICE, "Dip buyer")
+    fresh = await screens.bot(ALICE, bot.bot_id)
+    assert fresh.strategy.is_default and fresh.selected and "No strategy yet" in _bot_text(fresh)  # new = selected
+    for forged in (bot.bot_id, str(bot.bot_id), "1 OR 1", -1, 2**70):
+        with pytest.raises(BotNotFoundError):
+            await screens.bot(BOB, forged)
+    await BotRepo(db).set_strategy(ALICE, bot.bot_id, '{"buy": "garbage"}')
+    broken = await screens.bot(ALICE, bot.bot_id)
+    assert broken.strategy.invalid
+    text = _bot_text(broken)
+    assert "no longer valid" in text and "No strategy yet" not in text

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pytest
 
+from bot.cards import format_price
+from bot.signal_text import explanation_text, reason_words, stored_explanation
+from engine.signal_reasons import STORED_CHARS, SignalReason, decode_reasons, encode_reasons
 from engine.signals import (
     compile_batch,
     evaluate,
     evaluate_latest_batch,
     evaluate_latest_compiled,
     explain_latest,
-    format_price,
     lookback_bars,
 )
 from engine.strategy import TIMEFRAMES, Strategy
@@ -106,25 +109,79 @@ def test_too_short_history_is_false() -> None:
     assert not sig.buy.any()
 
 
-def test_explanations_in_the_users_terms() -> None:
+def test_explanations_are_the_fired_conditions_and_what_they_measured() -> None:
     s = strat({"type": "price_drop", "threshold": 3, "timeframe": "1h"},
               {"type": "volume_spike", "threshold": 100, "timeframe": "1h"}, match="all")
     latest = explain_latest(s, candles([100, 100, 96.9], [10, 10, 24]), 60)
     assert latest is not None and latest.buy and not latest.sell and latest.side == "buy"
-    assert latest.buy_reasons == ("price dropped 3.1% in 1h ≥ your 3%",
-                                  "volume 2.4× the 1h average ≥ your +100%")
+    drop, spike = latest.buy_reasons
+    assert (drop.condition, spike.condition) == tuple(s.conditions)
+    assert drop.value == pytest.approx(3.1) and spike.value == pytest.approx(2.4)  # percent moved; × the mean
+    assert drop.side == spike.side == "buy" and latest.reasons() == latest.buy_reasons
     assert latest.index == 2 and latest.close == pytest.approx(96.9)
-    assert latest.explanation() == ("price dropped 3.1% in 1h ≥ your 3%; "
-                                    "volume 2.4× the 1h average ≥ your +100%")
+    # ...which the bot words in the user's terms
+    assert [reason_words(r) for r in latest.buy_reasons] == ["price dropped 3.1% in 1h ≥ your 3%",
+                                                            "volume 2.4× the 1h average ≥ your +100%"]
+    assert explanation_text(latest.reasons(), "buy") == ("price dropped 3.1% in 1h ≥ your 3%; "
+                                                         "volume 2.4× the 1h average ≥ your +100%")
 
     level = strat({"type": "price_level", "price": 0.0012, "direction": "above"},
                   {"type": "price_rise", "threshold": 2, "timeframe": "1h", "signal": "sell"}, sell=True)
     hit = explain_latest(level, candles([0.00118, 0.00125]), 60)
     assert hit is not None and hit.buy and hit.sell
-    assert hit.buy_reasons == ("price crossed above $0.0012 (your level)",)
-    assert hit.sell_reasons == ("price rose 5.9% in 1h ≥ your 2%",)
-    assert hit.explanation("sell") == "price rose 5.9% in 1h ≥ your 2%"
+    assert [reason_words(r) for r in hit.buy_reasons] == ["price crossed above $0.0012 (your level)"]
+    assert hit.buy_reasons[0].value == pytest.approx(0.00125)  # the close that crossed
+    assert [reason_words(r) for r in hit.sell_reasons] == ["price rose 5.9% in 1h ≥ your 2%"]
+    assert explanation_text(hit.reasons("sell"), "sell") == "price rose 5.9% in 1h ≥ your 2%"
     assert explain_latest(level, candles([0.0013, 0.00131]), 60) is None
+    assert explanation_text((), "sell") == "sell signal"
+
+
+def test_reasons_are_stored_as_compact_json_and_read_back_to_the_same_words() -> None:
+    s = strat({"type": "price_drop", "threshold": 3, "timeframe": "1h"},
+              {"type": "volume_spike", "threshold": 100, "timeframe": "1h"},
+              {"type": "price_level", "price": 0.0012, "direction": "below", "timeframe": "4h"}, match="any")
+    latest = explain_latest(s, candles([100, 100, 96.9], [10, 10, 24]), 60)
+    assert latest is not None
+    stored = encode_reasons(latest.buy_reasons)
+    assert " " not in stored and json.loads(stored)[0] == {"type": "price_drop", "value": latest.buy_reasons[0].value,
+                                                           "threshold": 3.0, "timeframe": "1h"}
+    back = decode_reasons(stored, side="buy", token="PEPE")
+    assert back is not None and [r.condition for r in back] == list(s.conditions[:2])
+    assert [r.value for r in back] == [r.value for r in latest.buy_reasons]  # full precision: the same words
+    words = "price dropped 3.1% in 1h ≥ your 3%; volume 2.4× the 1h average ≥ your +100%"
+    assert stored_explanation(stored, "buy", "0xabc-bsc") == explanation_text(latest.buy_reasons, "buy") == words
+    level = SignalReason(s.conditions[2], 0.00119)
+    assert decode_reasons(encode_reasons([level]), side="buy", token="PEPE") == (level,)
+    assert stored_explanation(encode_reasons([]), "sell", "PEPE") == "sell signal"
+
+
+def test_reasons_stored_by_earlier_versions_show_as_they_are() -> None:
+    old = "price dropped 3.1% in 1h ≥ your 3%"
+    assert decode_reasons(old, side="buy", token="PEPE") is None
+    assert stored_explanation(old, "buy", "PEPE") == old
+    for broken in ('[{"type":"price_drop","value":3.1', '[{"type":"nope","value":1}]', '[{"type":"price_drop"}]',
+                   '{"type":"price_drop"}', '[{"type":"price_drop","value":"x","threshold":3}]', "[1]"):
+        assert decode_reasons(broken, side="buy", token="PEPE") is None
+        assert stored_explanation(broken, "buy", "PEPE") == broken
+
+
+def test_a_long_list_of_reasons_still_fits_the_stored_column() -> None:
+    prices = [123456.78901234 + k for k in range(5)]
+    conds = [{"type": "price_level", "price": p, "direction": "above", "timeframe": "15m"} for p in prices]
+    reasons = [SignalReason(c, 1 / 3 + k) for k, c in enumerate(strat(*conds).conditions)]
+    stored = encode_reasons(reasons)
+    full = [{"type": "price_level", "value": r.value, "price": r.condition.price, "direction": "above",
+             "timeframe": "15m"} for r in reasons]
+    assert len(json.dumps(full, separators=(",", ":"))) > STORED_CHARS  # full precision would not fit
+    assert len(stored) <= STORED_CHARS  # valid JSON, never cut by the column's limit
+    back = decode_reasons(stored, side="buy", token="PEPE")
+    assert back is not None and [r.condition.price for r in back] == [float(f"{p:.6g}") for p in prices]
+    assert [r.value for r in back] == [float(f"{r.value:.6g}") for r in reasons]
+    assert [reason_words(r) for r in back] == [reason_words(r) for r in reasons]  # the same words
+    too_many = reasons * 3  # more than any strategy has: the last ones are dropped, never the JSON cut
+    kept = decode_reasons(encode_reasons(too_many), side="buy", token="PEPE")
+    assert kept is not None and 0 < len(kept) < len(too_many)
 
 
 def test_format_price_has_no_exponent() -> None:

@@ -14,6 +14,7 @@ import pytest
 from agents.design.strategy_bots import StrategyBots
 from bot.cards import end_reason, simulation_card
 from bot.messages import describe
+from bot.signal_text import explanation_text, stored_explanation
 from bot.strategy_text import describe_strategy
 from engine.events import CollectingSink, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 from engine.live import warmup_bars
@@ -33,7 +34,7 @@ from storage import Database, open_database
 from storage.bots_repo import BotRepo
 from storage.runs_repo import SimulationRepo
 from storage.signals_repo import SignalRepo, TradeRepo
-from storage.user_repo import UserRepo
+from storage.users_repo import UserRepo
 
 H = 3600
 T0 = 1_700_000_000 // H * H
@@ -171,12 +172,15 @@ async def test_dip_signal_paper_trade_take_profit(sim_db: Database, market: Scri
     assert (report.evaluated, report.signals, report.opened, report.closed) == (1, 1, 1, 0)
     fired, opened = sink.events
     assert isinstance(fired, SignalFired) and isinstance(opened, TradeOpened)
-    assert fired.explanation == "price dropped 3.5% in 1h ≥ your 3%"
+    assert explanation_text(fired.reasons, fired.side) == "price dropped 3.5% in 1h ≥ your 3%"
+    assert [r.condition for r in fired.reasons] == STRATEGY.entry_conditions()
     assert (fired.side, fired.price, fired.bot_name, fired.simulation_id) == ("buy", 96.5, "Dip bot",
                                                                               record.simulation_id)
     assert opened.cost == Decimal("500.000000") and opened.price == pytest.approx(96.6 * 1.001)
     [signal] = await SignalRepo(sim_db).for_simulation(ALICE, record.simulation_id)
-    assert (signal.side, signal.bar_time, signal.reason) == ("buy", T0 + 48 * H, fired.explanation)
+    assert (signal.side, signal.bar_time) == ("buy", T0 + 48 * H)
+    # stored as the typed reasons, shown in the same words as the push
+    assert stored_explanation(signal.reason, signal.side, signal.token_id) == "price dropped 3.5% in 1h ≥ your 3%"
     assert signal.bot_id == bot_id
 
     # polling again within the bar neither re-signals nor re-buys
@@ -262,7 +266,7 @@ async def test_sell_signal_exits(sim_db: Database, market: ScriptedMarket, sink:
     report = await service.poll_once()
     assert (report.signals, report.closed) == (1, 1)
     sell = [e for e in sink.events if isinstance(e, SignalFired)][-1]
-    assert sell.side == "sell" and sell.explanation == "price rose 2.6% in 1h ≥ your 2%"
+    assert sell.side == "sell" and explanation_text(sell.reasons, sell.side) == "price rose 2.6% in 1h ≥ your 2%"
     assert [e.reason for e in sink.events if isinstance(e, TradeClosed)] == ["signal"]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from agents.autonomy.spawn_policy import SPAWN_TOOL, SpawnContext, SpawnDecision, SpawnPolicy
 from agents.llm_config import LlmSettings
+from bot.render import reason_text
 from storage.money import USDC_STEP, floor_usdc
 from tests.fakes.anthropic_api import (
     AnthropicFake,
@@ -83,7 +84,7 @@ async def test_llm_amount_way_too_high_is_clamped(fake: AnthropicFake, policy: S
     decision = await policy.decide(ctx())
     assert decision.spawn and decision.source == "llm"
     assert decision.amount == D("50.000000")  # min(max_child 90, spawnable 50)
-    assert "adjusted to 50" in decision.reason
+    assert reason_text(decision.reason) == "solid earnings (amount adjusted to 50 USDC to fit the limits)"
 
 
 async def test_llm_amount_too_low_is_raised_to_minimum(fake: AnthropicFake, policy: SpawnPolicy) -> None:
@@ -96,13 +97,15 @@ async def test_llm_yes_but_nothing_spawnable_means_no(fake: AnthropicFake, polic
     fake.enqueue(decision_tool(amount=20))
     decision = await policy.decide(ctx(spawnable=D("7"), suggested=D("3.5")))
     assert not decision.spawn and decision.amount == 0 and decision.source == "llm"
-    assert "minimum" in decision.reason
+    assert reason_text(decision.reason) == (
+        "AI wanted to spawn, but at most 7 USDC is spawnable, below the 10 USDC minimum.")
 
 
 async def test_llm_yes_but_tree_full_means_no(fake: AnthropicFake, policy: SpawnPolicy) -> None:
     fake.enqueue(decision_tool())
     decision = await policy.decide(ctx(live_children=3))
-    assert not decision.spawn and "3 live children" in decision.reason
+    assert not decision.spawn
+    assert reason_text(decision.reason) == "AI wanted to spawn, but the agent already has 3 live children (max 3)."
 
 
 async def test_llm_no(fake: AnthropicFake, policy: SpawnPolicy) -> None:
@@ -156,7 +159,9 @@ async def test_malformed_answer_falls_back_to_rule(
     fake.enqueue(answer)
     decision = await policy.decide(ctx())
     assert decision.source == "rule"
-    assert decision.reason.startswith("Rule-based decision (")
+    assert reason_text(decision.reason) == (
+        "Rule-based decision (the AI answer was malformed): spawn 25 USDC: earnings 60 USDC, drawdown 5.0%, "
+        "win rate 60% over 20 trades")
     assert decision.spawn and decision.amount == D("25.000000")
 
 
@@ -173,7 +178,8 @@ async def test_service_errors_fall_back_to_rule(
 ) -> None:
     fake.enqueue(answer)
     decision = await policy.decide(ctx())
-    assert decision.source == "rule" and word in decision.reason
+    assert decision.source == "rule"
+    assert reason_text(decision.reason).startswith(f"Rule-based decision (AI unavailable: {word}): ")
     assert decision.spawn and decision.amount == D("25.000000")
 
 
@@ -182,7 +188,8 @@ async def test_auth_failure_falls_back_to_rule(fake: AnthropicFake) -> None:
         LlmSettings(api_key="wrong-key-000000", base_url=fake.base_url, model="m", max_retries=0)
     )
     decision = await policy.decide(ctx())
-    assert decision.source == "rule" and "auth" in decision.reason
+    assert decision.source == "rule"
+    assert reason_text(decision.reason).startswith("Rule-based decision (AI unavailable: auth): ")
 
 
 async def test_timeout_falls_back_to_rule(fake: AnthropicFake) -> None:
@@ -191,13 +198,14 @@ async def test_timeout_falls_back_to_rule(fake: AnthropicFake) -> None:
         LlmSettings(api_key=KEY, base_url=fake.base_url, model="m", max_retries=0), timeout=0.3
     )
     decision = await policy.decide(ctx())
-    assert decision.source == "rule" and "in time" in decision.reason
+    assert decision.source == "rule"
+    assert reason_text(decision.reason).startswith("Rule-based decision (the AI did not answer in time): spawn 25 USDC")
 
 
 async def test_unreachable_llm_falls_back_to_rule() -> None:
     policy = SpawnPolicy(LlmSettings(api_key=KEY, base_url="http://127.0.0.1:9", model="m", max_retries=0))
     decision = await policy.decide(ctx())
-    assert decision.source == "rule" and "connection" in decision.reason
+    assert decision.source == "rule" and "(AI unavailable: connection)" in reason_text(decision.reason)
 
 
 # -- the rule -----------------------------------------------------------------------------------
@@ -207,30 +215,33 @@ async def test_no_key_uses_rule() -> None:
     decision = await SpawnPolicy(None).decide(ctx())
     assert decision.source == "rule" and decision.spawn
     assert decision.amount == D("25.000000")
-    assert decision.reason.startswith("Rule-based decision: spawn 25 USDC")
+    assert reason_text(decision.reason) == (
+        "Rule-based decision: spawn 25 USDC: earnings 60 USDC, drawdown 5.0%, win rate 60% over 20 trades")
 
 
 @pytest.mark.parametrize(
     ("changes", "spawn", "amount", "word"),
     [
-        ({}, True, "25", "spawn"),
-        ({"suggested": D("9.99")}, False, "0", "minimum"),
-        ({"spawnable": D("9"), "suggested": D("10")}, False, "0", "minimum"),
-        ({"live_children": 3}, False, "0", "live children"),
-        ({"drawdown_pct": 25.0}, False, "0", "drawdown"),
-        ({"drawdown_pct": 24.9}, True, "25", "spawn"),
-        ({"win_rate_pct": 20.0, "trades": 10}, False, "0", "win rate"),
-        ({"win_rate_pct": 20.0, "trades": 9}, True, "25", "spawn"),  # too few trades to judge
-        ({"win_rate_pct": None, "trades": 0}, True, "25", "spawn"),
-        ({"suggested": D("80"), "max_child": D("40")}, True, "40", "spawn"),
-        ({"suggested": D("12.3456789")}, True, "12.345678", "spawn"),
+        ({}, True, "25", ": spawn 25 USDC: earnings 60 USDC"),
+        ({"suggested": D("9.99")}, False, "0",
+         ": no spawn, spawnable earnings below the 10 USDC minimum child balance"),
+        ({"spawnable": D("9"), "suggested": D("10")}, False, "0", "below the 10 USDC minimum child balance"),
+        ({"live_children": 3}, False, "0", ": no spawn, already 3 live children (max 3)"),
+        ({"drawdown_pct": 25.0}, False, "0", ": no spawn, drawdown 25.0% is at or above 25%"),
+        ({"drawdown_pct": 24.9}, True, "25", "drawdown 24.9%, win rate 60% over 20 trades"),
+        ({"win_rate_pct": 20.0, "trades": 10}, False, "0", ": no spawn, win rate 20.0% over 10 trades is below 35%"),
+        ({"win_rate_pct": 20.0, "trades": 9}, True, "25", "win rate 20% over 9 trades"),  # too few trades to judge
+        ({"win_rate_pct": None, "trades": 0}, True, "25", "spawn 25 USDC: earnings 60 USDC, drawdown 5.0%"),
+        ({"suggested": D("80"), "max_child": D("40")}, True, "40", "spawn 40 USDC"),
+        ({"suggested": D("12.3456789")}, True, "12.345678", "spawn 12.345678 USDC"),
     ],
 )
 def test_rule_table(changes: dict[str, Any], spawn: bool, amount: str, word: str) -> None:
     decision = SpawnPolicy(None).rule(ctx(**changes))
     assert decision.spawn is spawn
     assert decision.amount == D(amount)
-    assert word in decision.reason
+    words = reason_text(decision.reason)
+    assert words.startswith("Rule-based decision: ") and word in words
     assert decision.source == "rule"
 
 

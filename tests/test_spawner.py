@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
-from agents.autonomy.spawner import Spawner
+from agents.autonomy.spawner import Spawner, SpawnReport
 from agents.events import ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
+from bot.render import reason_text
 from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants
@@ -47,7 +48,11 @@ async def test_rule_spawns_once_for_new_earnings(db: Database, manager: Isolated
     [decision] = await _decisions(db, root)
     assert decision["spawn"] == 1 and decision["source"] == "rule"
     assert decision["child_agent_id"] == child["agent_id"]
-    assert next(e for e in events.events if isinstance(e, ChildSpawned)).child_agent_id == child["agent_id"]
+    spawned = next(e for e in events.events if isinstance(e, ChildSpawned))
+    assert spawned.child_agent_id == child["agent_id"]
+    # one encoded reason, stored on the decision and the child and carried by the event
+    assert decision["reason"] == child["spawn_reason"] == spawned.reason
+    assert reason_text(spawned.reason) == "Rule-based decision: spawn 20 USDC: earnings 40 USDC, drawdown 0.0%"
     # nothing new: nothing considered, in this process or a fresh one (restart)
     assert (await spawner.run_once()).considered == 0
     assert (await Spawner(db, manager, SpawnPolicy()).run_once()).considered == 0
@@ -64,7 +69,8 @@ async def test_refusals_are_stored_and_ineligible_agents_are_not(db: Database, m
     assert report.considered == 2 and report.decided == 1 and report.spawned == []
     assert await _decisions(db, small) == []
     [refusal] = await _decisions(db, hurt)
-    assert refusal["spawn"] == 0 and "drawdown 30.0%" in str(refusal["reason"])
+    assert refusal["spawn"] == 0
+    assert reason_text(str(refusal["reason"])) == "Rule-based decision: no spawn, drawdown 30.0% is at or above 25%"
 
 
 async def test_policy_amounts_are_clamped_to_the_bounds(db: Database, manager: IsolatedAIManager) -> None:
@@ -98,4 +104,23 @@ async def test_a_refused_spawn_is_recorded_not_raised(db: Database, manager: Iso
     report = await Spawner(db, manager, PausingPolicy(SpawnDecision(True, Decimal("20"), "ok", "llm"))).run_once()
     assert report.spawned == [] and report.decided == 1
     [decision] = await _decisions(db, root)
-    assert decision["spawn"] == 0 and "spawn refused" in str(decision["reason"])
+    assert decision["spawn"] == 0
+    assert reason_text(str(decision["reason"])) == (
+        "ok (spawn refused: Only an active agent can spawn (this one is paused).)")
+
+
+async def test_an_amount_above_the_child_limit_is_refused_with_its_reason(db: Database,
+                                                                         manager: IsolatedAIManager) -> None:
+    root = (await manager.create_user_main_agent(1, Decimal("100")))["agent_id"]
+    await manager.record_agent_profit(root, Decimal("40"), "trade", "p1")
+    policy = FixedPolicy(SpawnDecision(True, Decimal("20"), "go", "llm"))
+    spawner = Spawner(db, manager, policy)
+    ctx = SpawnContext(agent_id=root, generation=1, balance=Decimal(140), available=Decimal(140),
+                       net_earnings=Decimal(40), spawnable=Decimal(30), suggested=Decimal(10),
+                       min_child=Decimal(10), max_child=Decimal("8.000000"), live_children=0, max_children=3,
+                       win_rate_pct=None, trades=0, drawdown_pct=0.0)
+    await spawner._apply(ctx, policy.decision, 1, report := SpawnReport())
+    assert report.decided == 1 and report.spawned == []
+    [decision] = await _decisions(db, root)
+    assert decision["spawn"] == 0 and decision["source"] == "llm"
+    assert reason_text(str(decision["reason"])) == "go (refused: at most 8.000000 USDC may fund a child)"

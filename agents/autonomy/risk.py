@@ -5,8 +5,9 @@ its open positions at the (cached) current prices, where a position is worth `si
 after the exit fee. The peak is the larger of the ledger's `peak_balance` and the highest equity
 this worker has seen. Money that left the agent (withdrawals, children) lowers `peak_balance`
 in the ledger; the same drop is applied to the tracked equity peak so it is never mistaken for
-a drawdown. Beyond `rules.max_agent_drawdown` the agent is paused (`reason="risk: drawdown 52% >
-50%"`) and one `AgentPaused` event is published; a paused agent is no longer checked.
+a drawdown. Beyond `rules.max_agent_drawdown` the agent is paused with the reason
+`status.risk_drawdown` (percents: `drawdown_pct`, `limit_pct`) and one `AgentPaused`
+event carrying the same reason is published; a paused agent is no longer checked.
 
 `user_risk_metrics(user_id)` summarises the user's realized agent returns from the ledger
 (`profit`, `loss`, `sync_adjust` rows, each relative to the balance before it), grouped per
@@ -29,6 +30,7 @@ import numpy as np
 from agents.errors import AgentError
 from agents.events import AgentPaused
 from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.reasons import reason as coded_reason
 from engine.events import EventSink
 from engine.market.base import MarketData, MarketDataError
 from engine.metrics import drawdown, max_drawdown
@@ -115,7 +117,7 @@ class RiskWorker:
         return seen.equity
 
     async def _pause(self, agent_id: str, user_id: int, drawdown: float) -> bool:
-        reason = f"risk: drawdown {drawdown:.0%} > {self.max_drawdown:.0%}"
+        reason = coded_reason("status.risk_drawdown", drawdown_pct=drawdown * 100, limit_pct=self.max_drawdown * 100)
         try:
             await self.manager.pause_agent(agent_id, None, reason=reason)
         except AgentError:

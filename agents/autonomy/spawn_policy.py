@@ -11,6 +11,10 @@ answer is validated with pydantic and then bounded by the rules:
 Without a key, on a timeout (default 20 s) or any failure (HTTP error, no tool call, malformed
 input), the deterministic rule decides and its reason says so.
 
+A decision's `reason` is stored and shown later, so what this module writes is a code with its
+figures (`agents.ledger.reasons`; the bot words it): `spawn_rule.*` for the rule, `spawn_ai.*`
+around the model's answer. The model's own one-sentence reason stays its free text.
+
 **Deterministic rule** — spawn `suggested` (clamped as above) when all hold:
 `suggested >= min_child`, `spawnable >= min_child`, `live_children < max_children`,
 `drawdown_pct < 25`, and — once the agent has at least 10 closed trades — `win_rate_pct >= 35`.
@@ -30,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agents.ledger.reasons import Reason, reason
 from agents.ledger.rules import clamp_child
 from agents.llm_config import LlmSettings, classify_llm_error, redact
 from storage.money import floor_usdc
@@ -39,6 +44,7 @@ __all__ = ["SPAWN_TOOL", "SpawnContext", "SpawnDecision", "SpawnPolicy"]
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 200
+ADJUSTED_NOTE = 60  # room the bot's "amount adjusted" note takes after the model's reason
 NOTHING = Decimal(0)  # the amount of a decision not to spawn
 SPAWN_TOOL: dict[str, Any] = {
     "name": "spawn_decision",
@@ -150,10 +156,10 @@ class SpawnPolicy:
         try:
             answer = await asyncio.wait_for(self._ask(self._llm, ctx), timeout=self._timeout)
         except TimeoutError:
-            return self.rule(ctx, why="the AI did not answer in time")
+            return self.rule(ctx, why=Reason("spawn_rule.ai_timeout", {}))
         except (ValidationError, ValueError) as exc:
             logger.info("spawn policy: unusable LLM answer for %s: %s", ctx.agent_id, exc)
-            return self.rule(ctx, why="the AI answer was malformed")
+            return self.rule(ctx, why=Reason("spawn_rule.ai_malformed", {}))
         except Exception as exc:
             failure = classify_llm_error(exc)
             logger.warning(
@@ -162,41 +168,37 @@ class SpawnPolicy:
                 failure.kind,
                 redact(str(exc), self._llm.api_key),
             )
-            return self.rule(ctx, why=f"AI unavailable: {failure.kind.replace('_', ' ')}")
+            return self.rule(ctx, why=Reason("spawn_rule.ai_unavailable", {"failure": failure.kind}))
         return self._bound(ctx, answer)
 
     # -- the deterministic rule -------------------------------------------------------------
-    def rule(self, ctx: SpawnContext, why: str | None = None) -> SpawnDecision:
-        """The documented deterministic rule (see the module docstring)."""
-        prefix = f"Rule-based decision ({why}): " if why else "Rule-based decision: "
+    def rule(self, ctx: SpawnContext, why: Reason | None = None) -> SpawnDecision:
+        """The documented deterministic rule (see the module docstring); `why` it decides instead
+        of the AI, if it does."""
         upper = _upper_bound(ctx)
-        refusal = None
-        if ctx.live_children >= ctx.max_children:
-            refusal = f"already {ctx.live_children} live children (max {ctx.max_children})"
-        elif ctx.suggested < ctx.min_child or upper < ctx.min_child:
-            refusal = f"spawnable earnings below the {_fmt(ctx.min_child)} USDC minimum child balance"
-        elif ctx.drawdown_pct >= self._max_drawdown:
-            refusal = f"drawdown {ctx.drawdown_pct:.1f}% is at or above {self._max_drawdown:g}%"
-        elif (
-            ctx.trades >= self._min_trades
-            and ctx.win_rate_pct is not None
-            and ctx.win_rate_pct < self._min_win_rate
-        ):
-            refusal = (
-                f"win rate {ctx.win_rate_pct:.1f}% over {ctx.trades} trades is below {self._min_win_rate:g}%"
-            )
-        if refusal:
-            return SpawnDecision(
-                False, NOTHING, clean_reason(prefix + "no spawn, " + refusal), "rule"
-            )
+        refusal = self._refusal(ctx, upper)
+        if refusal is not None:
+            return SpawnDecision(False, NOTHING, _ruled(refusal, why), "rule")
         amount = clamp_child(ctx.suggested, ctx.min_child, upper)
-        text = (
-            f"spawn {_fmt(amount)} USDC: earnings {_fmt(ctx.net_earnings)} USDC, "
-            f"drawdown {ctx.drawdown_pct:.1f}%"
-        )
-        if ctx.win_rate_pct is not None:
-            text += f", win rate {ctx.win_rate_pct:.0f}% over {ctx.trades} trades"
-        return SpawnDecision(True, amount, clean_reason(prefix + text), "rule")
+        figures = {"amount": amount, "earnings": ctx.net_earnings, "drawdown_pct": ctx.drawdown_pct}
+        if ctx.win_rate_pct is None:
+            decided = Reason("spawn_rule.yes", figures)
+        else:
+            decided = Reason("spawn_rule.yes_win_rate",
+                             {**figures, "win_rate_pct": ctx.win_rate_pct, "trades": ctx.trades})
+        return SpawnDecision(True, amount, _ruled(decided, why), "rule")
+
+    def _refusal(self, ctx: SpawnContext, upper: Decimal) -> Reason | None:
+        if ctx.live_children >= ctx.max_children:
+            return Reason("spawn_rule.no_full", {"live": ctx.live_children, "maximum": ctx.max_children})
+        if ctx.suggested < ctx.min_child or upper < ctx.min_child:
+            return Reason("spawn_rule.no_earnings", {"min_child": ctx.min_child})
+        if ctx.drawdown_pct >= self._max_drawdown:
+            return Reason("spawn_rule.no_drawdown", {"drawdown_pct": ctx.drawdown_pct, "limit_pct": self._max_drawdown})
+        if ctx.trades >= self._min_trades and ctx.win_rate_pct is not None and ctx.win_rate_pct < self._min_win_rate:
+            return Reason("spawn_rule.no_win_rate", {"win_rate_pct": ctx.win_rate_pct, "trades": ctx.trades,
+                                                     "limit_pct": self._min_win_rate})
+        return None
 
     # -- LLM path ---------------------------------------------------------------------------
     async def _ask(self, settings: LlmSettings, ctx: SpawnContext) -> _LlmAnswer:
@@ -244,40 +246,30 @@ class SpawnPolicy:
 
     def _bound(self, ctx: SpawnContext, answer: _LlmAnswer) -> SpawnDecision:
         key = self._llm.api_key if self._llm else None
-        reason = clean_reason(redact(answer.reason, key)) or "no reason given"
+        said = clean_reason(redact(answer.reason, key))
         if not answer.spawn:
-            return SpawnDecision(False, NOTHING, reason, "llm")
+            return SpawnDecision(False, NOTHING, said or reason("spawn_ai.no_reason"), "llm")
         if ctx.live_children >= ctx.max_children:
-            return SpawnDecision(
-                False,
-                NOTHING,
-                clean_reason(
-                    f"AI wanted to spawn, but the agent already has {ctx.live_children} live children "
-                    f"(max {ctx.max_children})."
-                ),
-                "llm",
-            )
+            return SpawnDecision(False, NOTHING, reason("spawn_ai.full", live=ctx.live_children,
+                                                        maximum=ctx.max_children), "llm")
         upper = _upper_bound(ctx)
         if upper < ctx.min_child:
-            return SpawnDecision(
-                False,
-                NOTHING,
-                clean_reason(
-                    f"AI wanted to spawn, but at most {_fmt(upper)} USDC is spawnable, below the "
-                    f"{_fmt(ctx.min_child)} USDC minimum."
-                ),
-                "llm",
-            )
+            return SpawnDecision(False, NOTHING, reason("spawn_ai.too_little", upper=upper, min_child=ctx.min_child),
+                                 "llm")
         amount = clamp_child(answer.amount, ctx.min_child, upper)
         if amount != floor_usdc(answer.amount):
-            note = f" (amount adjusted to {_fmt(amount)} USDC to fit the limits)"
-            reason = clean_reason(redact(answer.reason, key), limit=REASON_MAX - len(note)) + note
-        return SpawnDecision(True, amount, reason, "llm")
+            said = clean_reason(redact(answer.reason, key), limit=REASON_MAX - ADJUSTED_NOTE)
+            return SpawnDecision(True, amount, reason("spawn_ai.adjusted", said=said, amount=amount), "llm")
+        return SpawnDecision(True, amount, said or reason("spawn_ai.no_reason"), "llm")
+
+
+def _ruled(decided: Reason, why: Reason | None) -> str:
+    """The rule's reason: what it decided, and why the rule decided rather than the AI."""
+    if why is None:
+        return reason("spawn_rule.decided", decision=decided)
+    return reason("spawn_rule.fallback", decision=decided, why=why)
 
 
 def _upper_bound(ctx: SpawnContext) -> Decimal:
     return floor_usdc(min(ctx.max_child, ctx.spawnable))
 
-
-def _fmt(value: Decimal) -> str:
-    return format(value.normalize(), "f")

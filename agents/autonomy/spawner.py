@@ -11,7 +11,8 @@ this worker already looked at). For each such agent:
    source=decision.source)` (which records it and publishes `ChildSpawned`), anything else through
    `manager.record_spawn_decision`. The amount is clamped again to [min_child, max_child] here
    (defence in depth). The spawn's idempotency key names the ledger row that triggered it, so a
-   run replayed after a crash spawns once.
+   run replayed after a crash spawns once. A refusal here is stored as a reason code around the
+   policy's reason (`spawn_worker.*`, see `agents.ledger.reasons`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from decimal import Decimal
 from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
 from agents.errors import AgentError
 from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.reasons import reason
 from agents.ledger.rules import clamp_child
 from engine.metrics import drawdown
 from storage import Database
@@ -91,9 +93,9 @@ class Spawner:
                      report: SpawnReport) -> None:
         amount = clamp_child(decision.amount, ctx.min_child, ctx.max_child)
         if not decision.spawn or amount < ctx.min_child:
-            reason = decision.reason if not decision.spawn else (
-                f"{decision.reason} (refused: at most {ctx.max_child} USDC may fund a child)")
-            await self.manager.record_spawn_decision(ctx.agent_id, False, Decimal(0), reason, decision.source)
+            why = decision.reason if not decision.spawn else reason(
+                "spawn_worker.above_max_child", decision=decision.reason, max_child=ctx.max_child)
+            await self.manager.record_spawn_decision(ctx.agent_id, False, Decimal(0), why, decision.source)
             report.decided += 1
             return
         try:
@@ -103,7 +105,8 @@ class Spawner:
         except AgentError as exc:
             # the agent changed between the check and the spawn (a trade locked funds, a user paused it)
             await self.manager.record_spawn_decision(
-                ctx.agent_id, False, amount, f"{decision.reason} (spawn refused: {exc})", decision.source)
+                ctx.agent_id, False, amount, reason("spawn_worker.refused", decision=decision.reason, error=exc),
+                decision.source)
             report.decided += 1
             return
         report.decided += 1

@@ -1,8 +1,8 @@
 """Strategy bots: each user's named containers (at most `MAX_BOTS`) for a designed strategy.
 
 A bot holds a name, an optional validated strategy and the designer conversation. Names are
-stored as plain text: the bot layer escapes them for HTML. Ids arrive from untrusted callback
-data, so every entry point re-validates them and scopes the lookup to the caller; a foreign
+stored as plain text: the bot layer escapes them for HTML. Ids arrive from untrusted input,
+so every entry point re-validates them and scopes the lookup to the caller; a foreign
 id gets the same `BotNotFoundError` as a missing one. Refusals are `StrategyBotError`s with a
 code (``design.…``) and params; `bot.messages.design` words them.
 """
@@ -22,7 +22,7 @@ from engine.strategy import Strategy, StrategyError, parse_strategy
 from storage.bots_repo import BotRecord, BotRepo, ConversationRepo
 from storage.db import Database
 from storage.runs_repo import SimulationRepo
-from storage.user_repo import UserRepo
+from storage.users_repo import UserRepo
 from storage.values import to_iso, valid_id
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from agents.errors import InvalidAmountError
-from storage.money import MICRO, floor_usdc
+from agents.errors import InsufficientFundsError, InvalidAmountError
+from storage.money import floor_usdc, from_micro, to_micro
 
 MAX_TEXT = 40
 MAX_EXPONENT = 15  # at most 10**15 USDC: far beyond any limit, well inside Decimal's precision
@@ -31,13 +31,26 @@ def parse_amount(amount: object, *, what: str = "amount", allow_negative: bool =
         raise InvalidAmountError("amount.too_large", what=what)
     if value.as_tuple().exponent < -6 and value != floor_usdc(value):
         raise InvalidAmountError("amount.too_precise", what=what)
-    micro = int((value * MICRO).to_integral_value())
+    micro = to_micro(value)
     if micro == 0:
         if allow_zero:
             return 0
         raise InvalidAmountError("amount.zero", what=what)
     if micro < 0 and not allow_negative:
         raise InvalidAmountError("amount.negative", what=what)
+    return micro
+
+
+def withdrawal_amount(available: int, micro: int | None) -> int:
+    """What a withdrawal of `micro` (None: everything) takes from `available` micro-USDC, or the
+    refusal: nothing available, or more than is available. The confirmation screen and the
+    withdrawal itself both ask this."""
+    if available <= 0:
+        raise InsufficientFundsError("funds.nothing_to_withdraw")
+    if micro is None:
+        return available
+    if micro > available:
+        raise InsufficientFundsError("funds.withdraw_above_available", available=from_micro(available))
     return micro
 
 

@@ -143,7 +143,7 @@ class _Batch:
         tid, self.next_trade = self.next_trade, self.next_trade + 1
         self.trades.append((tid, pos, float(o.exit_price), o.proceeds, pnl, o.reason, o.exit_bar_time, self.now))
         result.value = {"pnl": from_micro(pnl), "agent_id": pos["agent_id"], "trade_id": tid}
-        change = status_after(self.rules, m.status, m.balance)
+        change = status_after(self.rules, m.status, m.balance, may_revive=False)
         if change is not None:
             m.status, m.reason = change
             if change[0] == "dead":

@@ -23,7 +23,7 @@ from agents.errors import (
     InvalidAmountError,
     PositionNotFoundError,
 )
-from agents.ledger import money_tx, views
+from agents.ledger import money_tx, reasons, views
 from agents.ledger.amounts import parse_amount
 from agents.ledger.fills import BookedFill, CloseOrder, FillOrder, book_fills, close_one, open_one
 from agents.ledger.rules import MoneyRules
@@ -45,7 +45,8 @@ def _new_agent_id() -> str:
 
 
 def _clean_text(text: str, limit: int = MAX_REASON) -> str:
-    """Reasons and notes are stored as plain text, trimmed (the bot escapes on output)."""
+    """Notes (ledger info, exit codes) are stored as plain text, trimmed (the bot escapes on output);
+    reasons go through `reasons.clip_reason`, which keeps an encoded reason whole."""
     text = " ".join(str(text).split())
     return text[:limit]
 
@@ -144,7 +145,7 @@ class IsolatedAIManager:
         (its unspent net earnings, keeping the reserve); the parent must be eligible.
         """
         micro = parse_amount(balance, what="child_balance")
-        reason = _clean_text(reason) or "spawned"
+        reason = reasons.clip_reason(reason, MAX_REASON) or reasons.reason("child.spawned")
         if not valid_agent_id(parent_agent_id):
             raise AgentNotFoundError(str(parent_agent_id)[:64])
         out, child = await self.db.run(self._outcome_with_view, money_tx.spawn_child, self.rules, self._new_id,
@@ -161,7 +162,7 @@ class IsolatedAIManager:
         if not isinstance(remote_child_id, str) or not remote_child_id.strip() or len(remote_child_id) > 128:
             raise InvalidAmountError("remote.invalid_child_id")
         micro = parse_amount(balance, what="child_balance")
-        reason = _clean_text(reason) or "spawned by the remote automaton"
+        reason = reasons.clip_reason(reason, MAX_REASON) or reasons.reason("child.spawned_remotely")
         if not valid_agent_id(parent_agent_id):
             raise AgentNotFoundError(str(parent_agent_id)[:64])
         out, child = await self.db.run(self._outcome_with_view, money_tx.adopt_remote_child, self._new_id,
@@ -175,7 +176,8 @@ class IsolatedAIManager:
         micro = to_micro(amount) if amount > 0 else 0
         if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
-        await self.db.run(_record_decision, agent_id, spawn, micro, _clean_text(reason) or "-", source)
+        await self.db.run(_record_decision, agent_id, spawn, micro,
+                          reasons.clip_reason(reason, MAX_REASON) or reasons.reason("decision.unexplained"), source)
 
     # ------------------------------------------------------------------ reads
     async def get_user_ai_portfolio(self, user_id: int) -> dict[str, Any]:
@@ -214,18 +216,21 @@ class IsolatedAIManager:
 
     # ------------------------------------------------------------------ states
     async def pause_agent(self, agent_id: str, user_id: int | None = None, *,
-                          reason: str = "paused by you") -> dict[str, Any]:
-        """Pause an active agent (owner-checked when `user_id` is given; None = system, e.g. risk)."""
-        return await self._transition(agent_id, user_id, "active", "paused", reason)
+                          reason: str | None = None) -> dict[str, Any]:
+        """Pause an active agent (owner-checked when `user_id` is given; None = system, e.g. risk).
+
+        `reason` is an encoded reason (`agents.ledger.reasons`); by default, paused by the user."""
+        return await self._transition(agent_id, user_id, "active", "paused",
+                                      reason or reasons.reason("status.paused_by_you"))
 
     async def resume_agent(self, agent_id: str, user_id: int | None = None) -> dict[str, Any]:
         """Resume a paused agent."""
-        return await self._transition(agent_id, user_id, "paused", "active", "resumed")
+        return await self._transition(agent_id, user_id, "paused", "active", reasons.reason("status.resumed"))
 
     async def _transition(self, agent_id: str, user_id: int | None, src: str, dst: str, reason: str) -> dict[str, Any]:
         if not valid_agent_id(agent_id):
             raise AgentNotFoundError(str(agent_id)[:64])
-        return await self.db.run(_transition, agent_id, user_id, src, dst, _clean_text(reason))
+        return await self.db.run(_transition, agent_id, user_id, src, dst, reasons.clip_reason(reason, MAX_REASON))
 
     async def assign_strategy(self, agent_id: str, user_id: int, bot_id: int | None, strategy_json: str | None) -> None:
         """Give an agent (and not its existing children) a strategy snapshot from a strategy bot."""

@@ -23,6 +23,8 @@ from agents.errors import (
     SpawnNotAllowedError,
 )
 from agents.events import AgentDied, ChildSpawned
+from agents.ledger import reasons
+from agents.ledger.amounts import withdrawal_amount
 from agents.ledger.rules import MoneyRules, SpawnBounds, available, peak_after, status_after
 from engine.events import Event
 from storage import SyncTx
@@ -118,9 +120,9 @@ def deposit(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int, key: str | 
     if root is None:
         raise AgentNotFoundError()
     after, _ = post(tx, root, "deposit", micro, "deposit", row_key(user_id, key, root["agent_id"]))
-    change = status_after(rules, root["status"], after)
-    if change is not None:
-        agents.set_status(tx, root["agent_id"], change[0], "revived by a deposit")
+    change = status_after(rules, root["status"], after, may_revive=True)
+    if change is not None and change[0] == "active":  # a deposit only ever revives
+        agents.set_status(tx, root["agent_id"], "active", reasons.reason("status.revived_by_deposit"))
     remember(tx, user_id, key, "deposit", {"agent_id": root["agent_id"]})
     return str(root["agent_id"])
 
@@ -133,12 +135,7 @@ def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key
         return done
     rows = agents.withdrawable(tx, user_id)
     total = sum(r["avail"] for r in rows)
-    if micro is None:
-        micro = total
-    if total <= 0:
-        raise InsufficientFundsError("funds.nothing_to_withdraw")
-    if micro > total:
-        raise InsufficientFundsError("funds.withdraw_above_available", available=from_micro(total))
+    micro = withdrawal_amount(total, micro)
     parts = largest_remainder(micro, [r["avail"] for r in rows])
     result_parts: dict[str, int] = {}
     for row, part in zip(rows, parts, strict=True):
@@ -148,8 +145,8 @@ def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key
         after, _ = post(tx, agent, "withdraw", -part, "withdrawal", row_key(user_id, key, row["agent_id"]))
         result_parts[row["agent_id"]] = part
         if after == 0 and row["locked"] == 0:
-            agents.set_status(tx, row["agent_id"], "closed", "emptied by withdrawal")
-        elif (change := status_after(rules, agent["status"], after)) is not None:
+            agents.set_status(tx, row["agent_id"], "closed", reasons.reason("status.emptied_by_withdrawal"))
+        elif (change := status_after(rules, agent["status"], after, may_revive=False)) is not None:
             agents.set_status(tx, row["agent_id"], *change)
     payload = {"amount": micro, "parts": result_parts, "total_available": total - micro}
     remember(tx, user_id, key, "withdraw", payload)
@@ -174,7 +171,7 @@ def record_profit(tx: SyncTx, rules: MoneyRules, agent_id: str, micro: int, kind
         raise InsufficientFundsError("funds.loss_above_available", loss=from_micro(-micro), available=from_micro(free))
     after, _ = post(tx, agent, kind, micro, info or kind, row_key(user_id, key, agent_id))
     out = Outcome(agent_id)
-    change = status_after(rules, agent["status"], after)
+    change = status_after(rules, agent["status"], after, may_revive=True)
     if change is not None:
         agents.set_status(tx, agent_id, *change)
         if change[0] == "dead":

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from agents.ledger import reasons
 from storage.money import floor_usdc, to_micro
 
 GROWS_PEAK = ("deposit", "spawn_in", "withdraw", "spawn_out")  # money moved in or out is not a drawdown
-DEAD_REASON = "balance below the minimum"
+DEAD_REASON = reasons.reason("status.below_minimum")
+RESTORED_REASON = reasons.reason("status.balance_restored")
 
 
 @dataclass(frozen=True)
@@ -38,19 +40,22 @@ def available(balance: int, locked: int) -> int:
     return balance - locked
 
 
-def status_after(rules: MoneyRules, status: str, balance: int) -> tuple[str, str] | None:
-    """The (status, reason) an agent moves to after its balance changed, or None if it stays.
+def status_after(rules: MoneyRules, status: str, balance: int, *, may_revive: bool) -> tuple[str, str] | None:
+    """The (status, reason) an agent moves to after its balance changed, or None if it stays
+    (the reason is stored encoded, see `agents.ledger.reasons`).
 
-    Below the minimum a living agent dies; a dead agent lifted back to the minimum (a deposit,
-    a profitable close) lives again. A closed agent stays closed.
+    Below the minimum a living agent dies. Only money coming in from outside the trade (a
+    deposit, a recorded profit, a remote sync: `may_revive`) lifts a dead agent back to life
+    once it is at the minimum again; a close or a withdrawal never does (a dead agent's open
+    positions only run out their stops and targets). A closed agent stays closed.
     """
     minimum = rules.micro(rules.min_agent_balance)
     if status == "closed":
         return None
     if balance < minimum and status != "dead":
         return "dead", DEAD_REASON
-    if balance >= minimum and status == "dead":
-        return "active", "balance restored"
+    if may_revive and balance >= minimum and status == "dead":
+        return "active", RESTORED_REASON
     return None
 
 

@@ -11,10 +11,10 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks
-from bot.backtest_args import parse_backtest_args
+from bot.backtest_args import argument_words, parse_backtest_args
 from bot.cards import metrics_rows, progress_text
 from bot.context import AppContext
-from bot.guards import UserFacingError, button, command
+from bot.guards import button, command
 from bot.render import MAX_CAPTION, clip, esc
 from bot.selection import select_strategy, selected_strategy
 from engine.strategy import Strategy
@@ -60,9 +60,7 @@ async def run_backtest_for(update: Update, context: AppContext, bot: Any, strate
 @command
 async def backtest_cmd(update: Update, context: AppContext) -> None:
     """/backtest [token] [timeframe] [days]."""
-    args = context.args or []
-    if len(args) > 3:
-        raise UserFacingError("Usage: /backtest [token] [timeframe] [days], e.g. /backtest PEPE 1h 30")
+    args = argument_words(context.args or [])  # the grammar's refusal before "select a bot first"
     bot, strategy = await selected_strategy(update, context)
     await run_backtest_for(update, context, bot, strategy, args)
 

@@ -1,4 +1,4 @@
-"""/bots and /newbot: strategy bots (max 3); plain text while a bot is selected goes to the designer."""
+"""/bots and /newbot: strategy bots (at most `MAX_BOTS`); plain text while a bot is selected goes to the designer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
+from agents.design.strategy_bots import MAX_BOTS
+from agents.screens import BotScreen
 from bot import callbacks, keyboards
 from bot.context import AppContext
 from bot.design_text import design_text
@@ -22,14 +24,16 @@ RENAMING = "renaming_bot"
 MAX_TEXT_IN = 2000
 
 
-def _bot_text(bot: object, strategy: object | None, selected: bool) -> str:
-    name = esc(getattr(bot, "name", ""))
-    lines = [f"🧠 <b>{name}</b>" + (" ✅ selected" if selected else "")]
-    if strategy is None:
+def _bot_text(screen: BotScreen) -> str:
+    strategy = screen.strategy.strategy
+    lines = [f"🧠 <b>{esc(screen.bot.name)}</b>" + (" ✅ selected" if screen.selected else "")]
+    if screen.strategy.invalid:
+        lines += ["", "⚠️ The stored strategy is no longer valid. Describe a strategy in a message to replace it."]
+    elif strategy is None:
         lines += ["", "No strategy yet. Describe one in a message, for example:",
                   "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>"]
     else:
-        config = json.dumps(strategy.to_config(), indent=1)  # type: ignore[attr-defined]
+        config = json.dumps(strategy.to_config(), indent=1)
         lines += ["", esc(describe_strategy(strategy)), "", f"<pre>{esc(config)}</pre>"]
     return clip("\n".join(lines))
 
@@ -42,20 +46,19 @@ async def show_bots(update: Update, context: AppContext, *, edit_in_place: bool)
     if not bots:
         text = "🧠 You have no strategy bots yet. Create one to design a strategy by chatting."
     else:
-        text = ("🧠 <b>Your strategy bots</b> (max 3)\n\nTap one to see its strategy, backtest or simulate it."
+        text = (f"🧠 <b>Your strategy bots</b> (max {MAX_BOTS})\n\n"
+                "Tap one to see its strategy, backtest or simulate it."
                 + ("\nMessages you send now edit <b>" + esc(selected.name) + "</b>." if selected else ""))
-    markup = keyboards.bots_list(bots, selected.bot_id if selected else None)
+    markup = keyboards.bots_list(bots, selected.bot_id if selected else None, MAX_BOTS)
     await (edit if edit_in_place else reply)(update, text, markup)
 
 
 async def show_bot(update: Update, context: AppContext, bot_id: int, *, edit_in_place: bool) -> None:
     services = context.services
     uid = update.effective_user.id
-    bot = await services.bots.get(uid, bot_id)
-    selected = await services.bots.selected(uid)
-    is_selected = selected is not None and selected.bot_id == bot.bot_id
-    text = _bot_text(bot, services.bots.strategy(bot), is_selected)
-    await (edit if edit_in_place else reply)(update, text, keyboards.bot_actions(bot.bot_id, is_selected))
+    screen = await services.screens.bot(uid, bot_id)
+    await (edit if edit_in_place else reply)(update, _bot_text(screen),
+                                             keyboards.bot_actions(screen.bot.bot_id, screen.selected))
 
 
 @command

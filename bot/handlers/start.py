@@ -6,6 +6,7 @@ from telegram import BotCommand, Update
 from telegram.constants import ChatType
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
+from agents.design.strategy_bots import MAX_BOTS
 from bot import callbacks, keyboards
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
@@ -19,7 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("ai_portfolio", "", "Your agents, balances and earnings"),
     ("ai_status", "[agent_id]", "Details of one agent"),
     ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
-    ("bots", "", "Your strategy bots (max 3)"),
+    ("bots", "", f"Your strategy bots (max {MAX_BOTS})"),
     ("newbot", "[name]", "Create a strategy bot"),
     ("backtest", "[token] [timeframe] [days]", "Backtest the selected bot"),
     ("simulate", "start|stop|status", "Live paper simulation of the selected bot"),

@@ -11,12 +11,12 @@ import secrets
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
-from agents.ledger.amounts import parse_amount
+from agents.ledger.amounts import parse_amount, withdrawal_amount
 from bot import callbacks, keyboards
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import esc, usdc
-from storage.money import from_micro
+from storage.money import from_micro, to_micro
 
 PENDING = "pending_withdrawal"
 EXPIRED = "This withdrawal request expired. Send /withdraw again."
@@ -26,15 +26,9 @@ async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, obje
     uid = update.effective_user.id
     portfolio = await context.services.manager.get_user_ai_portfolio(uid)
     available = portfolio["total_available"]
-    if raw.lower() == "all":
-        amount_text, amount = "all", available
-    else:
-        micro = parse_amount(raw, what="withdrawal")
-        amount_text, amount = str(from_micro(micro)), from_micro(micro)
-    if available <= 0:
-        raise UserFacingError("Nothing is available to withdraw.")
-    if amount > available:
-        raise UserFacingError(f"You can withdraw at most {usdc(available)} (available across all your agents).")
+    take_all = raw.lower() == "all"
+    micro = withdrawal_amount(to_micro(available), None if take_all else parse_amount(raw, what="withdrawal"))
+    amount_text, amount = ("all" if take_all else str(from_micro(micro))), from_micro(micro)
     nonce = secrets.token_hex(4)
     context.user_data[PENDING] = {"nonce": nonce, "amount": amount_text}
     text = (f"💸 Withdraw <b>{usdc(amount)}</b> from your agents, proportionally to each agent's available "

@@ -2,12 +2,15 @@
 parser, the crew and the designer (see `bot.messages`; `bot.design_text` assembles the replies).
 
 A param that is a note is worded first; a sequence of notes is joined with "; " and a sequence of
-words with ", " (see `bot.design_text.note_text`).
+words with ", " (see `bot.messages.word`).
 """
 
 from __future__ import annotations
 
+from engine.strategy import TIMEFRAMES
+
 _EXAMPLE = "'buy 10% PEPE on bsc when it drops 5% in 1h, stop loss 3%'"
+_TIMEFRAMES = ", ".join(TIMEFRAMES[:-1]) + " or " + TIMEFRAMES[-1]
 
 TEXTS: dict[str, str] = {
     # agents/design/strategy_bots.py
@@ -71,7 +74,7 @@ TEXTS: dict[str, str] = {
     ),
     "parse.fixed_amount": "'{words}' is a fixed amount: amounts are a percent of the balance (e.g. 'buy 10%')",
     "parse.partial_sell": "partial sells are not supported: a sell closes the whole position",
-    "parse.unsupported_timeframe": "'{words}' is not a supported timeframe (use 5m, 15m, 30m, 1h, 4h or 1d)",
+    "parse.unsupported_timeframe": "'{words}' is not a supported timeframe (use " + _TIMEFRAMES + ")",
     "parse.several_timeframes": "several timeframes given ({timeframes}): say which one",
     "parse.several_tokens": "a strategy trades one token, but I found {tokens}",
     "parse.no_token": "which token? e.g. 'buy 10% PEPE on bsc when it drops 5% in 1h'",

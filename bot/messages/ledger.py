@@ -33,7 +33,8 @@ TEXTS: dict[str, str] = {
     "idempotency.conflict": "This idempotency key was used for a different operation.",
     "funds.insufficient_balance": "Not enough balance.",
     "funds.nothing_to_withdraw": "Nothing is available to withdraw.",
-    "funds.withdraw_above_available": "You can withdraw at most {available} USDC (available across all your agents).",
+    "funds.withdraw_above_available":
+        "You can withdraw at most {available:,.2f} USDC (available across all your agents).",
     "funds.loss_above_available": "A loss of {loss} USDC exceeds the agent's available {available} USDC.",
     "funds.position_above_available": "Not enough available balance for this position.",
     "spawn.parent_not_active": "Only an active agent can spawn (this one is {status}).",

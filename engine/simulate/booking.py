@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from engine.core import Fill
 from engine.events import Event, SignalFired, TradeClosed, TradeOpened
 from engine.market.base import Candles
+from engine.signal_reasons import encode_reasons
 from engine.signals import SignalArrays, explain_bar
 from engine.simulate.state import PaperPosition, SimState
 from engine.strategy import Strategy
@@ -43,14 +44,15 @@ def record_signals(record: SimulationRecord, state: SimState, sig: SignalArrays,
         for side in ("buy", "sell"):
             if not (latest.buy if side == "buy" else latest.sell):
                 continue
-            text = latest.explanation(side)
+            reasons = latest.reasons(side)
             effects.signals.append(NewSignal(
                 user_id=record.user_id, bot_id=record.bot_id, simulation_id=record.simulation_id,
-                token_id=record.token_id, side=side, price=latest.close, reason=text, bar_time=latest.time))
+                token_id=record.token_id, side=side, price=latest.close, reason=encode_reasons(reasons),
+                bar_time=latest.time))
             if i == newest:
                 effects.events.append(SignalFired(
                     user_id=record.user_id, symbol=record.symbol, side=side, price=latest.close,
-                    explanation=text, bot_name=state.bot_name, demo=state.demo,
+                    reasons=reasons, bot_name=state.bot_name, demo=state.demo,
                     simulation_id=record.simulation_id))
 
 

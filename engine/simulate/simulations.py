@@ -56,7 +56,7 @@ from engine.simulate.store import BOT_DELETED, MAX_DURATION, STOPPED, UNREADABLE
 from engine.strategy import TIMEFRAME_MINUTES, Strategy
 from storage.db import Database
 from storage.dialect import IntegrityError
-from storage.money import to_micro
+from storage.money import floor_usdc, to_micro
 from storage.runs_repo import SimulationRecord
 from storage.values import from_iso, to_iso, valid_id
 
@@ -94,7 +94,9 @@ class SimulationService:
         self.market = market
         self.poll_seconds = float(poll_seconds)
         self.max_duration_hours = float(max_duration_hours)
-        self.initial_equity = Decimal(initial_equity)
+        self.initial_equity = floor_usdc(Decimal(str(initial_equity)))  # a setting: onto the micro-USDC grid
+        if not self.initial_equity > 0:
+            raise ValueError("initial_equity must be positive")
         self.fee_bps = float(fee_bps)
         self.slippage_bps = float(slippage_bps)
         self._clock = clock

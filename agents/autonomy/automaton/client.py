@@ -159,7 +159,7 @@ class AutomatonClient:
                 raise AutomatonError("Automaton reported a child without child_info")
             child = RemoteChild(_agent_id(info.get("agent_id")),
                                 parse_remote_amount(info.get("balance"), "child balance"),
-                                _text(info.get("reason")) or "spawned by the remote automaton")
+                                _text(info.get("reason")))  # "" = none given: the ledger stores its default
         stamp = data.get("updated_at")
         updated = int(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) \
             and math.isfinite(stamp) else None
