@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.guards import PRIVATE_ONLY, UserFacingError
-from bot.handlers.start import ADMIN_COMMANDS, COMMANDS
 from tests.bot_harness import ADMIN_ID, DEFAULT_TIMEOUT, BotHarness, running_bot
 from tests.fakes.ave_api import AveFake
 

@@ -7,15 +7,16 @@ from telegram.ext import Application, CommandHandler, filters
 
 from agents.errors import AgentNotFoundError
 from bot import callbacks, keyboards
+from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import agent_summary, esc, usdc
 
 
-def _one_arg(context: AppContext, usage: str) -> str | None:
+def _one_arg(context: AppContext, command: str) -> str | None:
     args = context.args or []
     if len(args) > 1:
-        raise UserFacingError(f"Usage: {usage}")
+        raise UserFacingError(usage(command))
     return args[0] if args else None
 
 
@@ -41,7 +42,7 @@ async def _create(update: Update, context: AppContext, amount: str) -> None:
 @command
 async def automaton_cmd(update: Update, context: AppContext) -> None:
     """/automaton [amount]."""
-    amount = _one_arg(context, "/automaton [amount]")
+    amount = _one_arg(context, "automaton")
     if amount is None or await context.services.manager.get_main_agent(update.effective_user.id):
         await show_automaton(update, context)
         return
@@ -51,7 +52,7 @@ async def automaton_cmd(update: Update, context: AppContext) -> None:
 @command
 async def deposit_cmd(update: Update, context: AppContext) -> None:
     """/deposit <amount>."""
-    amount = _one_arg(context, "/deposit <amount>")
+    amount = _one_arg(context, "deposit")
     if amount is None:
         await reply(update, "Usage: <code>/deposit 100</code> (paper USDC).",
                     keyboards.preset_amounts(callbacks.DEPOSIT))

@@ -11,6 +11,7 @@ from agents.errors import AgentNotFoundError
 from bot import callbacks, keyboards
 from bot.callbacks import AGENT_ID
 from bot.cards import costs_text, parity_line
+from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import agent_text, portfolio_text
@@ -48,7 +49,7 @@ async def status_cmd(update: Update, context: AppContext) -> None:
     """/ai_status [agent_id]: one agent, or the user's agents as buttons."""
     args = context.args or []
     if len(args) > 1:
-        raise UserFacingError("Usage: /ai_status [agent_id]")
+        raise UserFacingError(usage("ai_status"))
     if not args:
         portfolio = await context.services.manager.get_user_ai_portfolio(update.effective_user.id)
         if not portfolio["agents"]:

@@ -9,13 +9,14 @@ from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks, keyboards
 from bot.cards import simulation_card
+from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import clip, esc
 from bot.selection import select_strategy, selected_strategy
 from engine.strategy import Strategy
 
-USAGE = "Usage: /simulate start | stop | status"
+USAGE = usage("simulate")
 
 
 async def start_simulation(update: Update, context: AppContext, bot: Any, strategy: Strategy) -> None:

@@ -6,29 +6,11 @@ from telegram import BotCommand, Update
 from telegram.constants import ChatType
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from agents.design.strategy_bots import MAX_BOTS
 from bot import callbacks, keyboards
+from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
 from bot.render import esc
-
-COMMANDS: list[tuple[str, str, str]] = [
-    ("start", "", "Welcome and main menu"),
-    ("help", "", "All commands"),
-    ("automaton", "[amount]", "Create or show your generation-1 agent"),
-    ("deposit", "<amount>", "Add paper USDC to your main agent"),
-    ("ai_portfolio", "", "Your agents, balances and earnings"),
-    ("ai_status", "[agent_id]", "Details of one agent"),
-    ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
-    ("bots", "", f"Your strategy bots (max {MAX_BOTS})"),
-    ("newbot", "[name]", "Create a strategy bot"),
-    ("backtest", "[token] [timeframe] [days]", "Backtest the selected bot"),
-    ("simulate", "start|stop|status", "Live paper simulation of the selected bot"),
-    ("settings", "", "Notification preferences"),
-    ("cancel", "", "Leave the current conversation"),
-]
-ADMIN_COMMANDS = [("health", "", "Workers, cache and API health (admins)"),
-                  ("stats", "", "Users, agents and balances (admins)")]
 
 
 def bot_commands() -> list[BotCommand]:

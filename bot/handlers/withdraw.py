@@ -13,6 +13,7 @@ from telegram.ext import Application, CommandHandler, filters
 
 from agents.ledger.amounts import parse_amount, withdrawal_amount
 from bot import callbacks, keyboards
+from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import esc, usdc
@@ -41,7 +42,7 @@ async def withdraw_cmd(update: Update, context: AppContext) -> None:
     """/withdraw <amount|all>: asks for confirmation first."""
     args = context.args or []
     if len(args) != 1:
-        raise UserFacingError("Usage: /withdraw <amount|all>, e.g. /withdraw 25 or /withdraw all")
+        raise UserFacingError(usage("withdraw", "/withdraw 25 or /withdraw all"))
     text, markup = await _ask(update, context, args[0].strip())
     await reply(update, text, markup)
 

@@ -1,0 +1,32 @@
+"""The bot's commands: names, argument grammar in short, and what each does (the one list).
+
+The command menu, /help and every "Usage:" reply are built from it.
+"""
+
+from __future__ import annotations
+
+from agents.design.strategy_bots import MAX_BOTS
+
+COMMANDS: list[tuple[str, str, str]] = [
+    ("start", "", "Welcome and main menu"),
+    ("help", "", "All commands"),
+    ("automaton", "[amount]", "Create or show your generation-1 agent"),
+    ("deposit", "<amount>", "Add paper USDC to your main agent"),
+    ("ai_portfolio", "", "Your agents, balances and earnings"),
+    ("ai_status", "[agent_id]", "Details of one agent"),
+    ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
+    ("bots", "", f"Your strategy bots (max {MAX_BOTS})"),
+    ("newbot", "[name]", "Create a strategy bot"),
+    ("backtest", "[token] [timeframe] [days]", "Backtest the selected bot"),
+    ("simulate", "start | stop | status", "Live paper simulation of the selected bot"),
+    ("settings", "", "Notification preferences"),
+    ("cancel", "", "Leave the current conversation"),
+]
+ADMIN_COMMANDS = [("health", "", "Workers, cache and API health (admins)"),
+                  ("stats", "", "Users, agents and balances (admins)")]
+
+
+def usage(name: str, example: str | None = None) -> str:
+    """ "Usage: /name args" (and ", e.g. …" when an example is given) for a command in the list."""
+    args = next(a for n, a, _ in COMMANDS + ADMIN_COMMANDS if n == name)
+    return f"Usage: /{name} {args}".rstrip() + (f", e.g. {example}" if example else "")
