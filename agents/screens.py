@@ -19,7 +19,7 @@ from agents.errors import AgentNotFoundError
 from agents.ledger import views
 from agents.ledger.manager import IsolatedAIManager, valid_agent_id
 from engine.parity import ParityReport
-from engine.strategy import Strategy, StrategyError, parse_strategy
+from engine.strategy import StrategyView, strategy_view
 from storage.bots_repo import BotRecord
 
 
@@ -29,20 +29,6 @@ class RemoteBalance:
 
     amount: Decimal | None
     status: str | None
-
-
-@dataclass(frozen=True)
-class StrategyView:
-    """Which strategy an agent trades: its own (`strategy`), the default, or a stored one that no
-    longer validates (`invalid`: the agent loop skips such an agent, and the screen says so
-    instead of showing it as the default)."""
-
-    strategy: Strategy | None = None
-    invalid: bool = False
-
-    @property
-    def is_default(self) -> bool:
-        return self.strategy is None and not self.invalid
 
 
 @dataclass(frozen=True)
@@ -79,16 +65,6 @@ class BotScreen:
     bot: BotRecord
     strategy: StrategyView
     selected: bool
-
-
-def strategy_view(strategy_json: str | None) -> StrategyView:
-    """The `StrategyView` of an agent's stored strategy snapshot."""
-    if not strategy_json:
-        return StrategyView()
-    try:
-        return StrategyView(parse_strategy(strategy_json))
-    except StrategyError:
-        return StrategyView(invalid=True)
 
 
 def remote_balance(agent: dict[str, Any]) -> RemoteBalance | None:

@@ -8,7 +8,7 @@ ends with what the returned strategy really does. All text is plain: the caller 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from agents.design.designer import DesignPath, DesignResult
@@ -16,9 +16,6 @@ from agents.design.notes import Note
 from agents.design.parser import ParseResult
 from bot.messages import word
 from bot.strategy_text import describe_strategy
-from engine.strategy import Strategy
-
-Describe = Callable[[Strategy], str]
 
 
 def note_text(note: Note) -> str:
@@ -48,16 +45,16 @@ def parse_text(result: ParseResult) -> str:
     return f"{echo} {ignored}" if ignored else echo
 
 
-def design_text(result: DesignResult, describe_as: Describe = describe_strategy) -> str:
+def design_text(result: DesignResult) -> str:
     """The designer's answer in words: why there is no strategy, or the notes, then the strategy
     described (after the AI's summary on the AI path; followed by what was ignored on the parser's)."""
     strategy = result.strategy
     if strategy is None:
         return note_text(result.error) if result.error is not None else _say("design.no_strategy")
     if result.path is DesignPath.LLM:
-        line = _say("design.strategy_line", description=describe_as(strategy))
+        line = _say("design.strategy_line", description=describe_strategy(strategy))
         body = f"{result.summary}\n\n{line}" if result.summary else line
     else:
         ignored = ignored_text(result.ignored)
-        body = describe_as(strategy) + (f" {ignored}" if ignored else "")
+        body = describe_strategy(strategy) + (f" {ignored}" if ignored else "")
     return "\n\n".join([*(note_text(n) for n in result.notes), body])

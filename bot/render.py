@@ -11,11 +11,10 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agents.ledger.reasons import Reason, parse_reason
+from agents.ledger.reasons import parse_reason
 from bot.cards import costs_text
-from bot.messages import CATALOG, describe
+from bot.messages import CATALOG, word
 from engine.core import Costs
-from engine.errors import CodedError
 from engine.strategy import default_strategy
 from storage.money import from_micro
 
@@ -53,14 +52,11 @@ def reason_text(stored: str | None) -> str:
     if not stored:
         return ""
     parsed = parse_reason(stored)
-    if parsed is None or parsed.code not in CATALOG:
+    if parsed is None:
         return stored
-    return _reason_words(parsed)
-
-
-def _reason_words(found: Reason) -> str:
-    params = {k: _reason_words(v) if isinstance(v, Reason) else v for k, v in found.params.items()}
-    return describe(CodedError(found.code, **params))
+    if parsed.code not in CATALOG:  # written by a newer version: its code, not raw JSON
+        return parsed.code
+    return word(parsed.code, parsed.params)
 
 
 def cost_warning_text(code: str, strategy: Any, costs: Costs) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 
 from telegram import Update
 
-from agents.screens import strategy_view
 from bot.context import AppContext
 from bot.guards import UserFacingError
-from engine.strategy import Strategy
+from engine.strategy import Strategy, strategy_view
+from storage.bots_repo import BotRecord
 
 
 async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, Strategy]:
@@ -22,13 +22,17 @@ async def selected_strategy(update: Update, context: AppContext) -> tuple[Any, S
     bot = await services.bots.selected(update.effective_user.id)
     if bot is None:
         raise UserFacingError("Select a strategy bot first: /bots (or create one with /newbot).")
+    return bot, strategy_of(bot)
+
+
+def strategy_of(bot: BotRecord) -> Strategy:
+    """The bot's strategy, or the refusal that says why there is none to run."""
     view = strategy_view(bot.strategy_json)
     if view.invalid:
         raise UserFacingError(f"{bot.name}'s stored strategy is no longer valid: describe it again in a message.")
     if view.strategy is None:
         raise UserFacingError(f"{bot.name} has no strategy yet: describe one in a message first.")
-    strategy = view.strategy
-    return bot, strategy
+    return view.strategy
 
 
 async def select_strategy(update: Update, context: AppContext, bot_id: int) -> tuple[Any, Strategy]:

@@ -15,6 +15,7 @@ Semantics (documented for users in the README):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -299,3 +300,27 @@ def default_strategy(token: str = "WETH", chain: str | None = None) -> Strategy:
         "actions": [{"type": "buy", "amount_percent": 20, "token": token, "chain": chain}],
         "risk_management": {"stop_loss_percent": 5, "take_profit_percent": 8},
     })
+
+
+@dataclass(frozen=True)
+class StrategyView:
+    """A stored strategy read back: valid (`strategy`), none (an agent then trades the default), or one that no
+    longer validates (`invalid`: the agent loop skips such an agent, a strategy bot cannot be
+    backtested or assigned, and the screens say so instead of showing the default or nothing)."""
+
+    strategy: Strategy | None = None
+    invalid: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self.strategy is None and not self.invalid
+
+
+def strategy_view(strategy_json: str | None) -> StrategyView:
+    """The `StrategyView` of a stored strategy (an agent's snapshot, a strategy bot's)."""
+    if not strategy_json:
+        return StrategyView()
+    try:
+        return StrategyView(parse_strategy(strategy_json))
+    except StrategyError:
+        return StrategyView(invalid=True)

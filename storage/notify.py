@@ -36,5 +36,12 @@ class NotifyPrefs:
         """The level of `kind` (ValueError for an unknown kind)."""
         return self.levels[list(NotifyKind).index(NotifyKind(kind))]
 
+    def __getattr__(self, name: str) -> NotifyLevel:
+        # prefs.trades, prefs.risk, …: one attribute per kind, derived from the enum
+        try:
+            return self.level(name)
+        except ValueError:
+            raise AttributeError(name) from None
+
     def as_dict(self) -> dict[str, str]:
         return {k.value: self.level(k).value for k in NotifyKind}

@@ -17,7 +17,7 @@ from telegram import Bot
 from telegram.constants import ParseMode
 
 from agents.events import AgentDied, AgentPaused, ChildSpawned
-from agents.ledger.reasons import reason
+from agents.ledger.reasons import nested, reason
 from bot.notifier import Notifier, format_event
 from bot.render import clip
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
@@ -286,8 +286,8 @@ def test_trade_notifications_state_the_exit_reason_and_the_costs() -> None:
 
 
 def test_spawn_and_pause_notifications_word_the_stored_reason() -> None:
-    decided = reason("spawn_rule.decided", decision=reason("spawn_rule.yes", amount=Decimal("12.500000"),
-                                                              earnings=Decimal("25"), drawdown_pct=3.25))
+    decided = reason("spawn_rule.decided", decision=nested(reason("spawn_rule.yes", amount=Decimal("12.500000"),
+                                                                     earnings=Decimal("25"), drawdown_pct=3.25)))
     text = format_event(spawned(reason=decided))
     assert "Reason: <i>Rule-based decision: spawn 12.5 USDC: earnings 25 USDC, drawdown 3.2%</i>" in text
     paused = format_event(AgentPaused(user_id=USER, agent_id="ag0123456789", drawdown_pct=52.25,

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from agents.errors import SpawnNotAllowedError
-from agents.ledger.reasons import Reason, clip_reason, parse_reason, reason
+from agents.ledger.reasons import Reason, clip_reason, free_text, nested, parse_reason, reason
 from bot.messages import CATALOG, design, engine, ledger
 from bot.messages import reasons as reason_words
 from bot.render import reason_text
@@ -23,13 +23,14 @@ def test_a_reason_is_compact_json_and_reads_back_with_its_types() -> None:
                                 text="007", plain="12"))
     assert found is not None
     assert found.params == {"amount": Decimal("12.5"), "earnings": Decimal("100"), "n": 3, "text": "007",
-                            "plain": Decimal("12")}
+                            "plain": "12"}  # text that looks like a number stays text
     assert isinstance(found.params["amount"], Decimal)
+    assert '"amount":{"dec":"12.5"}' in reason("spawn_rule.yes", amount=Decimal("12.500000"))
 
 
 def test_reasons_nest_and_typed_errors_are_stored_by_code() -> None:
     inner = reason("spawn_rule.no_full", live=3, maximum=3)
-    outer = reason("spawn_worker.refused", decision=inner, error=SpawnNotAllowedError(
+    outer = reason("spawn_worker.refused", decision=nested(inner), error=SpawnNotAllowedError(
         "spawn.child_below_minimum", minimum=Decimal(10)))
     assert '"decision":{"code":"spawn_rule.no_full"' in outer  # nested, not quoted
     found = parse_reason(outer)
@@ -51,7 +52,22 @@ def test_free_text_and_anything_else_is_not_a_reason(text: str) -> None:
 
 def test_an_unknown_code_is_shown_as_stored() -> None:
     stored = reason("from.a_newer_version", x=1)
-    assert reason_text(stored) == stored
+    assert reason_text(stored) == "from.a_newer_version"  # its code, not raw JSON
+
+
+def test_text_from_outside_is_never_read_as_a_code() -> None:
+    forged = '{"code":"status.resumed"}'  # e.g. an LLM's "reason"
+    stored = free_text(forged)
+    assert parse_reason(stored) == Reason("text.free", {"text": forged}) and reason_text(stored) == forged
+    assert free_text("grow the tree") == "grow the tree"  # plain text stays plain
+    # a string param is never parsed as a nested reason either
+    outer = parse_reason(reason("spawn_worker.refused", decision=forged, error="x"))
+    assert outer is not None and outer.params["decision"] == forged
+
+
+def test_a_missing_figure_never_breaks_a_screen() -> None:
+    stored = '{"code":"status.risk_drawdown","drawdown_pct":null,"limit_pct":50}'
+    assert reason_text(stored)  # the fallback sentence, not a TypeError
 
 
 def test_bad_codes_and_params_are_refused() -> None:

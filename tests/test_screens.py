@@ -12,8 +12,10 @@ from agents.design.strategy_bots import BotNotFoundError, StrategyBots
 from agents.errors import AgentNotFoundError
 from agents.ledger.manager import IsolatedAIManager
 from agents.screens import Screens
+from bot.guards import UserFacingError
 from bot.handlers.bots import _bot_text
 from bot.render import agent_text
+from bot.selection import strategy_of
 from engine.events import CollectingSink
 from storage import Database
 from storage.bots_repo import BotRepo
@@ -83,3 +85,13 @@ async def test_bot_screen_is_owned_and_tells_an_invalid_strategy_from_none(db: D
     assert broken.strategy.invalid
     text = _bot_text(broken)
     assert "no longer valid" in text and "No strategy yet" not in text
+
+
+async def test_an_invalid_bot_strategy_is_refused_by_name_where_it_would_run(db: Database) -> None:
+    # backtest, simulate and "assign to an agent" all take the bot's strategy through strategy_of
+    bot = await StrategyBots(db).create(ALICE, "Dip buyer")
+    with pytest.raises(UserFacingError, match="has no strategy yet"):
+        strategy_of(bot)
+    await BotRepo(db).set_strategy(ALICE, bot.bot_id, '{"buy": "garbage"}')
+    with pytest.raises(UserFacingError, match="no longer valid"):
+        strategy_of(await StrategyBots(db).get(ALICE, bot.bot_id))

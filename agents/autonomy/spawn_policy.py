@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.ledger.reasons import Reason, reason
+from agents.ledger.reasons import Reason, free_text, reason
 from agents.ledger.rules import clamp_child
 from agents.llm_config import LlmSettings, classify_llm_error, redact
 from storage.money import floor_usdc
@@ -248,7 +248,7 @@ class SpawnPolicy:
         key = self._llm.api_key if self._llm else None
         said = clean_reason(redact(answer.reason, key))
         if not answer.spawn:
-            return SpawnDecision(False, NOTHING, said or reason("spawn_ai.no_reason"), "llm")
+            return SpawnDecision(False, NOTHING, free_text(said) if said else reason("spawn_ai.no_reason"), "llm")
         if ctx.live_children >= ctx.max_children:
             return SpawnDecision(False, NOTHING, reason("spawn_ai.full", live=ctx.live_children,
                                                         maximum=ctx.max_children), "llm")
@@ -260,7 +260,7 @@ class SpawnPolicy:
         if amount != floor_usdc(answer.amount):
             said = clean_reason(redact(answer.reason, key), limit=REASON_MAX - ADJUSTED_NOTE)
             return SpawnDecision(True, amount, reason("spawn_ai.adjusted", said=said, amount=amount), "llm")
-        return SpawnDecision(True, amount, said or reason("spawn_ai.no_reason"), "llm")
+        return SpawnDecision(True, amount, free_text(said) if said else reason("spawn_ai.no_reason"), "llm")
 
 
 def _ruled(decided: Reason, why: Reason | None) -> str:

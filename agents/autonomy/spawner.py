@@ -24,7 +24,7 @@ from decimal import Decimal
 from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
 from agents.errors import AgentError
 from agents.ledger.manager import IsolatedAIManager
-from agents.ledger.reasons import reason
+from agents.ledger.reasons import nested, reason
 from agents.ledger.rules import clamp_child
 from engine.metrics import drawdown
 from storage import Database
@@ -94,7 +94,7 @@ class Spawner:
         amount = clamp_child(decision.amount, ctx.min_child, ctx.max_child)
         if not decision.spawn or amount < ctx.min_child:
             why = decision.reason if not decision.spawn else reason(
-                "spawn_worker.above_max_child", decision=decision.reason, max_child=ctx.max_child)
+                "spawn_worker.above_max_child", decision=nested(decision.reason), max_child=ctx.max_child)
             await self.manager.record_spawn_decision(ctx.agent_id, False, Decimal(0), why, decision.source)
             report.decided += 1
             return
@@ -104,9 +104,8 @@ class Spawner:
                 source=decision.source)
         except AgentError as exc:
             # the agent changed between the check and the spawn (a trade locked funds, a user paused it)
-            await self.manager.record_spawn_decision(
-                ctx.agent_id, False, amount, reason("spawn_worker.refused", decision=decision.reason, error=exc),
-                decision.source)
+            why = reason("spawn_worker.refused", decision=nested(decision.reason), error=exc)
+            await self.manager.record_spawn_decision(ctx.agent_id, False, amount, why, decision.source)
             report.decided += 1
             return
         report.decided += 1

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable
 
 from engine.errors import CodedError
-from engine.strategy import Strategy, StrategyError, parse_strategy
+from engine.strategy import Strategy, strategy_view
 from storage.bots_repo import BotRecord, BotRepo, ConversationRepo
 from storage.db import Database
 from storage.runs_repo import SimulationRepo
@@ -177,13 +177,10 @@ class StrategyBots:
     @staticmethod
     def strategy(bot: BotRecord) -> Strategy | None:
         """The bot's strategy, or None when it has none (or the stored one no longer validates)."""
-        if not bot.strategy_json:
-            return None
-        try:
-            return parse_strategy(bot.strategy_json)
-        except StrategyError as exc:
-            log.warning("bot %s has a stored strategy that no longer validates: %s", bot.bot_id, exc)
-            return None
+        view = strategy_view(bot.strategy_json)
+        if view.invalid:
+            log.warning("bot %s has a stored strategy that no longer validates", bot.bot_id)
+        return view.strategy
 
     # -- conversation ----------------------------------------------------------------------
     async def history(self, user_id: int, bot_id: object, limit: int = 10) -> builtins.list[tuple[str, str]]:

@@ -8,15 +8,18 @@ figures, and only `bot/` words it (`bot.messages.reasons`, rendered by `bot.rend
 This module is the one place that writes and reads that format. A reason is one TEXT value: a
 compact JSON object, ``{"code":"status.risk_drawdown","drawdown_pct":52,"limit_pct":50}``.
 Params are numbers, text, or other reasons nested as objects (a refusal around the decision it
-refused, a typed error's code and params). A `Decimal` is stored as its plain digits in a JSON
-string (JSON numbers would come back as floats) and read back as a `Decimal`. Text that does not
-parse as such an object is free text (rows from earlier versions, the LLM's own words, the
-remote Automaton's) and is shown as it is.
+refused, a typed error's code and params), always nested explicitly (a `Reason` or a
+`CodedError`), never guessed from a string. A `Decimal` is stored tagged, ``{"dec":"12.5"}``
+(JSON numbers would come back as floats), and read back as a `Decimal`. Text that does not parse
+as such an object is free text (rows from earlier versions) and is shown as it is; text from
+outside (the LLM's own words, the remote Automaton's) goes through `free_text`, so a sentence
+that happens to look like an encoded reason is never read as one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -24,7 +27,8 @@ from typing import Any, NamedTuple
 from engine.errors import CodedError
 
 _CODE = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+")
-_DIGITS = re.compile(r"-?\d+(?:\.\d+)?")
+_DEC = "dec"  # the tag of a stored Decimal
+FREE = "text.free"  # the code of text from outside, stored as a param
 
 
 class Reason(NamedTuple):
@@ -42,7 +46,19 @@ def reason(code: str, /, **params: Any) -> str:
     """
     if not _CODE.fullmatch(code):
         raise ValueError(f"not a reason code: {code!r}")
-    return json.dumps(_object(code, params), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(_object(code, params), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def free_text(text: str, limit: int = 300) -> str:
+    """Text from outside (an LLM's reason, the remote Automaton's) in the stored form: as it is
+    when it cannot be mistaken for an encoded reason, else wrapped in the `FREE` code."""
+    clipped = _clip(text, limit)
+    return reason(FREE, text=clipped) if clipped.startswith("{") else clipped
+
+
+def nested(text: str) -> Reason | str:
+    """A stored reason as a param of another: the decoded reason, or the free text itself."""
+    return parse_reason(text) or text
 
 
 def parse_reason(text: str | None) -> Reason | None:
@@ -92,11 +108,10 @@ def _value(value: Any) -> Any:
     if isinstance(value, CodedError):
         return _object(value.code, value.params)
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f")  # the value, not how it was quantised
-    if isinstance(value, str):
-        nested = parse_reason(value)
-        return value if nested is None else _object(nested.code, nested.params)
-    if value is None or isinstance(value, bool | int | float):
+        return {_DEC: format(value.normalize(), "f")}  # the value, not how it was quantised
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | bool | int | float):
         return value
     return str(value)
 
@@ -108,16 +123,19 @@ def _decode(data: Any) -> Reason | None:
     for key, value in data.items():
         if key == "code":
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and set(value) == {_DEC} and isinstance(value[_DEC], str):
+            try:
+                value = Decimal(value[_DEC])
+            except ArithmeticError:
+                return None
+        elif isinstance(value, dict):
             value = _decode(value)
             if value is None:
                 return None
-        elif isinstance(value, str) and _DIGITS.fullmatch(value) and format(Decimal(value), "f") == value:
-            value = Decimal(value)
         elif isinstance(value, list):
             return None
         params[key] = value
     return Reason(data["code"], params)
 
 
-__all__ = ["Reason", "clip_reason", "parse_reason", "reason"]
+__all__ = ["FREE", "Reason", "clip_reason", "free_text", "nested", "parse_reason", "reason"]

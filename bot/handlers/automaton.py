@@ -11,6 +11,7 @@ from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import agent_summary, esc, usdc
+from bot.selection import strategy_of
 
 
 def _one_arg(context: AppContext, command: str) -> str | None:
@@ -120,9 +121,7 @@ async def assign_bot_button(update: Update, context: AppContext, agent_id: str, 
         await edit(update, "✅ The agent now uses the default strategy.")
         return
     bot = await services.bots.get(uid, bot_id)
-    strategy = services.bots.strategy(bot)
-    if strategy is None:
-        raise UserFacingError("That bot has no strategy yet: describe one in a message first.")
+    strategy = strategy_of(bot)
     await services.manager.assign_strategy(agent_id, uid, bot.bot_id, strategy.model_dump_json())
     await edit(update, f"✅ Agent <code>{esc(agent_id)}</code> now trades with <b>{esc(bot.name)}</b>.")
 

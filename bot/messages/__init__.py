@@ -40,7 +40,7 @@ def word(code: str, params: Mapping[str, Any]) -> str:
         return FALLBACK
     try:
         return template.format(**{k: _param(k, v) for k, v in params.items()})
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError) as exc:  # never break a screen
         log.error("text for %s does not fit its params %s: %s", code, params, exc)
         return FALLBACK
 

@@ -8,6 +8,7 @@ the AI, a typed error) is worded first, by its own code.
 from __future__ import annotations
 
 TEXTS: dict[str, str] = {
+    "text.free": "{text}",  # text from outside (an AI's own words), stored wrapped
     # agents/ledger/rules.py, money_tx.py, manager.py: an agent's status reason
     "status.below_minimum": "balance below the minimum",
     "status.balance_restored": "balance restored",

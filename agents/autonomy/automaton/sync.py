@@ -34,6 +34,7 @@ from agents.autonomy.automaton.client import AutomatonClient, AutomatonError, Re
 from agents.errors import AgentError
 from agents.ledger.amounts import parse_amount
 from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.reasons import free_text
 from storage import Database
 from storage import remote_repo as remote
 from storage.money import from_micro
@@ -126,7 +127,7 @@ class AutomatonSync:
                 if not await self.db.read(remote.is_known, status.child_info.agent_id):
                     info = status.child_info
                     child = await self.manager.adopt_remote_child(agent_id, info.agent_id, info.balance,
-                                                                  info.reason)
+                                                                  free_text(info.reason) if info.reason else "")
                     if child is not None:
                         report.adopted += 1
             if await self._apply_balance(agent_id, status):
