@@ -76,6 +76,7 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
 
 def register_handlers(app: Application) -> None:
     """User registration first (group -1), then every feature module's handlers; fallbacks go last."""
+    start.register_edit_guard(app)
     app.add_handler(TypeHandler(Update, register_user), group=-1)
     for module in (start, automaton, portfolio, withdraw, settings, admin, bots, backtest, simulate):
         module.register(app)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from telegram import BotCommand, Update
 from telegram.constants import ChatType
-from telegram.ext import Application, CommandHandler, MessageHandler, filters
+from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, MessageHandler, filters
 
 from bot import callbacks, keyboards
 from bot.commands import ADMIN_COMMANDS, COMMANDS
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
 from bot.render import esc
+
+EDIT_GUARD_GROUP = -2  # before user registration (-1) and every feature (0)
+EDITED = "✏️ I don't act on edited messages. Send the command again as a new message."
+NOT_TEXT = ("I only understand text: commands like /help, or a strategy in plain words while a strategy bot "
+            "is selected. (A command in a photo's caption is not run: send it as a message.)")
 
 
 def bot_commands() -> list[BotCommand]:
@@ -100,8 +105,28 @@ def register(app: Application) -> None:
     app.add_handler(help_button.handler())
 
 
+async def edited_message(update: Update, context: AppContext) -> None:
+    """An edited message never runs anything (editing "/deposit 100" into "/deposit 1000" must not
+    deposit again): say so in a private chat, and stop every other handler."""
+    if update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE:
+        await reply(update, EDITED)
+    raise ApplicationHandlerStop
+
+
+async def not_text(update: Update, context: AppContext) -> None:
+    """Stickers, photos, voice, locations, files (a command in a caption too) get a hint, not silence."""
+    await reply(update, NOT_TEXT)
+
+
+def register_edit_guard(app: Application) -> None:
+    """Before every other group: edited messages go no further."""
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited_message), group=EDIT_GUARD_GROUP)
+
+
 def register_fallbacks(app: Application) -> None:
     """Registered after every feature: within a group the first matching handler wins."""
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.GROUPS, group_message))
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT
+                                   & ~filters.StatusUpdate.ALL, not_text))
     app.add_handler(stale_button.handler())

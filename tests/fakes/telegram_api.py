@@ -465,6 +465,43 @@ class TelegramFake(LoopbackHTTPService):
             payload["chat"] = chat.to_api(self._users)
             return self._enqueue({"message": payload})
 
+    def user_edits(self, user_id: int, message_id: int, text: str) -> int:
+        """Queue an `edited_message` update: the user changed the text of their private message."""
+        with self._cond:
+            message = self._messages.get(user_id, {}).get(message_id)
+            if message is None or message.from_bot or message.user_id != user_id:
+                raise ValueError("users can only edit their own messages")
+            message.text = message.raw_text = text
+            command = _BOT_COMMAND_RE.match(text)
+            message.entities = ([{"type": "bot_command", "offset": 0, "length": utf16_len(command.group(0))}]
+                                if command else [])
+            payload = self._message_dict(message)
+            payload["from"] = dict(self._users[user_id])
+            payload["chat"] = self._chats[user_id].to_api(self._users)
+            payload["edit_date"] = int(time.time())
+            return self._enqueue({"edited_message": payload})
+
+    def user_sends_media(self, user_id: int, kind: str, *, caption: str | None = None) -> int:
+        """Queue a non-text private message (`sticker`, `photo`, `location` or `voice`), as clients send them."""
+        bodies: dict[str, Any] = {
+            "sticker": {"file_id": "CAACAgIAAx0", "file_unique_id": "AgADsticker", "type": "regular", "width": 512,
+                        "height": 512, "is_animated": False, "is_video": False},
+            "photo": [{"file_id": "AgACAgIAAx0", "file_unique_id": "AQADphoto", "width": 90, "height": 90}],
+            "location": {"latitude": -6.2, "longitude": 106.8},
+            "voice": {"file_id": "AwACAgIAAx0", "file_unique_id": "AgADvoice", "duration": 2},
+        }
+        if kind not in bodies:
+            raise ValueError(f"unsupported media kind {kind!r}")
+        with self._cond:
+            user = self._ensure_user(user_id, None, None)
+            chat = self._ensure_chat(user_id, "private", user_id, None)
+            message_id = self._new_message_id(user_id)
+            payload: dict[str, Any] = {"message_id": message_id, "date": int(time.time()), "from": dict(user),
+                                       "chat": chat.to_api(self._users), kind: bodies[kind]}
+            if caption is not None:
+                payload["caption"] = caption
+            return self._enqueue({"message": payload})
+
     def user_presses(self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None) -> str:
         """Queue a callback query for a button press; returns the callback_query_id.
 
@@ -539,6 +576,12 @@ class TelegramFake(LoopbackHTTPService):
         with self._cond:
             store = self._messages.get(chat_id, {})
             return [copy.deepcopy(m) for _, m in sorted(store.items()) if m.from_bot]
+
+    def user_messages(self, chat_id: int) -> list[StoredMessage]:
+        """What users sent in a chat, oldest first (copies; their current text after edits)."""
+        with self._cond:
+            store = self._messages.get(chat_id, {})
+            return [copy.deepcopy(m) for _, m in sorted(store.items()) if not m.from_bot]
 
     def last_message(self, chat_id: int) -> StoredMessage | None:
         """The newest bot message still present in the chat."""
