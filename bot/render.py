@@ -75,6 +75,13 @@ def fmt_usdc(value: Decimal | int, *, places: int = 2) -> str:
     return f"{dec:,.{places}f}"
 
 
+def usdc_exact(value: Decimal) -> str:
+    """An amount to the micro-USDC, as short as it can be: '10.00 USDC', '9.999999 USDC' (for what a
+    confirmation promises: nothing rounded)."""
+    decimals = -int(value.normalize().as_tuple().exponent)  # digits after the point (negative: none)
+    return f"{fmt_usdc(value, places=min(6, max(2, decimals)))} USDC"
+
+
 def usdc(value: Decimal | None, places: int = 2) -> str:
     return "unknown" if value is None else f"{fmt_usdc(value, places=places)} USDC"
 

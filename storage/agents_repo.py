@@ -73,8 +73,8 @@ def insert_child(tx: SyncTx, child_id: str, parent: Any, reason: str, *, remote_
 
 
 def withdrawable(tx: SyncTx, user_id: int) -> list[Any]:
-    """(agent_id, avail, locked) of the user's agents with an available balance, in tree order."""
-    return tx.all("SELECT agent_id, isolated_balance - locked_balance AS avail, locked_balance AS locked"
+    """(agent_id, avail, locked, status) of the user's agents with an available balance, in tree order."""
+    return tx.all("SELECT agent_id, isolated_balance - locked_balance AS avail, locked_balance AS locked, status"
                   " FROM automaton_agents WHERE user_id = ? AND status <> 'closed'"
                   " AND isolated_balance > locked_balance ORDER BY generation, created_at, agent_id", (user_id,))
 

@@ -301,10 +301,30 @@ async def test_withdraw_asks_then_moves_exactly_the_amount(h: BotHarness) -> Non
     assert portfolio["total_balance"] == Decimal("1090")
     parts = await h.services.db.fetchall("SELECT amount FROM ledger_entries WHERE kind = 'withdraw'")
     assert len(parts) == 2 and sum(r["amount"] for r in parts) == -10_000_000
-    # Pressing the same confirmation again withdraws nothing more.
+    # Pressing the same confirmation again withdraws nothing more, and says it was done.
     again = await h.press(ALICE, ask.message_id, confirm)
-    assert len(again.new) == 1 and again.new[0].text.startswith("⚠️") and "expired" in again.new[0].text
+    assert again.message is not None and "already done" in again.message.text and "Withdrew 10.00" in again.message.text
     assert (await manager.get_user_ai_portfolio(ALICE))["total_balance"] == Decimal("1090")
+
+
+async def test_withdraw_confirms_the_exact_amount_and_takes_exactly_that(h: BotHarness) -> None:
+    await _main_agent(h, ALICE, 200)
+    tiny = await h.send(ALICE, "/withdraw 9.999999")
+    assert "Withdraw 9.999999 USDC" in tiny.text  # not rounded to 10.00
+    ask = await h.send(ALICE, "/withdraw all")
+    assert "Withdraw 200.00 USDC" in ask.text
+    await h.send(ALICE, "/deposit 50")  # money arrives between the question and the press
+    done = await h.press(ALICE, ask.message_id, next(d for d in ask.callback_data() if d.startswith("wd:ok:")))
+    assert done.message is not None and "Withdrew 200.00 USDC" in done.message.text  # what it promised
+    assert (await h.services.manager.get_user_ai_portfolio(ALICE))["total_balance"] == Decimal(50)
+
+
+async def test_withdraw_warns_when_an_agent_would_fall_below_the_minimum(h: BotHarness) -> None:
+    root = await _main_agent(h, ALICE, 100)
+    ask = await h.send(ALICE, "/withdraw 99.5")
+    assert "below the 1.00 USDC minimum" in ask.text and root in ask.text
+    calm = await h.send(ALICE, "/withdraw 50")
+    assert "minimum" not in calm.text
 
 
 async def test_withdraw_cancel_changes_nothing(h: BotHarness) -> None:

@@ -104,6 +104,23 @@ class IsolatedAIManager:
             "total_available": from_micro(payload["total_available"]),
         }
 
+    async def preview_withdrawal(self, user_id: int, amount: object) -> dict[str, Any]:
+        """What `withdraw(user_id, amount)` would take now, without taking it: `{"amount",
+        "total_available", "parts": {agent_id: Decimal}, "dies": [agent ids left below the minimum],
+        "closes": [agent ids emptied]}` (Decimal USDC). Refuses exactly as `withdraw` would."""
+        _check_user_id(user_id)
+        take_all = isinstance(amount, str) and amount.strip().lower() == "all"
+        micro = None if take_all else parse_amount(amount, what="withdrawal")
+        plan = await self.db.read(money_tx.withdrawal_preview, self.rules, user_id, micro)
+        parts = plan["parts"]
+        return {
+            "amount": from_micro(plan["amount"]),
+            "total_available": from_micro(plan["total_available"]),
+            "parts": {p.agent_id: from_micro(p.amount) for p in parts},
+            "dies": [p.agent_id for p in parts if p.status is not None and p.status[0] == "dead"],
+            "closes": [p.agent_id for p in parts if p.status is not None and p.status[0] == "closed"],
+        }
+
     # ------------------------------------------------------------------ P&L
     async def record_agent_profit(self, agent_id: str, amount: object, info: str = "",
                                   idempotency_key: str | None = None, *, kind: str | None = None) -> dict[str, Any]:

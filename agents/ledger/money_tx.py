@@ -136,21 +136,50 @@ def withdraw(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None, key
     rows = agents.withdrawable(tx, user_id)
     total = sum(r["avail"] for r in rows)
     micro = withdrawal_amount(total, micro)
-    parts = largest_remainder(micro, [r["avail"] for r in rows])
     result_parts: dict[str, int] = {}
-    for row, part in zip(rows, parts, strict=True):
-        if part == 0:
-            continue
-        agent = agents.get(tx, row["agent_id"])
-        after, _ = post(tx, agent, "withdraw", -part, "withdrawal", row_key(user_id, key, row["agent_id"]))
-        result_parts[row["agent_id"]] = part
-        if after == 0 and row["locked"] == 0:
-            agents.set_status(tx, row["agent_id"], "closed", reasons.reason("status.emptied_by_withdrawal"))
-        elif (change := status_after(rules, agent["status"], after, may_revive=False)) is not None:
-            agents.set_status(tx, row["agent_id"], *change)
+    for part in plan_withdrawal(rules, rows, micro):
+        agent = agents.get(tx, part.agent_id)
+        post(tx, agent, "withdraw", -part.amount, "withdrawal", row_key(user_id, key, part.agent_id))
+        result_parts[part.agent_id] = part.amount
+        if part.status is not None:
+            agents.set_status(tx, part.agent_id, *part.status)
     payload = {"amount": micro, "parts": result_parts, "total_available": total - micro}
     remember(tx, user_id, key, "withdraw", payload)
     return payload
+
+
+@dataclass(frozen=True)
+class WithdrawalPart:
+    """What a withdrawal takes from one agent, and the (status, reason) it leaves it in (None: as is)."""
+
+    agent_id: str
+    amount: int
+    status: tuple[str, str] | None
+
+
+def plan_withdrawal(rules: MoneyRules, rows: list[Any], micro: int) -> list[WithdrawalPart]:
+    """Split `micro` over the withdrawable `rows` by their available balances (largest remainder):
+    the one rule behind both the withdrawal and its confirmation screen. An agent emptied with
+    nothing locked is closed; one left below the minimum dies."""
+    out = []
+    for row, part in zip(rows, largest_remainder(micro, [r["avail"] for r in rows]), strict=True):
+        if part == 0:
+            continue
+        after = row["avail"] + row["locked"] - part
+        if after == 0 and row["locked"] == 0:
+            status: tuple[str, str] | None = ("closed", reasons.reason("status.emptied_by_withdrawal"))
+        else:
+            status = status_after(rules, row["status"], after, may_revive=False)
+        out.append(WithdrawalPart(row["agent_id"], part, status))
+    return out
+
+
+def withdrawal_preview(tx: SyncTx, rules: MoneyRules, user_id: int, micro: int | None) -> dict[str, Any]:
+    """What `withdraw` would do now, without doing it (the confirmation screen)."""
+    rows = agents.withdrawable(tx, user_id)
+    total = sum(r["avail"] for r in rows)
+    micro = withdrawal_amount(total, micro)
+    return {"amount": micro, "total_available": total, "parts": plan_withdrawal(rules, rows, micro)}
 
 
 # -- profit and loss --------------------------------------------------------------------------------

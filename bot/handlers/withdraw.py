@@ -11,29 +11,34 @@ import secrets
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
-from agents.ledger.amounts import parse_amount, withdrawal_amount
 from bot import callbacks, keyboards
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
-from bot.render import esc, usdc
-from storage.money import from_micro, to_micro
+from bot.render import esc, usdc, usdc_exact
 
 PENDING = "pending_withdrawal"
+DONE = "done_withdrawals"  # nonce -> receipt, so a second press says it was done
+DONE_KEPT = 5
 EXPIRED = "This withdrawal request expired. Send /withdraw again."
 
 
 async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, object]:
+    """The confirmation: the exact amount the button will withdraw (fixed now, never "all at press
+    time"), the split, and a warning for agents the withdrawal would leave below the minimum."""
     uid = update.effective_user.id
-    portfolio = await context.services.manager.get_user_ai_portfolio(uid)
-    available = portfolio["total_available"]
-    take_all = raw.lower() == "all"
-    micro = withdrawal_amount(to_micro(available), None if take_all else parse_amount(raw, what="withdrawal"))
-    amount_text, amount = ("all" if take_all else str(from_micro(micro))), from_micro(micro)
+    manager = context.services.manager
+    plan = await manager.preview_withdrawal(uid, raw)
     nonce = secrets.token_hex(4)
-    context.user_data[PENDING] = {"nonce": nonce, "amount": amount_text}
-    text = (f"💸 Withdraw <b>{usdc(amount)}</b> from your agents, proportionally to each agent's available "
-            f"balance?\n\nAvailable now: {usdc(available)}.")
+    context.user_data[PENDING] = {"nonce": nonce, "amount": str(plan["amount"])}
+    text = (f"💸 Withdraw <b>{usdc_exact(plan['amount'])}</b> from your agents, proportionally to each agent's "
+            f"available balance?\n\nAvailable now: {usdc_exact(plan['total_available'])}.")
+    if plan["dies"]:
+        minimum = manager.rules.min_agent_balance
+        text += (f"\n\n⚠️ This leaves {len(plan['dies'])} agent(s) below the {usdc_exact(minimum)} minimum, so they "
+                 "stop trading: " + ", ".join(f"<code>{esc(a)}</code>" for a in plan["dies"][:10]) + ".")
+    if plan["closes"]:
+        text += f"\n\nℹ️ {len(plan['closes'])} agent(s) will be emptied and closed for good."
     return text, keyboards.withdraw_confirm(nonce)
 
 
@@ -56,6 +61,10 @@ async def withdraw_ask_button(update: Update, context: AppContext) -> None:
 
 @button(callbacks.WITHDRAW_CONFIRM)
 async def withdraw_confirm_button(update: Update, context: AppContext, nonce: str) -> None:
+    done = context.user_data.setdefault(DONE, {})
+    if nonce in done:  # a second press of the same confirmation
+        await edit(update, "This withdrawal was already done.\n\n" + done[nonce])
+        return
     pending = context.user_data.get(PENDING)
     if not pending or pending.get("nonce") != nonce:
         raise UserFacingError(EXPIRED)
@@ -63,8 +72,12 @@ async def withdraw_confirm_button(update: Update, context: AppContext, nonce: st
     result = await context.services.manager.withdraw(update.effective_user.id, pending["amount"],
                                                      idempotency_key=f"withdraw:{nonce}")
     parts = "\n".join(f"• <code>{esc(a)}</code>: {usdc(v, 6)}" for a, v in list(result["parts"].items())[:20])
-    await edit(update, f"✅ Withdrew <b>{usdc(result['amount'])}</b>.\n\n{parts}\n\n"
-                       f"Still available: {usdc(result['total_available'])}.")
+    receipt = (f"✅ Withdrew <b>{usdc_exact(result['amount'])}</b>.\n\n{parts}\n\n"
+               f"Still available: {usdc_exact(result['total_available'])}.")
+    done[nonce] = receipt
+    while len(done) > DONE_KEPT:
+        done.pop(next(iter(done)))
+    await edit(update, receipt)
 
 
 @button(callbacks.WITHDRAW_CANCEL)
