@@ -22,6 +22,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,7 +188,7 @@ class Database:
             await conn.close()
 
 
-async def open_database(database_url: str, *, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
+async def open_database(database_url: str, *, migrations_dir: Traversable = MIGRATIONS_DIR) -> Database:
     """Open (creating the folder if needed) and migrate the database at `database_url`."""
     path = sqlite_path(database_url)
     if path != ":memory:":

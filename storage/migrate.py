@@ -1,6 +1,8 @@
-"""Numbered SQL migrations (`migrations/NNN_name.sql`), applied in order, one transaction each.
+"""Numbered SQL migrations (`storage/migrations/NNN_name.sql`), applied in order, one transaction each.
 
-Applied files are recorded in `schema_migrations` with a checksum; an edited applied
+The SQL files are package data of `storage` (pyproject `[tool.setuptools.package-data]`) and are
+read through `importlib.resources`, so an installed, non-editable copy finds them without the
+source tree. Applied files are recorded in `schema_migrations` with a checksum; an edited applied
 file or a database newer than the code stops start-up instead of guessing.
 """
 
@@ -10,11 +12,13 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from storage.dialect import NOW
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# A directory of the installed `storage` package (a plain Path for a normal or editable install).
+MIGRATIONS_DIR: Traversable = files("storage") / "migrations"
 _NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
 
@@ -33,10 +37,12 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def load_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """The migration files, checked for numbering without gaps or duplicates."""
+    if not directory.is_dir():
+        raise MigrationError(f"migrations folder not found: {directory}")
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         m = _NAME.match(path.name)
         if not m:
             raise MigrationError(f"bad migration file name: {path.name} (expected NNN_name.sql)")
@@ -57,7 +63,7 @@ def _applied(conn: sqlite3.Connection) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
 
 
-def apply_migrations(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> int:
+def apply_migrations(conn: sqlite3.Connection, directory: Traversable = MIGRATIONS_DIR) -> int:
     """Apply pending migrations; return the schema version. Idempotent. Runs on the writer's thread."""
     migrations = load_migrations(directory)
     applied = _applied(conn)
