@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
 import pytest
 
-from agents.autonomy.automaton.client import AutomatonClient
+from agents.autonomy.automaton.client import AutomatonClient, RemoteStatus
 from agents.autonomy.automaton.sync import AutomatonSync
 from agents.events import ChildSpawned
 from agents.ledger.manager import IsolatedAIManager
 from agents.screens import remote_balance
 from bot.render import remote_text
 from engine.events import CollectingSink
-from storage import Database
+from storage import Database, remote_repo
 from tests.fakes.automaton_api import AutomatonFake
 from tests.invariants import check_invariants, money_snapshot
 
@@ -38,8 +40,8 @@ async def client(fake: AutomatonFake) -> AsyncIterator[AutomatonClient]:
 
 
 async def _synced_agent(db: Database, manager: IsolatedAIManager, sync: AutomatonSync,
-                        user_id: int = 1) -> tuple[str, str]:
-    agent_id = (await manager.create_user_main_agent(user_id, Decimal("100")))["agent_id"]
+                        user_id: int = 1, balance: str = "100") -> tuple[str, str]:
+    agent_id = (await manager.create_user_main_agent(user_id, Decimal(balance)))["agent_id"]
     report = await sync.run_once()
     assert report.created == 1
     row = await db.fetchone("SELECT remote_agent_id FROM automaton_agents WHERE agent_id = ?", (agent_id,))
@@ -94,6 +96,105 @@ async def test_balance_change_is_one_sync_adjust_across_identical_polls(
     await sync.run_once()
     assert await _sync_rows(db, agent_id) == [12_250_000, -12_250_000]
     await check_invariants(db)
+
+
+async def _ledger_total(db: Database, agent_id: str) -> Decimal:
+    """What the ledger says the agent holds (sum of its rows), checked against its balance."""
+    total = await db.fetchval("SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE agent_id = ?", (agent_id,))
+    balance = await db.fetchval("SELECT isolated_balance FROM automaton_agents WHERE agent_id = ?", (agent_id,))
+    assert total == balance
+    return Decimal(total) / 1_000_000
+
+
+class Unstamped(AutomatonClient):
+    """A server that sends no `updated_at` (the case the old `<old>><new>` key was for)."""
+
+    async def get_status(self, remote_id: str) -> RemoteStatus:
+        return dataclasses.replace(await super().get_status(remote_id), updated_at=None)
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["updated_at", "no-updated_at"])
+async def test_balance_moving_back_and_forth_books_every_change(
+        db: Database, manager: IsolatedAIManager, fake: AutomatonFake, stamped: bool) -> None:
+    client_type = AutomatonClient if stamped else Unstamped
+    async with client_type(fake.base_url, KEY, sleep=no_sleep, timeout=0.3, retries=1) as client:
+        # a clock that never moves: the sync version must advance without it
+        sync = AutomatonSync(db, manager, client, clock=lambda: 1_700_000_000.0)
+        agent_id, remote_id = await _synced_agent(db, manager, sync, balance="1000")
+        for balance in ["1025.5", "1000", "1025.5", "1000"]:
+            fake.set_balance(remote_id, balance)
+            report = await sync.run_once()
+            assert report.adjusted == 1 and report.failed == 0, report.errors
+            assert await _ledger_total(db, agent_id) == Decimal(balance)
+            info = await manager.get_agent_info(agent_id, 1)
+            assert info["remote_balance"] == Decimal(balance)
+    assert await _sync_rows(db, agent_id) == [25_500_000, -25_500_000, 25_500_000, -25_500_000]
+    await check_invariants(db)
+
+
+async def test_polling_the_same_state_twice_books_once(db: Database, manager: IsolatedAIManager,
+                                                       client: AutomatonClient, fake: AutomatonFake) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync, balance="1000")
+    fake.set_balance(remote_id, "1025.5")
+    assert (await sync.run_once()).adjusted == 1
+    ledger = (await money_snapshot(db))["ledger_entries"]
+    report = await sync.run_once()
+    assert report.polled == 1 and report.adjusted == 0 and report.failed == 0
+    assert (await money_snapshot(db))["ledger_entries"] == ledger
+    assert await _sync_rows(db, agent_id) == [25_500_000]
+    assert await _ledger_total(db, agent_id) == Decimal("1025.5")
+
+
+class Killed(Exception):
+    """The process dying at that point (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("remote_after_crash", ["1025.5", "1000", "1040"])
+async def test_replay_after_a_crash_between_booking_and_recording_books_once(
+        db: Database, manager: IsolatedAIManager, client: AutomatonClient, fake: AutomatonFake,
+        monkeypatch: pytest.MonkeyPatch, remote_after_crash: str) -> None:
+    sync = AutomatonSync(db, manager, client)
+    agent_id, remote_id = await _synced_agent(db, manager, sync, balance="1000")
+    fake.set_balance(remote_id, "1025.5")
+    finish = remote_repo.finish_sync
+
+    def crash(*args: object) -> None:
+        raise Killed("after the ledger row, before the remote state")
+
+    monkeypatch.setattr(remote_repo, "finish_sync", crash)
+    with pytest.raises(Killed):
+        await sync.run_once()
+    monkeypatch.setattr(remote_repo, "finish_sync", finish)
+    assert await _sync_rows(db, agent_id) == [25_500_000]  # booked, but the remote state is stale
+    row = await db.fetchone("SELECT remote_balance, remote_synced_at FROM automaton_agents WHERE agent_id = ?",
+                            (agent_id,))
+    assert row["remote_balance"] == 1_000_000_000
+    # the restarted process measures from the same stored version, hence the same key
+    key = await db.fetchval("SELECT idempotency_key FROM ledger_entries WHERE agent_id = ? AND kind = 'sync_adjust'",
+                            (agent_id,))
+    assert key == f"1:sync:{agent_id}:{row['remote_synced_at']}:{agent_id}"
+    fake.set_balance(remote_id, remote_after_crash)  # the same observation again, or the remote moved on
+    for _ in range(2):
+        report = await sync.run_once()
+        assert report.failed == 0, report.errors
+        assert await _ledger_total(db, agent_id) == Decimal(remote_after_crash)
+    rest = int((Decimal(remote_after_crash) - Decimal("1025.5")) * 1_000_000)
+    assert await _sync_rows(db, agent_id) == [25_500_000] + ([rest] if rest else [])
+    info = await manager.get_agent_info(agent_id, 1)
+    assert info["remote_balance"] == Decimal(remote_after_crash) and info["remote_status"] == "running"
+    await check_invariants(db)
+
+
+async def test_two_syncs_racing_on_one_agent_book_once(db: Database, manager: IsolatedAIManager,
+                                                       client: AutomatonClient, fake: AutomatonFake) -> None:
+    first, second = AutomatonSync(db, manager, client), AutomatonSync(db, manager, client, create_missing=False)
+    agent_id, remote_id = await _synced_agent(db, manager, first, balance="1000")
+    fake.set_balance(remote_id, "1025.5")
+    await asyncio.gather(first.run_once(), second.run_once())
+    await first.run_once()
+    assert await _sync_rows(db, agent_id) == [25_500_000]
+    assert await _ledger_total(db, agent_id) == Decimal("1025.5")
 
 
 async def test_remote_child_is_adopted_once(db: Database, manager: IsolatedAIManager, client: AutomatonClient,

@@ -13,9 +13,11 @@ One `run_once()`:
      idempotent per remote child id). It runs first, because adoption already lowers the
      parent's recorded remote balance by the child's amount;
    * a balance different from the last synced `remote_balance` becomes ONE `sync_adjust` ledger
-     row keyed `sync:<agent>:<remote updated_at>` (or old>new balance when the server sends no
-     stamp), so identical answers polled again — or a poll replayed after a crash — count once;
-   * `remote_balance`, `remote_status` and `remote_synced_at` are stored.
+     row keyed `sync:<agent>:<remote_synced_at>` (the version of the synced state, see
+     `_apply_balance`), so every change is booked — a value seen before too — while identical
+     answers polled again, or a step replayed after a crash, count once;
+   * `remote_balance` (moved by what was booked), `remote_status` and `remote_synced_at` are
+     stored.
 3. **Failures** (5xx, timeouts, 401, malformed answers): `remote_status = 'unknown'` and nothing
    else changes — never a false zero balance; the agent's screen (`agents.screens.remote_balance`)
    shows the balance as unknown then.
@@ -34,9 +36,11 @@ from agents.autonomy.automaton.client import AutomatonClient, AutomatonError, Re
 from agents.errors import AgentError
 from agents.ledger.amounts import parse_amount
 from agents.ledger.manager import IsolatedAIManager
+from agents.ledger.money_tx import row_key
 from agents.ledger.reasons import free_text
 from storage import Database
 from storage import remote_repo as remote
+from storage.connection import SyncTx
 from storage.money import from_micro
 from storage.values import to_iso
 
@@ -139,21 +143,55 @@ class AutomatonSync:
             await self._mark_unknown(agent_id)
 
     async def _apply_balance(self, agent_id: str, status: RemoteStatus) -> bool:
-        """Book the change since the last synced remote balance; returns whether a row was written."""
-        row = await self.db.read(remote.synced_balance, agent_id)
-        if row is None:
-            return False
-        new = parse_amount(status.balance, what="remote_balance", allow_zero=True)
-        old = row["remote_balance"]
-        booked = False
-        if old is not None and new != old and row["status"] != "closed":
-            stamp = str(status.updated_at) if status.updated_at is not None else f"{old}>{new}"
-            await self.manager.record_agent_profit(
-                agent_id, from_micro(new - old), "remote balance sync",
-                idempotency_key=f"sync:{agent_id}:{stamp}", kind="sync_adjust")
-            booked = True
-        await self.db.run(remote.record_sync, agent_id, new, status.status, to_iso(self._clock()))
-        return booked
+        """Book the change since the last synced remote balance; returns whether a booking was
+        applied to it.
+
+        Booking a change takes two transactions: the ledger row (through the manager, with its
+        rules and events) and then the agent's remote state (`remote.finish_sync`). The row's
+        key is `sync:<agent>:<remote_synced_at>`, the stored version of the state the change is
+        measured from (old code: `<old>><new>`, which a value seen before reuses, so a
+        1000 -> 1025.5 -> 1000 -> 1025.5 walk booked the third change never). That version moves
+        with every finished step (`finish_sync` keeps it strictly increasing) and nothing else,
+        so each change gets a key of its own while a replay of a step gets the same one: polling
+        the same state again books nothing (no difference is left), and a crash between the
+        booking and `finish_sync` leaves a row under the current key, which the next run finds
+        and folds into the remote balance before it measures anything (so it is never booked
+        twice, even if the remote moved on meanwhile; the rest is booked in the same run). Two
+        syncs racing on one agent share the key: one row is written, one `finish_sync` wins.
+        The remote `updated_at` is not used as the key: it names the observation, not the base
+        the difference is taken from, so after such a crash a newer stamp would book the first
+        change again, and a server need not send or bump it.
+        """
+        applied = False
+        for _ in range(2):  # pass 1 may only fold what an interrupted run booked; pass 2 books the rest
+            state = await self.db.read(_state, agent_id)
+            if state is None:
+                return applied
+            user_id, agent_status, old, version, pending = state
+            new = parse_amount(status.balance, what="remote_balance", allow_zero=True)
+            key = f"sync:{agent_id}:{version}"
+            # first balance seen, or a closed agent: the remote value is taken, never booked
+            absolute = new if old is None or agent_status == "closed" else None
+            if old is not None and absolute is None and pending is None and new != old:
+                await self.manager.record_agent_profit(agent_id, from_micro(new - old), "remote balance sync",
+                                                       idempotency_key=key, kind="sync_adjust")
+            folded = await self.db.run(remote.finish_sync, agent_id, version, row_key(user_id, key, agent_id),
+                                       status.status, to_iso(self._clock()), absolute)
+            applied = applied or bool(folded)
+            if folded is None or pending is None or old is None or absolute is not None or old + pending == new:
+                return applied
+        return applied
 
     async def _mark_unknown(self, agent_id: str) -> None:
         await self.db.run(remote.set_status, agent_id, UNKNOWN)
+
+
+def _state(tx: SyncTx, agent_id: str) -> tuple[int, str, int | None, str | None, int | None] | None:
+    """(user, status, remote balance, sync version, amount already booked under this version's
+    key but not yet folded into the remote balance) of the agent, on one snapshot."""
+    row = remote.sync_state(tx, agent_id)
+    if row is None:
+        return None
+    user_id, version = row["user_id"], row["remote_synced_at"]
+    pending = remote.booked_sync(tx, agent_id, row_key(user_id, f"sync:{agent_id}:{version}", agent_id))
+    return user_id, row["status"], row["remote_balance"], version, pending
