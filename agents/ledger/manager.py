@@ -44,13 +44,6 @@ def _new_agent_id() -> str:
     return "ag" + secrets.token_hex(5)
 
 
-def _clean_text(text: str, limit: int = MAX_REASON) -> str:
-    """Notes (ledger info, exit codes) are stored as plain text, trimmed (the bot escapes on output);
-    reasons go through `reasons.clip_reason`, which keeps an encoded reason whole."""
-    text = " ".join(str(text).split())
-    return text[:limit]
-
-
 def _check_user_id(user_id: object) -> int:
     if isinstance(user_id, bool) or not isinstance(user_id, int) or not (0 < user_id < 2**53):
         raise InvalidAmountError("user.invalid_id")
@@ -136,7 +129,7 @@ class IsolatedAIManager:
             raise AgentNotFoundError(str(agent_id)[:64])
         ledger_kind = kind or ("profit" if micro > 0 else "loss")
         out, result = await self.db.run(self._outcome_with_view, money_tx.record_profit, self.rules, agent_id, micro,
-                                        ledger_kind, _clean_text(info), idempotency_key)
+                                        ledger_kind, reasons.clip_text(info, MAX_REASON), idempotency_key)
         await self._publish_all(out.events)
         return result
 
@@ -290,8 +283,8 @@ class IsolatedAIManager:
         proceeds_micro = parse_amount(proceeds, what="proceeds", allow_zero=True)
         if not isinstance(position_id, int) or valid_id(position_id) is None:  # bool, str, float, huge: none
             raise PositionNotFoundError()
-        order = CloseOrder(float(exit_price), proceeds_micro, _clean_text(reason, 40), idempotency_key, exit_bar_time,
-                           position_id=position_id)
+        order = CloseOrder(float(exit_price), proceeds_micro, reasons.clip_text(reason, 40), idempotency_key,
+                           exit_bar_time, position_id=position_id)
         out = await self.db.run(close_one, self.rules, order)
         await self._publish_all(out.events)
         return out.value

@@ -52,7 +52,7 @@ def reason(code: str, /, **params: Any) -> str:
 def free_text(text: str, limit: int = 300) -> str:
     """Text from outside (an LLM's reason, the remote Automaton's) in the stored form: as it is
     when it cannot be mistaken for an encoded reason, else wrapped in the `FREE` code."""
-    clipped = _clip(text, limit)
+    clipped = clip_text(text, limit)
     return reason(FREE, text=clipped) if clipped.startswith("{") else clipped
 
 
@@ -77,11 +77,12 @@ def clip_reason(text: str, limit: int) -> str:
     encoded reason kept whole (cutting it would break it) with each text param clipped so."""
     parsed = parse_reason(text)
     if parsed is None:
-        return _clip(text, limit)
+        return clip_text(text, limit)
     return reason(parsed.code, **_clip_params(parsed.params, limit))
 
 
-def _clip(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
+    """Plain text made safe to store: on one line (whitespace collapsed), at most `limit` characters."""
     return " ".join(str(text).split())[:limit]
 
 
@@ -91,7 +92,7 @@ def _clip_params(params: dict[str, Any], limit: int) -> dict[str, Any]:
         if isinstance(value, Reason):
             value = Reason(value.code, _clip_params(value.params, limit))
         elif isinstance(value, str):
-            value = _clip(value, limit)
+            value = clip_text(value, limit)
         out[key] = value
     return out
 
@@ -138,4 +139,4 @@ def _decode(data: Any) -> Reason | None:
     return Reason(data["code"], params)
 
 
-__all__ = ["FREE", "Reason", "clip_reason", "free_text", "nested", "parse_reason", "reason"]
+__all__ = ["FREE", "Reason", "clip_reason", "clip_text", "free_text", "nested", "parse_reason", "reason"]
