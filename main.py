@@ -29,15 +29,13 @@ def _secrets(settings: Settings) -> list[str]:
                                            settings.automaton_api_key, settings.anthropic_api_key)]
 
 
-def run_telegram(settings: Settings) -> None:
-    """Long polling until SIGINT/SIGTERM; PTB stops polling, then post_shutdown closes resources."""
-    from telegram import Update
-
+def run_telegram(settings: Settings) -> int:
+    """Long polling into the durable inbox until SIGINT/SIGTERM; returns the exit code
+    (non-zero when polling cannot go on, e.g. a token Telegram keeps rejecting)."""
     from bot.app import build_application
+    from bot.lifecycle import serve
 
-    app = build_application(settings)
-    # bootstrap_retries=-1: keep retrying the start-up calls while the Bot API is unreachable.
-    app.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1, drop_pending_updates=False)
+    return asyncio.run(serve(build_application(settings)))
 
 
 def run_console(settings: Settings) -> None:
@@ -75,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Invalid configuration: TELEGRAM_BOT_TOKEN: required to run on Telegram "
               "(or run `python main.py --console`)", file=sys.stderr)
         return 2
-    run_telegram(settings)
-    return 0
+    return run_telegram(settings)
 
 
 if __name__ == "__main__":

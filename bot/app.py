@@ -9,17 +9,16 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import warnings
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, NetworkError, TimedOut
-from telegram.ext import AIORateLimiter, Application, ChatMemberHandler, ContextTypes, Defaults, TypeHandler
+from telegram.error import Forbidden, NetworkError, TelegramError, TimedOut
+from telegram.ext import Application, ChatMemberHandler, ContextTypes, Defaults, TypeHandler
 from telegram.request import BaseRequest
-from telegram.warnings import PTBUserWarning
 
 from bot.context import AppContext
-from bot.guards import RAW_METHODS, register_user
+from bot.delivery import quiet_raw_calls
+from bot.guards import SOMETHING_WRONG, register_user, reply
 from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
 from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
@@ -33,7 +32,6 @@ CONSOLE_TOKEN = "0:CONSOLE"
 POOL_SIZE = 16
 # Every reply is HTML (bot.render escapes what it did not write) and never unfurls a link.
 DEFAULTS = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
-SOMETHING_WRONG = "⚠️ Something went wrong on my side. Please try again in a moment."
 
 
 def build_application(settings: Settings, *, request: BaseRequest | None = None,
@@ -46,7 +44,6 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
         .token(token)
         .context_types(ContextTypes(context=AppContext))
         .defaults(DEFAULTS)
-        .concurrent_updates(64)  # one user's slow backtest must not hold up everyone else
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -61,11 +58,9 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
                                            write_timeout=20, pool_timeout=30))
                    .get_updates_request(AiohttpRequest(connection_pool_size=1, connect_timeout=5, read_timeout=35,
                                                        write_timeout=5, pool_timeout=1)))
-    if not console:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    # No AIORateLimiter: every message goes through the outbox's sender, which owns the limits.
     app = builder.build()
-    for method in RAW_METHODS:  # bot.guards sends these through do_api_request on purpose
-        warnings.filterwarnings("ignore", message=rf"Please use 'Bot\.{method}'", category=PTBUserWarning)
+    quiet_raw_calls()  # bot.delivery sends these through do_api_request on purpose
     app.bot_data["settings"] = settings
     if services is not None:
         app.bot_data["services"] = services
@@ -90,13 +85,26 @@ async def _post_init(app: Application) -> None:
     if "services" not in app.bot_data:
         app.bot_data["services"] = await open_services(settings, app.bot)
     services: Services = app.bot_data["services"]
+    await services.sender.start()
     services.notifier.start()
     start_streams(services.market)
-    await app.bot.set_my_commands(start.bot_commands())
+    services.background.spawn(_set_commands(app), name="set-my-commands")
     _schedule_workers(app, services)
     log.info("bot ready (market: %s, LLM: %s, automaton API: %s)",
              "demo" if services.market.is_demo else "AVE", "on" if settings.llm_enabled else "rule-based",
              "on" if settings.automaton_enabled else "off")
+
+
+async def _set_commands(app: Application) -> None:
+    """The command menu, retried while the Bot API is unreachable (start-up does not wait for it)."""
+    for attempt in range(1, 1_000_000):
+        try:
+            await app.bot.set_my_commands(start.bot_commands())
+            return
+        except TelegramError as exc:
+            delay = min(60.0, 2.0 ** attempt)
+            log.info("could not set the command menu (%s); retrying in %.0f s", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
 
 
 async def _post_shutdown(app: Application) -> None:
@@ -144,6 +152,6 @@ async def error_handler(update: object, context: AppContext) -> None:
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(err, Forbidden):
         try:
             # A message for a pressed button too: buttons are answered before their work starts.
-            await context.bot.send_message(update.effective_chat.id, SOMETHING_WRONG)
+            await reply(update, SOMETHING_WRONG)
         except Exception as exc:  # the error reply itself failing must not loop
             log.debug("could not report error to user: %s", html.escape(str(exc)))

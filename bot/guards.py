@@ -6,17 +6,17 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError
+from telegram.error import BadRequest, NetworkError
 from telegram.ext import CallbackQueryHandler
 
 from bot.callbacks import CallbackKind
 from bot.context import AppContext
+from bot.delivery.scope import current
 from bot.messages import describe
-from bot.render import clip, esc
+from bot.render import esc
 from engine.errors import CodedError
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ Handler = Callable[[Update, AppContext], Awaitable[None]]
 ButtonFunc = Callable[..., Awaitable[None]]  # (update, context, *the parsed callback arguments)
 PRIVATE_ONLY = "🔒 Agents can only be controlled in a private chat with me."
 STALE_BUTTON = "This button is no longer valid."
+SOMETHING_WRONG = "⚠️ Something went wrong on my side. Please try again in a moment."
 MAX_TOAST = 190  # Telegram cuts callback answers at 200 characters
 
 
@@ -31,73 +32,49 @@ class UserFacingError(Exception):
     """A refusal from the bot layer itself (bad arguments); its text is shown escaped."""
 
 
-# The reply calls go through `Bot.do_api_request` without a return type: the Bot API echoes the
-# whole message back, and parsing it (keyboard included) into PTB objects was the largest share
-# of the bot's CPU per reply, for a result no handler reads (benchmarks/bot_load.py).
-# `build_application` silences PTB's "use Bot.send_message" hint for exactly these two calls.
-RAW_METHODS = ("sendMessage", "editMessageText")
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> int:
+    """Queue an HTML reply (text already safe) in the update's chat; returns its outbox id.
 
-
-def _with_defaults(bot: Bot, params: dict[str, Any]) -> dict[str, Any]:
-    """Apply the application's `Defaults` (parse mode, link previews) to a raw call's parameters.
-
-    PTB fills its Defaults in only for its typed methods; `do_api_request` sends its arguments
-    as given, so the raw calls read them here instead of repeating them.
+    The outbox stores it before this returns and the sender delivers it through 429s and
+    outages (`bot.delivery`); the update's scope keys it, so processing the update again
+    after a crash does not send it twice. A press on an inline message (no chat) is answered
+    in the user's private chat.
     """
-    defaults = getattr(bot, "defaults", None)
-    if defaults is not None:
-        if defaults.parse_mode is not None:
-            params.setdefault("parse_mode", defaults.parse_mode)
-        if defaults.link_preview_options is not None:
-            params.setdefault("link_preview_options", defaults.link_preview_options)
-    return params
-
-
-async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Reply with HTML (text already safe) in the update's chat.
-
-    A network error (Bot API unreachable for a moment) is retried with backoff so the
-    user's answer is not lost; Telegram's refusals (BadRequest, Forbidden) are not.
-    """
-    msg = update.effective_message
-    if msg is None:
-        return
-    bot = msg.get_bot()
-    params = _with_defaults(bot, {"chat_id": msg.chat_id, "text": clip(text)})
-    if markup is not None:
-        params["reply_markup"] = markup
-    for attempt in range(4):
-        try:
-            await bot.do_api_request("sendMessage", api_kwargs=params)
-            return
-        except (BadRequest, Forbidden):
-            raise
-        except NetworkError:
-            if attempt == 3:
-                raise
-            await asyncio.sleep(0.5 * 2**attempt)
+    chat_id = _chat_of(update)
+    if chat_id is None:
+        return 0
+    scope = current()
+    (outbox_id,) = await scope.outbox.add([scope.outbox.message(chat_id, text, markup, key=scope.next_key())])
+    return outbox_id
 
 
 async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Edit the pressed message in place; an identical refresh is not an error."""
+    """Edit the pressed message in place (queued like a reply); an identical refresh is not an error."""
     query = update.callback_query
     if query is None:
         return
-    bot = query.get_bot()
-    params = _with_defaults(bot, {"text": clip(text)})
+    scope = current()
     if query.inline_message_id is not None:
-        params["inline_message_id"] = query.inline_message_id
+        row = scope.outbox.edit(query.from_user.id, text, markup, inline_message_id=query.inline_message_id,
+                                key=scope.next_key())
     elif query.message is not None:
-        params |= {"chat_id": query.message.chat.id, "message_id": query.message.message_id}
+        row = scope.outbox.edit(query.message.chat.id, text, markup, message_id=query.message.message_id,
+                                key=scope.next_key())
     else:
         return
-    if markup is not None:
-        params["reply_markup"] = markup
-    try:
-        await bot.do_api_request("editMessageText", api_kwargs=params)
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            raise
+    await scope.outbox.add([row])
+
+
+def update_key(update: Update) -> str:
+    """The idempotency key of a money operation an update asks for: processing the update again
+    (after a crash, the inbox does) repeats nothing."""
+    return f"tg:{update.update_id}"
+
+
+def _chat_of(update: Update) -> int | None:
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
 
 
 async def register_user(update: object, context: AppContext) -> None:
@@ -172,7 +149,10 @@ class Button:
         if args is None:
             await _answer(query, STALE_BUTTON)
             return
-        await _answer(query, self.toast)
+        if not await _answer(query, self.toast):
+            # The Bot API did not take it (outage): retry briefly in the background. Telegram
+            # drops answers after a few seconds, so the work does not wait for it.
+            context.services.background.spawn(_answer_later(query, self.toast), name="answer-callback")
         try:
             await self.func(update, context, *args)
         except (CodedError, UserFacingError) as exc:
@@ -191,13 +171,26 @@ def button(kind: CallbackKind | None, *, toast: str | None = None) -> Callable[[
     return lambda func: Button(kind, func, toast)
 
 
-async def _answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
+async def _answer(query: CallbackQuery, text: str | None = None, alert: bool = False) -> bool:
+    """Answer a press; False when the Bot API could not be reached (worth a retry)."""
     try:
         await query.answer(text[:MAX_TOAST] if text else None, show_alert=alert)
     except BadRequest:  # too old (the bot was down): the press is still handled
         log.debug("callback query already answered or expired")
-    except NetworkError:  # the answer only stops a spinner: the work matters more
-        log.info("could not answer a callback query", exc_info=True)
+    except NetworkError as exc:  # the answer only stops a spinner: the work matters more
+        log.info("could not answer a callback query (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+ANSWER_RETRIES = (0.5, 1.0, 2.0, 4.0)  # ~7.5 s in all: Telegram refuses answers much later than that
+
+
+async def _answer_later(query: CallbackQuery, text: str | None) -> None:
+    for delay in ANSWER_RETRIES:
+        await asyncio.sleep(delay)
+        if await _answer(query, text):
+            return
 
 
 def refusal(exc: Exception) -> str:

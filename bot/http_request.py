@@ -28,6 +28,24 @@ from telegram.request import BaseRequest, RequestData
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 # A timeout argument: seconds, None (no timeout) or BaseRequest.DEFAULT_NONE ("use the default").
 Timeout = Any
+
+
+class OutcomeUnknown(Exception):
+    """Marks a failure after the request was written: Telegram may have acted on it.
+
+    The outbox never re-sends such a message (Telegram has no idempotency key for sendMessage);
+    every other `NetworkError`/`TimedOut` from this transport means the request was not accepted.
+    """
+
+
+class UnknownTimedOut(TimedOut, OutcomeUnknown):
+    """The answer did not arrive in time after the request was sent."""
+
+
+class UnknownNetworkError(NetworkError, OutcomeUnknown):
+    """The connection broke after the request was sent."""
+
+
 POOL_TIMEOUT_MESSAGE: Final = (
     "Pool timeout: All connections in the connection pool are occupied. Request was *not* sent to "
     "Telegram. Consider adjusting the connection pool size or the pool timeout."
@@ -131,9 +149,15 @@ class AiohttpRequest(BaseRequest):
                                        headers=_FORM_HEADERS if _is_form(request_data) else None,
                                        proxy=self._proxy_for(url)) as response:
                 return response.status, await response.read()
-        except TimeoutError as err:  # aiohttp's ServerTimeoutError subclasses TimeoutError
+        except aiohttp.ConnectionTimeoutError as err:  # never connected: nothing was sent
             raise TimedOut from err
+        except TimeoutError as err:  # a read timeout or the overall cap: it may have been sent
+            raise UnknownTimedOut from err
+        except aiohttp.ClientPayloadError as err:  # the answer started, then broke: it was processed
+            raise UnknownNetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
         except aiohttp.ClientError as err:
+            # Never connected, or closed with no answer at all: a server that accepted a request
+            # answers it, so a silent close (restart, proxy) is treated as "not accepted".
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
         finally:
             limit.release()

@@ -1,39 +1,86 @@
-"""Run an Application the way `run_polling` does, without blocking or installing signal handlers.
+"""Run an Application: start-up with retries, the durable inbox fed by the poller, a clean stop.
 
-`Application.initialize()` alone does not call `post_init` (where the services are opened),
-so every non-blocking runner (the console, the test harness, the load benchmark) goes through
-this one sequence: initialize → post_init → start polling → start … stop → post_stop →
-shutdown → post_shutdown.
+One sequence for Telegram (`serve`, with signal handlers and an exit code), the console, the test
+harness and the load benchmark (`running`): initialize (retried while the Bot API is unreachable;
+a rejected token is retried for `token_grace` seconds, then `TokenRejected`) → post_init (opens
+the services) → start (the JobQueue) → inbox + poller … stop the poller → let running updates
+finish → stop → post_stop → shutdown → post_shutdown (closes the services, draining the outbox).
+PTB's own Updater is not used: it confirms getUpdates offsets before the updates are processed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
-from typing import Any
 
 from telegram import Update
+from telegram.error import InvalidToken, NetworkError, TimedOut
 from telegram.ext import Application
+
+from bot.delivery.poller import Poller, RejectionClock, TokenRejected, describe_network
+from bot.delivery.runtime import Runtime, make_inbox, plain_inbox
+
+log = logging.getLogger(__name__)
+EXIT_TOKEN_REJECTED = 3
+EXIT_POLLING_FAILED = 4
+
+
+async def _initialize(app: Application, rejection: RejectionClock) -> None:
+    """`app.initialize()` (getMe) until it works; logs one line per retry, never the token."""
+    failures = 0
+    while True:
+        try:
+            await app.initialize()
+            rejection.accepted()
+            if failures:
+                log.info("Telegram Bot API reachable again")
+            return
+        except InvalidToken:
+            left = rejection.rejected()  # raises TokenRejected once the grace is used up
+            failures += 1
+            delay = min(2.0 ** min(failures, 5), max(left, 0.5))
+            log.warning("Telegram rejected the bot token (401); retrying in %.0f s, giving up in %.0f s", delay, left)
+        except (NetworkError, TimedOut) as exc:
+            failures += 1
+            delay = min(30.0, 2.0 ** min(failures, 5))
+            log.info("Telegram Bot API unreachable at start (%s); retrying in %.0f s", describe_network(exc), delay)
+        await asyncio.sleep(delay)
 
 
 @contextlib.asynccontextmanager
-async def running(app: Application, **polling: Any) -> AsyncIterator[Application]:
-    """Start `app` with long polling (keyword arguments go to `start_polling`) and stop it after."""
-    if app.updater is None:
-        raise ValueError("the application needs an Updater to poll")
-    polling.setdefault("poll_interval", 0)
-    polling.setdefault("allowed_updates", Update.ALL_TYPES)
-    await app.initialize()
+async def running(app: Application, *, poll_timeout: int = 30, poll_interval: float = 0.0,
+                  token_grace: float | None = None) -> AsyncIterator[Runtime]:
+    """Start `app` (long polling into the inbox, `poll_timeout` seconds per poll) and stop it after."""
+    settings = app.bot_data.get("settings")
+    if token_grace is None:
+        token_grace = settings.token_rejected_grace_seconds if settings is not None else 30.0
+    rejection = RejectionClock(token_grace)
+    try:
+        await _initialize(app, rejection)
+    except BaseException:
+        await app.bot.shutdown()  # the HTTP sessions opened before getMe failed
+        raise
     try:
         if app.post_init is not None:
             await app.post_init(app)
-        await app.updater.start_polling(**polling)
         await app.start()
+        services = app.bot_data.get("services")
+        inbox = make_inbox(app, services) if services is not None else plain_inbox(app)
+        await inbox.start()
+        poller = Poller(app.bot, inbox, rejection=rejection, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES,
+                        poll_interval=poll_interval)
+        runtime = Runtime(app, services, inbox, asyncio.create_task(poller.run(), name="poller"))
+        app.bot_data["runtime"] = runtime
         try:
-            yield app
+            yield runtime
         finally:
-            if app.updater.running:
-                await app.updater.stop()
+            runtime.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runtime.poller
+            await inbox.stop(drain_seconds=settings.shutdown_drain_seconds / 3 if settings is not None else 10.0)
             if app.running:
                 await app.stop()
                 if app.post_stop is not None:
@@ -42,3 +89,42 @@ async def running(app: Application, **polling: Any) -> AsyncIterator[Application
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
+        await app.bot.shutdown()  # idempotent; covers a post_init that failed half-way
+
+
+async def serve(app: Application) -> int:
+    """Run until SIGINT/SIGTERM; the exit code says why it stopped (0: asked to)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    started = False
+
+    def on_signal() -> None:
+        stop.set()
+        if not started and main is not None:  # still retrying the start-up: give it up
+            main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        async with running(app) as runtime:
+            started = True
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, runtime.poller}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if runtime.poller.done() and not runtime.poller.cancelled():
+                exc = runtime.poller.exception()
+                if isinstance(exc, TokenRejected):
+                    raise exc
+                log.error("polling stopped: %s", exc)
+                return EXIT_POLLING_FAILED
+        log.info("stopped")
+        return 0
+    except TokenRejected as exc:
+        log.error("%s", exc)
+        return EXIT_TOKEN_REJECTED
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+        log.info("stopped before the start-up finished")
+        return 0

@@ -1,9 +1,11 @@
-"""The notifier: pushes agent events to their owners, honouring /settings.
+"""The notifier: turns agent events into outbox messages for their owners, honouring /settings.
 
-Events are queued and sent by one background task so the agent loop never waits on
-Telegram. `on` sends normally, `silent` sets `disable_notification`, `off` drops it.
-Users who blocked the bot are marked and skipped; flood limits are handled by PTB's
-AIORateLimiter plus one retry here after `retry_after`.
+`publish` never waits: events are buffered and written to the durable outbox in one batch a
+few times a second (and on `flush`/`stop`), so the agent loop never waits on Telegram or on a
+write per event. `on` sends normally, `silent` sets `disable_notification`, `off` drops it;
+users who blocked the bot are skipped. Delivery (retries, rate limits, digests, expiry) is the
+sender's job (`bot.delivery.sender`). Signals expire sooner than the other pushes: a stale
+signal is worse than none.
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import Bot
-from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
-
 from agents.events import AgentDied, AgentPaused, ChildSpawned, WorkerCrashed
 from bot.cards import costs_text, end_reason, parity_line
-from bot.render import clip, esc, exit_reason, reason_text, signed, usdc
+from bot.delivery.outbox import NOTIFY, Outbox
+from bot.render import esc, exit_reason, reason_text, signed, usdc
 from bot.signal_text import explanation_text
 from engine.core import Costs
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
@@ -79,79 +78,86 @@ def format_event(event: Event) -> str:
 
 
 class Notifier:
-    """EventSink that delivers to Telegram users through a bounded queue."""
+    """EventSink that queues notifications in the outbox (see the module docstring)."""
 
-    def __init__(self, bot: Bot, *, get_pref: Callable[[int, str], Awaitable[str]],
-                 is_blocked: Callable[[int], Awaitable[bool]], mark_blocked: Callable[[int], Awaitable[Any]],
-                 max_queue: int = 10_000) -> None:
-        self._bot = bot
+    def __init__(self, outbox: Outbox, *, get_pref: Callable[[int, str], Awaitable[str]],
+                 is_blocked: Callable[[int], Awaitable[bool]], ttl: float = 86_400.0,
+                 signal_ttl: float = 1_800.0, max_buffer: int = 100_000, flush_seconds: float = 0.1) -> None:
+        self._outbox = outbox
         self._get_pref = get_pref
         self._is_blocked = is_blocked
-        self._mark_blocked = mark_blocked
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queue)
+        self._ttl = ttl
+        self._signal_ttl = signal_ttl
+        self._max_buffer = max_buffer
+        self._flush_seconds = flush_seconds
+        self._buffer: list[Event] = []
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self.sent = 0
+        self.queued = 0
         self.dropped = 0
 
     async def publish(self, event: Event) -> None:
-        """Queue an event (never blocks the caller; drops with a log line when the queue is full)."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        """Buffer an event (never blocks; drops with a log line beyond `max_buffer`)."""
+        if len(self._buffer) >= self._max_buffer:
             self.dropped += 1
-            log.warning("notification queue full; dropped %s for user %s", type(event).__name__, event.user_id)
+            log.warning("notification buffer full; dropped %s for user %s", type(event).__name__, event.user_id)
+            return
+        self._buffer.append(event)
 
     def queue_size(self) -> int:
-        return self._queue.qsize()
+        """Events not yet written to the outbox."""
+        return len(self._buffer)
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="notifier")
 
-    async def stop(self, drain_seconds: float = 5.0) -> None:
-        """Deliver what is queued (bounded time), then stop."""
-        if self._task is None:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_seconds)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+    async def stop(self) -> None:
+        """Write what is buffered to the outbox, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
 
     async def _run(self) -> None:
         while True:
-            event = await self._queue.get()
+            await asyncio.sleep(self._flush_seconds)
             try:
-                await self.deliver(event)
-            except Exception:  # one bad notification never stops the others
-                log.exception("notification failed for user %s", event.user_id)
-            finally:
-                self._queue.task_done()
+                await self.flush()
+            except Exception:  # the database busy for a moment: the events wait for the next flush
+                log.warning("could not queue notifications", exc_info=True)
 
-    async def deliver(self, event: Event) -> bool:
-        """Send one event now, honouring preferences; returns True when sent."""
-        uid = event.user_id
-        pref = await self._get_pref(uid, event.kind)
-        if pref == "off" or await self._is_blocked(uid):
-            return False
-        text = clip(format_event(event))
-        for attempt in range(3):
+    async def flush(self) -> int:
+        """Write the buffered events to the outbox now; returns how many messages were queued."""
+        async with self._lock:
+            events, self._buffer = self._buffer, []
             try:
-                await self._bot.send_message(uid, text, parse_mode=ParseMode.HTML,
-                                             disable_notification=(pref == "silent"))
-                self.sent += 1
-                return True
-            except Forbidden:
-                log.info("user %s blocked the bot; marking and skipping", uid)
-                await self._mark_blocked(uid)
-                return False
-            except RetryAfter as exc:
-                delay = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()
-                await asyncio.sleep(float(delay))
-            except BadRequest as exc:
-                log.warning("notification to %s rejected: %s", uid, exc)
-                return False
-            except (TimedOut, NetworkError):
-                await asyncio.sleep(0.5 * 2**attempt)
-        return False
+                rows = await self._rows(events)
+                await self._outbox.add(rows)
+            except BaseException:
+                self._buffer[:0] = events
+                raise
+            self.queued += len(rows)
+            return len(rows)
+
+    async def _rows(self, events: list[Event]) -> list[Any]:
+        prefs: dict[tuple[int, str], str] = {}
+        blocked: dict[int, bool] = {}
+        rows = []
+        for event in events:
+            uid = event.user_id
+            if (uid, event.kind) not in prefs:
+                prefs[(uid, event.kind)] = await self._get_pref(uid, event.kind)
+            pref = prefs[(uid, event.kind)]
+            if pref == "off":
+                continue
+            if uid not in blocked:
+                blocked[uid] = await self._is_blocked(uid)
+            if blocked[uid]:
+                continue
+            ttl = self._signal_ttl if isinstance(event, SignalFired) else self._ttl
+            rows.append(self._outbox.message(uid, format_event(event), priority=NOTIFY, ttl=ttl,
+                                             silent=pref == "silent"))
+        return rows

@@ -96,7 +96,7 @@ def signed(value: Decimal, places: int = 2) -> str:
     return f"{sign}{fmt_usdc(value, places=places)}"
 
 
-def _utf16_len(text: str) -> int:
+def utf16_len(text: str) -> int:
     # Telegram counts UTF-16 code units; the raw HTML is never shorter than what it shows.
     return len(text.encode("utf-16-le")) // 2
 
@@ -120,16 +120,16 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     Without a safe line break (one overlong line, or a tag spanning the cut) the markup is
     dropped and the plain text is cut, so the result is always valid HTML within `limit`.
     """
-    if _utf16_len(text) <= limit:
+    if utf16_len(text) <= limit:
         return text
     cut = text.rfind("\n", 0, limit - 2)
     while cut > 0:
         head = text[:cut]
-        if _utf16_len(head) <= limit - 2 and _balanced(head):
+        if utf16_len(head) <= limit - 2 and _balanced(head):
             return head + "\n…"
         cut = text.rfind("\n", 0, cut)
     plain = html.unescape(_ANY_TAG.sub("", text))
-    while (excess := _utf16_len(plain) - (limit - 1)) > 0:
+    while (excess := utf16_len(plain) - (limit - 1)) > 0:
         plain = plain[: len(plain) - max(1, (excess + 1) // 2)]  # a character is 1 or 2 units
     return esc(plain) + "…"
 

@@ -22,6 +22,10 @@ from agents.design.strategy_bots import StrategyBots
 from agents.events import WorkerCrashed
 from agents.llm_config import llm_settings_from
 from agents.screens import Screens
+from bot.delivery import defaults_of
+from bot.delivery.background import Background
+from bot.delivery.outbox import Outbox
+from bot.delivery.sender import Sender
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
@@ -31,6 +35,7 @@ from engine.pool import BacktestPool
 from engine.simulate.simulations import SimulationService
 from storage import Database, open_database
 from storage.bots_repo import LlmUsageRepo
+from storage.outbox_repo import OutboxRepo
 from storage.users_repo import UserRepo
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,9 @@ class Services:
     backtests: BacktestService
     simulations: SimulationService
     notifier: Notifier
+    outbox: Outbox
+    sender: Sender
+    background: Background
     agent_loop: AgentLoop
     risk: RiskWorker
     spawner: Spawner
@@ -70,7 +78,10 @@ class Services:
     async def close(self) -> None:
         """Stop background pieces, then close resources in reverse order of opening."""
         with contextlib.suppress(Exception):
-            await self.notifier.stop()
+            await self.notifier.stop()  # buffered events into the outbox first
+        await self.background.cancel()
+        with contextlib.suppress(Exception):
+            await self.sender.stop(drain_seconds=self.settings.shutdown_drain_seconds / 2)
         self.pool.shutdown()
         if self.sync is not None:
             with contextlib.suppress(Exception):
@@ -99,7 +110,10 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     async def mark_blocked(user_id: int) -> None:
         await users.mark_blocked(user_id, True)
 
-    notifier = Notifier(bot, get_pref=get_pref, is_blocked=users.is_blocked, mark_blocked=mark_blocked)
+    sender = Sender(bot, OutboxRepo(db), on_blocked=mark_blocked, global_rate=settings.send_rate_per_second)
+    outbox = Outbox(OutboxRepo(db), sender.add, defaults=defaults_of(bot))
+    notifier = Notifier(outbox, get_pref=get_pref, is_blocked=users.is_blocked,
+                        ttl=settings.notify_ttl_minutes * 60, signal_ttl=settings.signal_ttl_minutes * 60)
     manager = get_isolated_ai_manager(db, settings.money_rules(), notifier)
     market = build_market_data(api_key=settings.ave_api_key.get_secret_value(), base_url=settings.ave_base_url,
                                plan=settings.ave_api_plan, wss_url=settings.ave_wss_url)
@@ -150,5 +164,6 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     await backtests.recover_interrupted()
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
+                    outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
                     screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None))

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=90.0, gt=0, le=600)
 
     agent_tick_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Delivery (bot.delivery): flood limits per user, notification lifetimes, Bot API rates.
+    user_burst: int = Field(default=20, ge=1, le=10_000)
+    user_updates_per_minute: float = Field(default=40.0, gt=0, le=100_000)
+    notify_ttl_minutes: float = Field(default=24 * 60, gt=0, le=7 * 24 * 60)
+    signal_ttl_minutes: float = Field(default=30, gt=0, le=7 * 24 * 60)
+    send_rate_per_second: float = Field(default=30.0, gt=0, le=1000)
+    shutdown_drain_seconds: float = Field(default=60.0, ge=0, le=600)
+    token_rejected_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
     backtest_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64)
     backtest_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     backtest_queue_size: int = Field(default=16, ge=1, le=1000)

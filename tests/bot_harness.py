@@ -23,6 +23,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.app import build_application
+from bot.delivery.runtime import Runtime
 from bot.lifecycle import running
 from bot.services import Services
 from bot.settings import Settings, load_settings
@@ -82,13 +83,16 @@ class BotHarness:
     async def idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until every queued update was fetched and fully processed by the application."""
         await self.fake.wait_for_async(lambda: self.fake.pending_updates == 0, timeout)
-        await asyncio.wait_for(self.app.update_queue.join(), timeout)
+        await asyncio.wait_for(self.runtime.settle(), timeout)
 
     async def drain_notifications(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Wait until every queued notification was delivered (or given up on)."""
-        # The notifier's queue is joined directly: `queue_size()` reaches 0 while the last
-        # event is still being sent.
-        await asyncio.wait_for(self.services.notifier._queue.join(), timeout)
+        """Wait until every published notification was delivered (or given up on)."""
+        await asyncio.wait_for(self.runtime.settle(), timeout)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running inbox, poller and outbox (bot.lifecycle.running)."""
+        return self.app.bot_data["runtime"]
 
     def _last_bot_id(self, chat_id: int) -> int:
         messages = self.fake.messages(chat_id)
@@ -181,6 +185,8 @@ def bot_settings(fake: TelegramFake, tmp_path: Path, *, ave: AveFake | None = No
         "admin_user_ids": str(ADMIN_ID),
         "agent_tick_seconds": 3600,  # workers stay out of the way unless a test drives them
         "backtest_workers": 1,
+        # Tests press and send fast on purpose; the flood limit has its own tests (test_delivery_faults).
+        "user_burst": 10_000,
     }
     if ave is not None:
         values.update(ave_api_key="test-pro-key", ave_api_plan="pro", ave_base_url=ave.base_url)
@@ -197,7 +203,7 @@ async def run_app(fake: TelegramFake, settings: Settings, *, workers: bool = Fal
     the agent loop in the middle of a test would make its assertions timing-dependent.
     """
     app = build_application(settings)
-    async with running(app, timeout=1):
+    async with running(app, poll_timeout=1):
         if not workers and app.job_queue is not None:
             for job in app.job_queue.jobs():
                 job.enabled = False

@@ -22,11 +22,23 @@ CREATE INDEX bot_conversations_bot ON bot_conversations(bot_id, id);
 -- index bots_user
 CREATE INDEX bots_user ON bots(user_id);
 
+-- index inbox_done_at
+CREATE INDEX inbox_done_at ON inbox_updates(done_at) WHERE state <> 'pending';
+
+-- index inbox_pending
+CREATE INDEX inbox_pending ON inbox_updates(update_id) WHERE state = 'pending';
+
 -- index ledger_agent
 CREATE INDEX ledger_agent ON ledger_entries(agent_id, entry_id);
 
 -- index ledger_user
 CREATE INDEX ledger_user ON ledger_entries(user_id);
+
+-- index outbox_done_at
+CREATE INDEX outbox_done_at ON outbox_messages(done_at) WHERE state <> 'pending';
+
+-- index outbox_pending
+CREATE INDEX outbox_pending ON outbox_messages(outbox_id) WHERE state = 'pending';
 
 -- index positions_agent
 CREATE INDEX positions_agent ON positions(agent_id, status);
@@ -76,6 +88,9 @@ CREATE TABLE bots ( bot_id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NO
 -- table change_clock
 CREATE TABLE change_clock ( id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL );
 
+-- table inbox_updates
+CREATE TABLE inbox_updates ( update_id INTEGER PRIMARY KEY, -- Telegram's update_id: a re-delivered update is stored once user_id INTEGER, -- the update's effective user; NULL when it has none payload TEXT NOT NULL, -- the update's JSON as Telegram sent it state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled')), received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );
+
 -- table ledger_entries
 CREATE TABLE ledger_entries ( entry_id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL REFERENCES automaton_agents(agent_id), user_id INTEGER NOT NULL REFERENCES users(user_id), kind TEXT NOT NULL CHECK (kind IN ('deposit', 'withdraw', 'profit', 'loss', 'spawn_out', 'spawn_in', 'sync_adjust')), amount INTEGER NOT NULL, balance_after INTEGER NOT NULL CHECK (balance_after >= 0), ref TEXT, idempotency_key TEXT UNIQUE, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) );
 
@@ -87,6 +102,9 @@ CREATE TABLE market_bars ( token_id TEXT NOT NULL, interval_minutes INTEGER NOT 
 
 -- table money_operations
 CREATE TABLE money_operations ( user_id INTEGER NOT NULL REFERENCES users(user_id), idempotency_key TEXT NOT NULL, kind TEXT NOT NULL, result_json TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), PRIMARY KEY (user_id, idempotency_key) );
+
+-- table outbox_messages
+CREATE TABLE outbox_messages ( outbox_id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT UNIQUE, -- e.g. 'u<update_id>:<n>': a re-processed update queues nothing twice chat_id INTEGER NOT NULL, method TEXT NOT NULL, -- sendMessage | sendPhoto | editMessageText | editMessageCaption params TEXT NOT NULL, -- the Bot API parameters as JSON (without the photo bytes) file BLOB, -- sendPhoto's image priority INTEGER NOT NULL, -- 0: the answer to a user's own action, 1: a notification edit_of INTEGER REFERENCES outbox_messages(outbox_id), -- the queued message an edit changes expires_at TEXT, -- NULL: never expires state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed', 'expired', 'unknown', 'digested')), attempts INTEGER NOT NULL DEFAULT 0, sent_message_id INTEGER, -- Telegram's message_id, for later edits error TEXT, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );
 
 -- table positions
 CREATE TABLE positions ( position_id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL REFERENCES automaton_agents(agent_id), user_id INTEGER NOT NULL REFERENCES users(user_id), token_id TEXT NOT NULL, symbol TEXT NOT NULL, size REAL NOT NULL CHECK (size > 0), -- token units (not money) entry_price REAL NOT NULL CHECK (entry_price > 0), cost INTEGER NOT NULL CHECK (cost > 0), -- micro-USDC locked, fees included stop_loss REAL, take_profit REAL, status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')), open_key TEXT UNIQUE, opened_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), closed_at TEXT , entry_bar_time INTEGER);

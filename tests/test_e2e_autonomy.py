@@ -151,8 +151,9 @@ class GrowPath:
 
 async def _notice(user: User, text: str, count: int = 1, timeout: float = 45.0) -> list[str]:
     def found() -> list[str] | None:
+        # occurrences, not messages: several notifications queued together arrive as one digest
         hits = [m.content for m in user.bot_messages() if text in m.content]
-        return hits if len(hits) >= count else None
+        return hits if sum(h.count(text) for h in hits) >= count else None
 
     try:
         return await user.fake.wait_for_async(found, timeout=timeout)
@@ -216,7 +217,7 @@ async def test_agents_trade_spawn_and_get_paused(stack: tuple[TelegramFake, AveF
         #    stops fill at that open, realizing the loss, and risk pauses the agents.
         await asyncio.sleep(2)  # the grandchild's trading core starts on the next tick
         await path.fresh_bar()
-        buys = len([m for m in user.bot_messages() if "Bought GROW" in m.content])
+        buys = sum(m.content.count("Bought GROW") for m in user.bot_messages())
         path.move(228.0)
         await _notice(user, "Bought GROW", count=buys + 3, timeout=60)
         await path.gap_at_next_open(68.0)

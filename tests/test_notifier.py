@@ -1,6 +1,7 @@
-"""The notifier with a real PTB `Bot` pointed at the strict Bot API fake.
+"""The notifier through the real outbox and sender, with a real PTB `Bot` pointed at the strict
+Bot API fake and a real SQLite database.
 
-Preferences (on / silent / off), blocked users, flood and network retries, a queue that
+Preferences (on / silent / off), blocked users, flood and network retries, a buffer that
 never blocks the publisher, and `format_event` producing valid HTML for every event type
 even with markup-injection strings in reasons, symbols and bot names.
 """
@@ -15,14 +16,20 @@ from decimal import Decimal
 import pytest
 from telegram import Bot
 from telegram.constants import ParseMode
+from telegram.ext import ExtBot
 
 from agents.events import AgentDied, AgentPaused, ChildSpawned
 from agents.ledger.reasons import nested, reason
+from bot.delivery.outbox import Outbox
+from bot.delivery.sender import Sender
+from bot.http_request import AiohttpRequest
 from bot.notifier import Notifier, format_event
 from bot.render import clip
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
 from engine.signal_reasons import SignalReason
 from engine.strategy import PriceChangeCondition, PriceLevelCondition
+from storage import Database
+from storage.outbox_repo import OutboxRepo
 from tests.fakes.telegram_api import TelegramFake
 
 USER = 901
@@ -65,14 +72,41 @@ async def bot(fake: TelegramFake) -> AsyncIterator[Bot]:
         yield real_bot
 
 
+@dataclass
+class Rig:
+    notifier: Notifier
+    sender: Sender
+
+    async def deliver(self, *events: Event) -> None:
+        """Publish, write to the outbox, and wait until the sender has delivered everything."""
+        for event in events:
+            await self.notifier.publish(event)
+        await self.notifier.flush()
+        async with asyncio.timeout(20):
+            await self.sender.wait_idle()
+
+
+@pytest.fixture
+async def rig(fake: TelegramFake, db: Database, prefs: Prefs) -> AsyncIterator[Rig]:
+    ext = ExtBot(fake.token, base_url=f"{fake.base_url}/bot", request=AiohttpRequest(read_timeout=10))
+    await ext.initialize()
+    sender = Sender(ext, OutboxRepo(db), on_blocked=prefs.mark_blocked, chat_rate=50.0, chat_burst=50)
+    outbox = Outbox(OutboxRepo(db), sender.add, defaults={"parse_mode": "HTML"})
+    await sender.start()
+    try:
+        yield Rig(make_notifier(outbox, prefs), sender)
+    finally:
+        await sender.stop(drain_seconds=1)
+        await ext.shutdown()
+
+
 @pytest.fixture
 def prefs() -> Prefs:
     return Prefs()
 
 
-def make_notifier(bot: Bot, prefs: Prefs, **kwargs: int) -> Notifier:
-    return Notifier(bot, get_pref=prefs.get_pref, is_blocked=prefs.is_blocked, mark_blocked=prefs.mark_blocked,
-                    **kwargs)
+def make_notifier(outbox: Outbox, prefs: Prefs, **kwargs: int) -> Notifier:
+    return Notifier(outbox, get_pref=prefs.get_pref, is_blocked=prefs.is_blocked, **kwargs)
 
 
 def spawned(user_id: int = USER, reason: str = "earned 25 USDC") -> ChildSpawned:
@@ -105,72 +139,79 @@ def every_event(text: str, user_id: int = USER) -> list[Event]:
 # ------------------------------------------------------------------------------------ preferences
 
 
-async def test_on_sends_with_sound(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
-    notifier = make_notifier(bot, prefs)
-    assert await notifier.deliver(spawned()) is True
+async def test_on_sends_with_sound(fake: TelegramFake, rig: Rig) -> None:
+    await rig.deliver(spawned())
     message = fake.last_message(USER)
     assert message is not None and message.parse_mode == "HTML"
     assert message.silent is False
     assert "Child agent spawned" in message.text and "12.50 USDC" in message.text
-    assert notifier.sent == 1
+    assert rig.notifier.queued == 1 and rig.sender.counts["sent"] == 1
 
 
-async def test_silent_sets_disable_notification(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
+async def test_silent_sets_disable_notification(fake: TelegramFake, rig: Rig, prefs: Prefs) -> None:
     prefs.levels[(USER, "spawns")] = "silent"
-    notifier = make_notifier(bot, prefs)
-    assert await notifier.deliver(spawned()) is True
+    await rig.deliver(spawned())
     call = fake.sent("sendMessage", chat_id=USER)[-1]
     assert str(call.params["disable_notification"]).lower() == "true"
     message = fake.last_message(USER)
     assert message is not None and message.silent is True
 
 
-async def test_off_sends_nothing_and_preferences_are_per_kind(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
+async def test_off_sends_nothing_and_preferences_are_per_kind(fake: TelegramFake, rig: Rig, prefs: Prefs) -> None:
     prefs.levels[(USER, "trades")] = "off"
     prefs.levels[(USER, "signals")] = "silent"
-    notifier = make_notifier(bot, prefs)
     trade = TradeOpened(user_id=USER, agent_id="ag0123456789", symbol="PEPE", price=1.0, cost=Decimal(5))
     signal = SignalFired(user_id=USER, symbol="PEPE", side="buy", price=1.0, reasons=(DIP,))
-    assert await notifier.deliver(trade) is False
+    await rig.deliver(trade)
     assert fake.sent("sendMessage") == []
-    assert await notifier.deliver(signal) is True
-    assert await notifier.deliver(spawned()) is True
+    await rig.deliver(signal)
+    await rig.deliver(spawned())
     assert [m.silent for m in fake.messages(USER)] == [True, False]
     # Another user's preferences are their own.
-    assert await notifier.deliver(TradeOpened(user_id=OTHER, agent_id=None, symbol="X", price=1.0,
-                                              cost=Decimal(1))) is True
+    await rig.deliver(TradeOpened(user_id=OTHER, agent_id=None, symbol="X", price=1.0, cost=Decimal(1)))
+    assert len(fake.messages(OTHER)) == 1
 
 
 # ------------------------------------------------------------------------------------ blocked users
 
 
-async def test_a_user_who_blocked_the_bot_is_marked_then_skipped(fake: TelegramFake, bot: Bot,
+async def test_a_user_who_blocked_the_bot_is_marked_then_skipped(fake: TelegramFake, rig: Rig,
                                                                   prefs: Prefs) -> None:
     fake.block(USER, emit_update=False)
-    notifier = make_notifier(bot, prefs)
-    assert await notifier.deliver(spawned()) is False
+    await rig.deliver(spawned())
     assert prefs.marked == [USER]
-    assert await notifier.deliver(spawned()) is False
+    await rig.deliver(spawned())
     assert prefs.marked == [USER]
     forbidden = [e for e in fake.errors if e.status == 403]
-    assert len(forbidden) == 1  # the second event was not even attempted
-    assert await notifier.deliver(spawned(OTHER)) is True  # everyone else still gets theirs
+    assert len(forbidden) == 1  # the second event was not even queued
+    await rig.deliver(spawned(OTHER))  # everyone else still gets theirs
+    assert len(fake.messages(OTHER)) == 1
 
 
-async def test_the_background_loop_survives_blocked_users_and_failing_lookups(fake: TelegramFake, bot: Bot,
+async def test_the_background_loop_survives_blocked_users_and_failing_lookups(fake: TelegramFake, rig: Rig,
                                                                               prefs: Prefs) -> None:
+    calls = 0
+
     async def flaky_pref(user_id: int, kind: str) -> str:
-        if user_id == 999:
-            raise RuntimeError("database hiccup")
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database hiccup")  # the batch waits for the next flush
         return "on"
 
     fake.block(USER, emit_update=False)
-    notifier = Notifier(bot, get_pref=flaky_pref, is_blocked=prefs.is_blocked, mark_blocked=prefs.mark_blocked)
+    notifier = Notifier(rig.notifier._outbox, get_pref=flaky_pref, is_blocked=prefs.is_blocked,
+                        flush_seconds=0.05)
     notifier.start()
-    for event in (spawned(USER), spawned(999), spawned(OTHER), spawned(USER), spawned(OTHER)):
+    for event in (spawned(USER), spawned(OTHER), spawned(USER), spawned(OTHER)):
         await notifier.publish(event)
+    async with asyncio.timeout(10):
+        while notifier.queued < 4:  # noqa: ASYNC110 - a counter, nothing to wait on
+            await asyncio.sleep(0.02)
     await notifier.stop()
-    assert [m.text.count("Child agent spawned") for m in fake.messages(OTHER)] == [1, 1]
+    async with asyncio.timeout(10):
+        await rig.sender.wait_idle()
+    assert sum(m.text.count("Child agent spawned") for m in fake.messages(OTHER)) == 2
     assert prefs.marked == [USER]
     assert fake.malformed_calls == []
 
@@ -178,59 +219,44 @@ async def test_the_background_loop_survives_blocked_users_and_failing_lookups(fa
 # ------------------------------------------------------------------------------------ retries
 
 
-async def test_flood_429_is_waited_out_and_retried(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
+async def test_flood_429_is_waited_out_and_retried(fake: TelegramFake, rig: Rig) -> None:
     fake.force_flood(1, retry_after=1)
-    notifier = make_notifier(bot, prefs)
-    assert await notifier.deliver(spawned()) is True
+    await rig.deliver(spawned())
     assert [e.status for e in fake.errors] == [429]
     assert len(fake.sent("sendMessage", chat_id=USER)) == 1
     first_try, delivered = fake.errors[0].time, fake.sent("sendMessage")[0].time
     assert delivered - first_try >= 0.9  # it honoured retry_after instead of hammering
 
 
-async def test_a_short_network_outage_is_retried(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
+async def test_a_short_network_outage_is_retried(fake: TelegramFake, rig: Rig) -> None:
     fake.start_outage(duration=0.3)
-    notifier = make_notifier(bot, prefs)
-    assert await notifier.deliver(spawned()) is True
+    await rig.deliver(spawned())
     assert fake.outage_hits >= 1
     assert len(fake.messages(USER)) == 1
 
 
-# ------------------------------------------------------------------------------------ queue
+# ------------------------------------------------------------------------------------ buffer
 
 
-async def test_publish_never_blocks_and_drops_when_full(bot: Bot, prefs: Prefs) -> None:
-    stuck, entered = asyncio.Event(), asyncio.Event()
-
-    async def stuck_pref(user_id: int, kind: str) -> str:
-        entered.set()
-        await stuck.wait()  # the sender is wedged on its first event
-        return "on"
-
-    notifier = Notifier(bot, get_pref=stuck_pref, is_blocked=prefs.is_blocked, mark_blocked=prefs.mark_blocked,
-                        max_queue=3)
-    notifier.start()
-    try:
-        await notifier.publish(spawned())
-        await asyncio.wait_for(entered.wait(), timeout=5)
-        for _ in range(9):
-            await asyncio.wait_for(notifier.publish(spawned()), timeout=1)
-        assert notifier.queue_size() == 3
-        assert notifier.dropped == 9 - 3
-    finally:
-        stuck.set()
-        await notifier.stop()
+async def test_publish_never_blocks_and_drops_when_full(rig: Rig, prefs: Prefs) -> None:
+    notifier = make_notifier(rig.notifier._outbox, prefs, max_buffer=3)
+    for _ in range(10):
+        await asyncio.wait_for(notifier.publish(spawned()), timeout=1)
+    assert notifier.queue_size() == 3
+    assert notifier.dropped == 10 - 3
 
 
-async def test_stop_delivers_what_is_queued(fake: TelegramFake, bot: Bot, prefs: Prefs) -> None:
-    notifier = make_notifier(bot, prefs)
-    notifier.start()
+async def test_stop_queues_what_is_buffered(fake: TelegramFake, rig: Rig) -> None:
+    rig.notifier.start()
     for i in range(5):
-        await notifier.publish(spawned(reason=f"event {i}"))
-    await notifier.stop()
-    texts = [m.text for m in fake.messages(USER)]
-    assert [t.rsplit("Reason: ", 1)[1] for t in texts] == [f"event {i}" for i in range(5)]
-    assert notifier.sent == 5 and notifier.queue_size() == 0
+        await rig.notifier.publish(spawned(reason=f"event {i}"))
+    await rig.notifier.stop()
+    assert rig.notifier.queue_size() == 0 and rig.notifier.queued == 5
+    async with asyncio.timeout(10):
+        await rig.sender.wait_idle()
+    text = "\n".join(m.text for m in fake.messages(USER))
+    positions = [text.index(f"Reason: event {i}") for i in range(5)]
+    assert positions == sorted(positions)  # all five, in order (several queued at once: a digest)
 
 
 # ------------------------------------------------------------------------------------ formatting
@@ -252,11 +278,10 @@ async def test_format_event_is_valid_html_for_every_event_type(fake: TelegramFak
         assert sum(text in m.text for m in stored) >= 6
 
 
-async def test_delivered_notifications_with_injection_are_clipped_and_valid(fake: TelegramFake, bot: Bot,
-                                                                           prefs: Prefs) -> None:
-    notifier = make_notifier(bot, prefs)
+async def test_delivered_notifications_with_injection_are_clipped_and_valid(fake: TelegramFake, rig: Rig) -> None:
     for event in every_event(EVIL + "\n" + "y" * 6000):
-        assert await notifier.deliver(event) is True
+        await rig.deliver(event)
+    assert len(fake.messages(USER)) == len(every_event("x"))
     assert fake.malformed_calls == []
     assert all(len(m.text) <= 4096 for m in fake.messages(USER))
 

@@ -1,5 +1,6 @@
 """The installed package is complete: a wheel built from what the Dockerfile copies carries the SQL
-migrations, and a non-editable install migrates a database from another directory.
+migrations, a non-editable install migrates a database from another directory, and started from
+another directory as a non-root user (the image's uid 10001) it answers /start on the Telegram fake.
 
 Offline: the wheel is built with `--no-build-isolation --no-index` against the setuptools of this
 virtualenv (the dev extra pins one that has `bdist_wheel`). The Dockerfile, `.dockerignore` and
@@ -12,20 +13,28 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage.migrate import MIGRATIONS_DIR, load_migrations
+from tests.fakes.telegram_api import TelegramFake
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_SRC = ROOT / "storage" / "migrations"
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+APP_UID = 10001  # the Dockerfile's USER
+# The virtualenv's third-party packages, for a child started with -S (see the migration test).
+DEPENDENCY_PATHS = list(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -133,3 +142,132 @@ def test_railway_gives_a_tick_time_to_end() -> None:
 
     tick = Settings.model_fields["agent_tick_seconds"].default
     assert isinstance(deploy["drainingSeconds"], int) and deploy["drainingSeconds"] >= tick + 20
+
+
+# ---------------------------------------------------------------------------------------------
+# The installed package, run as the image runs it: non-root, from a directory of its own.
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_app_user() -> dict[str, Any]:
+    """Popen arguments that drop root to the image's uid/gid (nothing when not root)."""
+    return {"user": APP_UID, "group": APP_UID, "extra_groups": []} if os.geteuid() == 0 else {}
+
+
+def _owned_by_app(path: Path) -> Path:
+    """A directory the child may write to."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, APP_UID, APP_UID)
+    return path
+
+
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    """A world-traversable base directory (pytest's own tmp root is 0700, closed to uid 10001)."""
+    base = Path(tempfile.mkdtemp(prefix="installed-bot-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _interpreter(env: dict[str, str], cwd: Path) -> str:
+    """This Python, or when its files are closed to the app user (a root-only pyenv, say) another
+    interpreter of the same version that the app user can run with these dependencies."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    check = f"import sys, telegram, numpy; assert '%d.%d' % sys.version_info[:2] == '{version}'"
+    refused = []
+    for exe in dict.fromkeys([sys.executable, f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]):
+        if not os.access(exe, os.X_OK):
+            continue
+        try:
+            done = subprocess.run([exe, "-S", "-c", check], cwd=cwd, env=env, capture_output=True, text=True,
+                                  timeout=60, **_as_app_user())
+        except PermissionError as exc:
+            refused.append(f"{exe}: {exc}")
+            continue
+        if done.returncode == 0:
+            return exe
+        refused.append(f"{exe}: {done.stderr.strip()[-300:]}")
+    uid = APP_UID if os.geteuid() == 0 else os.getuid()
+    pytest.skip(f"no Python {version} with this virtualenv's packages runs as uid {uid} here: {refused}")
+
+
+def _installed_env(site: Path, base: Path, fake: TelegramFake) -> dict[str, str]:
+    """The image's environment (Dockerfile ENV), pointed at the fake and at writable temp dirs."""
+    home = _owned_by_app(base / "home")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "AVE_", "ANTHROPIC_", "MINIMAX_", "AUTOMATON_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update({
+        "PYTHONPATH": os.pathsep.join([str(site), *DEPENDENCY_PATHS]),
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "HOME": str(home), "XDG_DATA_HOME": str(home / "xdg"),
+        "MPLCONFIGDIR": str(_owned_by_app(home / "matplotlib")),
+        "NUMBA_CACHE_DIR": str(_owned_by_app(home / "numba")),
+        "CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true",
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_BASE_URL": f"{fake.base_url}/bot",
+        "DATABASE_URL": f"sqlite:///{_owned_by_app(base / 'data') / 'bot.db'}",
+        "AGENT_TICK_SECONDS": "3600",
+        "BACKTEST_WORKERS": "1",
+        "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
+    })
+    return env
+
+
+def _uids(pid: int) -> list[int]:
+    """Real, effective, saved and filesystem uid of a running process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return [int(v) for v in line.split()[1:]]
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def test_the_installed_bot_answers_start_as_a_non_root_user(wheel: Path, runtime: Path) -> None:
+    site, app = runtime / "site", runtime / "app"
+    done = subprocess.run([*PIP, "install", "--no-deps", "--no-index", "--no-compile", "-q", "--target", str(site),
+                           str(wheel)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    subprocess.run(["chmod", "-R", "a+rX,go-w", str(site)], check=True)  # root-owned and read-only, as in the image
+    app.mkdir(mode=0o755)  # the working directory: empty, unrelated to the checkout, not writable
+    with TelegramFake() as fake:
+        env = _installed_env(site, runtime, fake)
+        python = _interpreter(env, app)
+        probe = ("import json, sys, bot, main, storage; print(json.dumps({'files': [bot.__file__, main.__file__, "
+                 "storage.__file__], 'editable': [m for m in sys.modules if 'editable' in m]}))")
+        done = subprocess.run([python, "-S", "-c", probe], cwd=app, env=env, capture_output=True, text=True,
+                              timeout=60, **_as_app_user())
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert all(Path(f).is_relative_to(site) for f in found["files"]), found  # not the repo checkout
+        assert found["editable"] == []
+
+        log_path = runtime / "bot.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([python, "-S", "-m", "main"], cwd=app, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, **_as_app_user())
+        try:
+            uids = _uids(proc.pid)
+            assert 0 not in uids, uids
+            fake.user_sends(4242, "/start", first_name="Installed")
+            fake.wait_for(lambda: proc.poll() is not None or fake.sent("sendMessage", chat_id=4242), timeout=25)
+            assert proc.poll() is None, log_path.read_text(errors="replace")
+            (reply, *_) = fake.sent("sendMessage", chat_id=4242)
+            assert reply.params.get("text")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError("the installed bot did not stop within 30 s of SIGTERM") from None
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output
+    assert "Traceback" not in output and "Unclosed" not in output, output
+    assert fake.token not in output
+    db = runtime / "data" / "bot.db"
+    assert db.exists() and (os.geteuid() != 0 or db.stat().st_uid == APP_UID)

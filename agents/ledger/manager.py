@@ -91,11 +91,13 @@ class IsolatedAIManager:
         take_all = isinstance(amount, str) and amount.strip().lower() == "all"
         micro = None if take_all else parse_amount(amount, what="withdrawal")
         payload = await self.db.run(money_tx.withdraw, self.rules, user_id, micro, idempotency_key)
-        return {
-            "amount": from_micro(payload["amount"]),
-            "parts": {k: from_micro(v) for k, v in payload["parts"].items()},
-            "total_available": from_micro(payload["total_available"]),
-        }
+        return _withdrawal_result(payload)
+
+    async def withdrawal_done(self, user_id: int, idempotency_key: str) -> dict[str, Any] | None:
+        """The result of the withdrawal made with this key (as `withdraw` returned it), or None."""
+        _check_user_id(user_id)
+        payload = await self.db.read(money_tx.replay, user_id, idempotency_key, "withdraw")
+        return None if payload is None else _withdrawal_result(payload)
 
     async def preview_withdrawal(self, user_id: int, amount: object) -> dict[str, Any]:
         """What `withdraw(user_id, amount)` would take now, without taking it: `{"amount",
@@ -375,3 +377,12 @@ def _assign_strategy(tx: SyncTx, agent_id: str, user_id: int, bot_id: int | None
 
 
 __all__ = ["AgentError", "IsolatedAIManager"]
+
+
+def _withdrawal_result(payload: dict[str, Any]) -> dict[str, Any]:
+    """A withdrawal's stored payload (micro-USDC) in the dict API's Decimal USDC."""
+    return {
+        "amount": from_micro(payload["amount"]),
+        "parts": {k: from_micro(v) for k, v in payload["parts"].items()},
+        "total_available": from_micro(payload["total_available"]),
+    }

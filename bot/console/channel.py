@@ -77,10 +77,7 @@ async def run_console(build_app: Callable[[BaseRequest, BaseRequest], Applicatio
     api = ConsoleBotApi(output, user_id=user_id, media_dir=media_dir, echo_input=not interactive,
                         settle_timeout=settle_timeout)
     app = build_app(ConsoleRequest(api), ConsoleRequest(api))
-    if app.updater is None:
-        raise ValueError("the console channel needs an Application with an Updater")
     updates = api.updates
-    updates.settle = app.update_queue.join
     loop = asyncio.get_running_loop()
 
     def deliver(line: str | None) -> bool:
@@ -93,7 +90,8 @@ async def run_console(build_app: Callable[[BaseRequest, BaseRequest], Applicatio
     stdout.write(BANNER + "\n")
     stdout.flush()
     try:
-        async with running(app):
+        async with running(app, poll_timeout=30) as runtime:
+            updates.settle = runtime.settle
             LineReader(stdin, deliver, output=output).start()
             await updates.finished.wait()
     finally:

@@ -3,7 +3,7 @@
 `/command` lines carry a `bot_command` entity, a bare number presses that button of the last
 inline keyboard, a leading `'` sends the rest verbatim. Piped input is paced like a person
 typing: a line is turned into an update only after the bot has finished handling the previous
-one (`settle`, set to `app.update_queue.join`), so `/start` followed by `1` presses a button of
+one (`settle`, set to the runtime's `settle`), so `/start` followed by `1` presses a button of
 the reply to `/start`.
 """
 

@@ -9,7 +9,7 @@ from agents.errors import AgentNotFoundError
 from bot import callbacks, keyboards
 from bot.commands import usage
 from bot.context import AppContext
-from bot.guards import UserFacingError, button, command, edit, reply
+from bot.guards import UserFacingError, button, command, edit, reply, update_key
 from bot.render import agent_summary, esc, usdc
 from bot.selection import strategy_of
 
@@ -35,7 +35,8 @@ async def show_automaton(update: Update, context: AppContext) -> None:
 
 async def _create(update: Update, context: AppContext, amount: str) -> None:
     services = context.services
-    agent = await services.manager.create_user_main_agent(update.effective_user.id, amount)
+    agent = await services.manager.create_user_main_agent(update.effective_user.id, amount,
+                                                          idempotency_key=update_key(update))
     await reply(update, "✅ Your automaton is live!\n\n" + agent_summary(agent, demo=services.market.is_demo),
                 keyboards.automaton_menu(agent))
 
@@ -63,7 +64,8 @@ async def deposit_cmd(update: Update, context: AppContext) -> None:
 
 async def _deposit(update: Update, context: AppContext, amount: str) -> None:
     try:
-        agent = await context.services.manager.deposit(update.effective_user.id, amount)
+        agent = await context.services.manager.deposit(update.effective_user.id, amount,
+                                                       idempotency_key=update_key(update))
     except AgentNotFoundError:
         raise UserFacingError("You don't have an automaton yet. Use /automaton to create one.") from None
     await reply(update, f"✅ Deposited. Your automaton's balance is now <b>{usdc(agent['isolated_balance'])}</b>.",

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from telegram import Message, Update
-from telegram.error import BadRequest
+from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks
 from bot.backtest_args import argument_words, parse_backtest_args
 from bot.cards import metrics_rows, progress_text
 from bot.context import AppContext
-from bot.guards import button, command
+from bot.delivery.scope import Scope, current
+from bot.guards import SOMETHING_WRONG, UserFacingError, button, command, refusal
 from bot.render import MAX_CAPTION, clip, esc
 from bot.selection import select_strategy, selected_strategy
+from engine.backtest_service import BacktestRequest
+from engine.errors import CodedError
 from engine.strategy import Strategy
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +34,54 @@ def metrics_card(report: object, rows: list[tuple[str, str]]) -> str:
 
 
 async def run_backtest_for(update: Update, context: AppContext, bot: Any, strategy: Strategy, args: list[str]) -> None:
-    """Backtest `bot`'s strategy; used by /backtest and the bot's Backtest button."""
+    """Backtest `bot`'s strategy; used by /backtest and the bot's Backtest button.
+
+    The arguments are checked here (a refusal is the command's reply); the run itself goes on in
+    the background, so the user's next message is not held up behind it (a user's updates are
+    processed one at a time). Progress, result and chart are queued in the outbox under this
+    update's scope, so a result that is ready while Telegram is unreachable is delivered later.
+    """
     services = context.services
-    uid = update.effective_user.id
     request = parse_backtest_args(args, strategy.finest_timeframe)
     chat_id = update.effective_chat.id
-    progress_msg: Message = await context.bot.send_message(chat_id, "⏳ Preparing backtest…")
+    scope = current()
+    (progress_id,) = await scope.outbox.add([scope.outbox.message(chat_id, "⏳ Preparing backtest…",
+                                                                   key=scope.next_key())])
+    run = _run(services, scope, chat_id, progress_id, update.effective_user.id, bot, strategy, request)
+    services.background.spawn(run, name=f"backtest-{update.effective_user.id}")
+
+
+async def _run(services: Services, scope: Scope, chat_id: int, progress_id: int, user_id: int, bot: Any,
+               strategy: Strategy, request: BacktestRequest) -> None:
+    outbox = scope.outbox
+
+    async def say(*rows: Any) -> None:
+        await outbox.add(list(rows))
+
+    def progress_edit(text: str) -> Any:
+        return outbox.edit(chat_id, text, edit_of=progress_id, key=scope.next_key())
 
     async def progress(stage: str, candles: int) -> None:
-        with contextlib.suppress(BadRequest):
-            await progress_msg.edit_text("⏳ " + esc(progress_text(stage, candles)))
+        await say(progress_edit("⏳ " + esc(progress_text(stage, candles))))
 
     try:
-        report = await services.backtests.run(uid, bot.bot_id, strategy, request, progress)
-    except Exception as exc:
-        with contextlib.suppress(BadRequest):
-            await progress_msg.edit_text("❌ Backtest failed.")
-        raise exc
+        report = await services.backtests.run(user_id, bot.bot_id, strategy, request, progress)
+    except (CodedError, UserFacingError) as exc:
+        await say(progress_edit("❌ Backtest failed."), outbox.message(chat_id, "⚠️ " + esc(refusal(exc)),
+                                                                      key=scope.next_key()))
+        return
+    except Exception:
+        log.exception("backtest for user %s failed unexpectedly", user_id)
+        await say(progress_edit("❌ Backtest failed."), outbox.message(chat_id, SOMETHING_WRONG, key=scope.next_key()))
+        return
     card = metrics_card(report, metrics_rows(report))
-    with contextlib.suppress(BadRequest):
-        await progress_msg.edit_text("✅ Backtest complete.")
+    rows = [progress_edit("✅ Backtest complete.")]
     if len(card) <= MAX_CAPTION:
-        await context.bot.send_photo(chat_id, report.chart_png, caption=card)
+        rows.append(outbox.photo(chat_id, report.chart_png, caption=card, key=scope.next_key()))
     else:
-        await context.bot.send_message(chat_id, clip(card))
-        await context.bot.send_photo(chat_id, report.chart_png)
+        rows += [outbox.message(chat_id, clip(card), key=scope.next_key()),
+                 outbox.photo(chat_id, report.chart_png, key=scope.next_key())]
+    await say(*rows)
 
 
 @command

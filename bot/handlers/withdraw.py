@@ -1,7 +1,9 @@
 """/withdraw <amount|all>: proportional withdrawal from the whole tree, after a confirmation button.
 
 The pending request lives in `user_data` under a random nonce that the buttons carry, so
-a forged or stale confirmation (wrong nonce) cannot withdraw anything.
+a forged or stale confirmation (wrong nonce) cannot withdraw anything. The withdrawal is keyed
+by the nonce: a second press, or the same press processed again after a restart, finds the
+committed result in the ledger's journal and shows that receipt instead of withdrawing again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import esc, usdc, usdc_exact
 
 PENDING = "pending_withdrawal"
-DONE = "done_withdrawals"  # nonce -> receipt, so a second press says it was done
-DONE_KEPT = 5
 EXPIRED = "This withdrawal request expired. Send /withdraw again."
 
 
@@ -59,25 +59,28 @@ async def withdraw_ask_button(update: Update, context: AppContext) -> None:
     await reply(update, text + "\n\nFor part of it, send <code>/withdraw 25</code>.", markup)
 
 
+def receipt(result: dict[str, object]) -> str:
+    """The receipt of a committed withdrawal (from the ledger's result, never from the request)."""
+    parts = "\n".join(f"• <code>{esc(a)}</code>: {usdc(v, 6)}" for a, v in list(result["parts"].items())[:20])
+    return (f"✅ Withdrew <b>{usdc_exact(result['amount'])}</b>.\n\n{parts}\n\n"
+            f"Still available: {usdc_exact(result['total_available'])}.")
+
+
 @button(callbacks.WITHDRAW_CONFIRM)
 async def withdraw_confirm_button(update: Update, context: AppContext, nonce: str) -> None:
-    done = context.user_data.setdefault(DONE, {})
-    if nonce in done:  # a second press of the same confirmation
-        await edit(update, "This withdrawal was already done.\n\n" + done[nonce])
+    uid = update.effective_user.id
+    manager = context.services.manager
+    key = f"withdraw:{nonce}"
+    done = await manager.withdrawal_done(uid, key)
+    if done is not None:  # a second press of the same confirmation
+        await edit(update, "This withdrawal was already done.\n\n" + receipt(done))
         return
     pending = context.user_data.get(PENDING)
     if not pending or pending.get("nonce") != nonce:
         raise UserFacingError(EXPIRED)
-    del context.user_data[PENDING]
-    result = await context.services.manager.withdraw(update.effective_user.id, pending["amount"],
-                                                     idempotency_key=f"withdraw:{nonce}")
-    parts = "\n".join(f"• <code>{esc(a)}</code>: {usdc(v, 6)}" for a, v in list(result["parts"].items())[:20])
-    receipt = (f"✅ Withdrew <b>{usdc_exact(result['amount'])}</b>.\n\n{parts}\n\n"
-               f"Still available: {usdc_exact(result['total_available'])}.")
-    done[nonce] = receipt
-    while len(done) > DONE_KEPT:
-        done.pop(next(iter(done)))
-    await edit(update, receipt)
+    result = await manager.withdraw(uid, pending["amount"], idempotency_key=key)
+    context.user_data.pop(PENDING, None)
+    await edit(update, receipt(result))
 
 
 @button(callbacks.WITHDRAW_CANCEL)

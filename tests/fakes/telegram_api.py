@@ -369,6 +369,7 @@ class TelegramFake(LoopbackHTTPService):
         self._outage_until: float | None = None
         self._outage_hits = 0
         self._conflicts = 0
+        self._slow: dict[str, tuple[float, int | None]] = {}  # method -> (seconds, calls left; None: all)
         self._methods: dict[str, tuple[str, Callable[[_Params], Any]]] = {
             name.lower(): (name, fn)
             for name, fn in {
@@ -529,6 +530,18 @@ class TelegramFake(LoopbackHTTPService):
             self._enqueue({"callback_query": query})
             return query_id
 
+    def user_presses_inline(self, user_id: int, inline_message_id: str, data: str) -> str:
+        """Queue a press on a button of an inline-mode message (no `message`, only an
+        `inline_message_id`, as Telegram sends it); returns the callback_query_id."""
+        with self._cond:
+            user = self._ensure_user(user_id, None, None)
+            query_id = str(next(self._callback_ids))
+            query = {"id": query_id, "from": dict(user), "inline_message_id": inline_message_id,
+                     "chat_instance": str(user_id * 7919 + 17), "data": data}
+            self._pending_callbacks[query_id] = query
+            self._enqueue({"callback_query": query})
+            return query_id
+
     def add_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update dict (update_id assigned when missing); returns its update_id."""
         with self._cond:
@@ -681,6 +694,33 @@ class TelegramFake(LoopbackHTTPService):
             self._outage_until = None
             self._cond.notify_all()
 
+    def slow_down(self, method: str, seconds: float, count: int | None = 1) -> None:
+        """Answer the next `count` successful `method` calls (None: every one) `seconds` late.
+
+        The call takes effect first (a sendMessage is stored and recorded in `sent`), then the
+        answer waits: a Telegram that delivered the message but whose answer a client with a
+        shorter read timeout never sees, so it cannot know the outcome. `seconds <= 0` or
+        `count == 0` ends it. Getting updates is never slowed.
+        """
+        with self._cond:
+            if seconds <= 0 or count == 0:
+                self._slow.pop(method, None)
+            else:
+                self._slow[method] = (seconds, count)
+
+    def _slow_delay(self, method: str) -> float:
+        """Seconds to hold back this answer (uses up one of `slow_down`'s calls); call under the lock."""
+        entry = self._slow.get(method)
+        if entry is None:
+            return 0.0
+        seconds, left = entry
+        if left is not None:
+            if left <= 1:
+                del self._slow[method]
+            else:
+                self._slow[method] = (seconds, left - 1)
+        return seconds
+
     @property
     def outage_active(self) -> bool:
         """True while requests are failed by an outage."""
@@ -753,8 +793,11 @@ class TelegramFake(LoopbackHTTPService):
                 result = fn(_Params(raw, files))
                 self._sent.append(SentCall(canonical, params, time.monotonic(), copy.deepcopy(result)))
                 self._cond.notify_all()
+                delay = self._slow_delay(canonical)
         except ApiError as exc:
             return self._error_response(canonical, params, exc, record=True)
+        if delay:  # outside the lock: other requests are served meanwhile
+            self._sleep(delay)
         return self._ok(result)
 
     def _ok(self, result: Any) -> FakeResponse:

@@ -1,0 +1,84 @@
+"""The running delivery of one application: the inbox fed by the poller, processed through PTB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bot.delivery.inbox import Inbox, MemoryInboxRepo
+from bot.delivery.scope import Scope, entered
+from bot.delivery.throttle import Throttle
+from storage.inbox_repo import InboxRepo, StoredUpdate
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+SLOW_DOWN = ("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
+             "Wait a few seconds, then try again.")
+SLOW_TOAST = "🐢 Slow down a little, please."
+
+
+@dataclass
+class Runtime:
+    """What `bot.lifecycle.running` started; `settle` is how tests and the console wait."""
+
+    app: Application
+    services: Services | None  # None: a plain PTB application without the product's services
+    inbox: Inbox
+    poller: asyncio.Task[None]
+
+    async def settle(self) -> None:
+        """Until every received update, the work it started and every message it caused are done."""
+        services = self.services
+        while True:
+            await self.inbox.join()
+            if services is None:
+                return
+            await services.background.join()
+            await services.notifier.flush()
+            await services.sender.wait_idle()
+            if self.inbox.idle and not services.background.running and services.sender.idle:
+                return
+
+
+def plain_inbox(app: Application) -> Inbox:
+    """An in-memory inbox for a PTB application without the product's services."""
+
+    async def process(payload: dict[str, Any]) -> None:
+        await app.process_update(Update.de_json(payload, app.bot))
+
+    async def ignore(update: StoredUpdate, payload: dict[str, Any], warn: bool) -> None:
+        return None
+
+    return Inbox(MemoryInboxRepo(), process, on_throttled=ignore, throttle=Throttle(burst=10**9))
+
+
+def make_inbox(app: Application, services: Services) -> Inbox:
+    """The inbox that hands each stored update to PTB inside its delivery scope."""
+    settings = services.settings
+
+    async def process(payload: dict[str, Any]) -> None:
+        update = Update.de_json(payload, app.bot)
+        with entered(Scope(services.outbox, update.update_id)):
+            await app.process_update(update)
+
+    async def throttled(update: StoredUpdate, payload: dict[str, Any], warn: bool) -> None:
+        query = payload.get("callback_query")
+        if isinstance(query, dict) and isinstance(query.get("id"), str):
+            try:  # stop the spinner; an answer is only useful now, so it is not queued
+                await app.bot.answer_callback_query(query["id"], SLOW_TOAST)
+            except TelegramError:
+                log.debug("could not answer a throttled callback query")
+        if warn and update.user_id is not None and update.user_id > 0:
+            outbox = services.outbox
+            await outbox.add([outbox.message(update.user_id, SLOW_DOWN, key=f"slow:{update.update_id}")])
+
+    throttle = Throttle(burst=settings.user_burst, per_minute=settings.user_updates_per_minute)
+    return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle)

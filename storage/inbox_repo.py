@@ -1,0 +1,84 @@
+"""The durable inbox (`inbox_updates`): Telegram updates stored before their offset is confirmed.
+
+Plain functions on a `SyncTx` plus `InboxRepo`, the class the bot's inbox uses. An update id is
+the primary key, so an update Telegram hands out twice (the offset was not confirmed before a
+crash) is stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from storage.connection import SyncTx
+from storage.db import Database
+from storage.values import to_iso
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    """One update as stored: its id, the effective user (None when the update has none) and JSON."""
+
+    update_id: int
+    user_id: int | None
+    payload: str
+
+
+def store(tx: SyncTx, updates: Sequence[StoredUpdate]) -> list[int]:
+    """Insert new updates; returns the ids that were new (a re-delivered id is ignored)."""
+    if not updates:
+        return []
+    ids = [u.update_id for u in updates]
+    known = {r[0] for r in tx.all(f"SELECT update_id FROM inbox_updates WHERE update_id IN "
+                                  f"({','.join('?' * len(ids))})", ids)}
+    fresh = [u for u in updates if u.update_id not in known]
+    tx.many("INSERT INTO inbox_updates(update_id, user_id, payload) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(u.update_id, u.user_id, u.payload) for u in fresh])
+    return [u.update_id for u in fresh]
+
+
+def finish(tx: SyncTx, done: Iterable[int], throttled: Iterable[int], now: float) -> None:
+    """Mark processed (`done`) and skipped-by-throttling (`throttled`) updates."""
+    stamp = to_iso(now)
+    tx.many("UPDATE inbox_updates SET state = 'done', done_at = ? WHERE update_id = ?", [(stamp, i) for i in done])
+    tx.many("UPDATE inbox_updates SET state = 'throttled', done_at = ? WHERE update_id = ?",
+            [(stamp, i) for i in throttled])
+
+
+def pending(tx: SyncTx) -> list[StoredUpdate]:
+    """Every update not processed yet, oldest first (what a restart must process again)."""
+    rows = tx.all("SELECT update_id, user_id, payload FROM inbox_updates WHERE state = 'pending' ORDER BY update_id")
+    return [StoredUpdate(r[0], r[1], r[2]) for r in rows]
+
+
+def last_update_id(tx: SyncTx) -> int | None:
+    """The highest stored update id (the next getUpdates offset is one above it)."""
+    return tx.value("SELECT MAX(update_id) FROM inbox_updates")
+
+
+def prune(tx: SyncTx, before: float) -> int:
+    """Forget finished updates older than `before`; the newest row is kept for the offset."""
+    return tx.run("DELETE FROM inbox_updates WHERE state <> 'pending' AND done_at < ?"
+                  " AND update_id < (SELECT MAX(update_id) FROM inbox_updates)", (to_iso(before),))
+
+
+class InboxRepo:
+    """Async access for the bot's inbox; each call is one transaction on the writer."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def store(self, updates: Sequence[StoredUpdate]) -> list[int]:
+        return await self.db.run(store, updates)
+
+    async def finish(self, done: Iterable[int], throttled: Iterable[int], now: float) -> None:
+        await self.db.run(finish, list(done), list(throttled), now)
+
+    async def pending(self) -> list[StoredUpdate]:
+        return await self.db.run(pending)
+
+    async def last_update_id(self) -> int | None:
+        return await self.db.run(last_update_id)
+
+    async def prune(self, before: float) -> int:
+        return await self.db.run(prune, before)

@@ -1,0 +1,135 @@
+"""The durable outbox (`outbox_messages`): every reply, edit, photo and notification until it is sent.
+
+A row's `dedupe_key` is unique, so an update processed again after a crash, or an event published
+twice, queues its message once (`add` returns the existing row's id).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.connection import SyncTx
+from storage.db import Database
+from storage.values import from_iso, to_iso
+
+# The states a row ends in; 'pending' is the only one the sender picks up.
+FINAL_STATES = ("sent", "failed", "expired", "unknown", "digested")
+
+
+@dataclass
+class OutboxRow:
+    """One queued Bot API call. `outbox_id` is 0 until stored."""
+
+    chat_id: int
+    method: str
+    params: dict[str, Any]
+    priority: int
+    dedupe_key: str | None = None
+    file: bytes | None = None
+    edit_of: int | None = None
+    expires_at: float | None = None
+    attempts: int = 0
+    outbox_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # in-memory only (e.g. the target's message id)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a row: its final state, Telegram's message id when sent, an error text."""
+
+    outbox_id: int
+    state: str
+    sent_message_id: int | None = None
+    error: str | None = None
+    attempts: int = 1
+
+
+_COLUMNS = "outbox_id, chat_id, method, params, file, priority, dedupe_key, edit_of, expires_at, attempts"
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(chat_id=r[1], method=r[2], params=json.loads(r[3]), file=r[4], priority=r[5],
+                     dedupe_key=r[6], edit_of=r[7], expires_at=None if r[8] is None else from_iso(r[8]),
+                     attempts=r[9], outbox_id=r[0])
+
+
+def add(tx: SyncTx, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
+    """Store rows; returns (outbox_id, new) per row — an existing dedupe key gives its row back."""
+    out: list[tuple[int, bool]] = []
+    for row in rows:
+        if row.dedupe_key is not None:
+            known = tx.value("SELECT outbox_id FROM outbox_messages WHERE dedupe_key = ?", (row.dedupe_key,))
+            if known is not None:
+                out.append((int(known), False))
+                continue
+        new_id = tx.insert(
+            "INSERT INTO outbox_messages(dedupe_key, chat_id, method, params, file, priority, edit_of, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.dedupe_key, row.chat_id, row.method, json.dumps(row.params, ensure_ascii=False), row.file,
+             row.priority, row.edit_of, None if row.expires_at is None else to_iso(row.expires_at)))
+        out.append((new_id, True))
+    return out
+
+
+def settle(tx: SyncTx, outcomes: Iterable[Outcome], now: float) -> None:
+    """Record final states (one statement per batch)."""
+    stamp = to_iso(now)
+    tx.many("UPDATE outbox_messages SET state = ?, sent_message_id = ?, error = ?, attempts = attempts + ?,"
+            " done_at = ? WHERE outbox_id = ?",
+            [(o.state, o.sent_message_id, None if o.error is None else o.error[:300], o.attempts, stamp, o.outbox_id)
+             for o in outcomes])
+
+
+def pending(tx: SyncTx) -> list[OutboxRow]:
+    """Every row still to deliver, oldest first (loaded by the sender on start)."""
+    return [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM outbox_messages WHERE state = 'pending'"
+                                    " ORDER BY outbox_id")]
+
+
+def sent_message_ids(tx: SyncTx, outbox_ids: Sequence[int]) -> dict[int, int]:
+    """Telegram message ids of sent rows (edits of a message sent before a restart need them)."""
+    if not outbox_ids:
+        return {}
+    rows = tx.all(f"SELECT outbox_id, sent_message_id FROM outbox_messages WHERE outbox_id IN "
+                  f"({','.join('?' * len(outbox_ids))}) AND sent_message_id IS NOT NULL", list(outbox_ids))
+    return {r[0]: r[1] for r in rows}
+
+
+def counts(tx: SyncTx) -> dict[str, int]:
+    """Rows per state (for the health screen and the benchmarks)."""
+    return {r[0]: r[1] for r in tx.all("SELECT state, COUNT(*) FROM outbox_messages GROUP BY state")}
+
+
+def prune(tx: SyncTx, before: float) -> int:
+    """Forget delivered and given-up rows older than `before` (an edit's target first kept while pending)."""
+    return tx.run("DELETE FROM outbox_messages WHERE state <> 'pending' AND done_at < ? AND outbox_id NOT IN"
+                  " (SELECT edit_of FROM outbox_messages WHERE state = 'pending' AND edit_of IS NOT NULL)",
+                  (to_iso(before),))
+
+
+class OutboxRepo:
+    """Async access for the bot's outbox; each call is one transaction on the writer."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
+        return await self.db.run(add, list(rows))
+
+    async def settle(self, outcomes: Iterable[Outcome], now: float) -> None:
+        await self.db.run(settle, list(outcomes), now)
+
+    async def pending(self) -> list[OutboxRow]:
+        return await self.db.run(pending)
+
+    async def sent_message_ids(self, outbox_ids: Sequence[int]) -> dict[int, int]:
+        return await self.db.run(sent_message_ids, list(outbox_ids))
+
+    async def counts(self) -> dict[str, int]:
+        return await self.db.read(counts)
+
+    async def prune(self, before: float) -> int:
+        return await self.db.run(prune, before)
