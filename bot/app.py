@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import time
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -18,6 +19,7 @@ from telegram.request import BaseRequest
 
 from bot.context import AppContext
 from bot.delivery import quiet_raw_calls
+from bot.delivery.runtime import prune_delivered
 from bot.guards import SOMETHING_WRONG, register_user, reply
 from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
 from bot.http_request import AiohttpRequest
@@ -131,6 +133,14 @@ def _schedule_workers(app: Application, services: Services) -> None:
         # max_instances=1 + coalesce: a tick that overruns is never started twice concurrently.
         app.job_queue.run_repeating(_run_worker, interval=interval, first=first, name=f"worker:{name}", data=name,
                                     job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+    app.job_queue.run_repeating(_prune_delivery, interval=3600, first=300, name="delivery:prune",
+                                job_kwargs={"max_instances": 1, "coalesce": True})
+
+
+async def _prune_delivery(context: AppContext) -> None:
+    updates, messages = await prune_delivered(context.services.db, time.time())
+    if updates or messages:
+        log.info("pruned %d finished update(s) and %d delivered message(s)", updates, messages)
 
 
 async def _my_chat_member(update: Update, context: AppContext) -> None:

@@ -97,7 +97,8 @@ def signed(value: Decimal, places: int = 2) -> str:
 
 
 def utf16_len(text: str) -> int:
-    # Telegram counts UTF-16 code units; the raw HTML is never shorter than what it shows.
+    """Length in UTF-16 code units, the unit Telegram counts limits and offsets in (the raw HTML
+    is never shorter than what it shows)."""
     return len(text.encode("utf-16-le")) // 2
 
 

@@ -22,13 +22,14 @@ from bot.delivery import digest
 from bot.delivery.inbox import Inbox
 from bot.delivery.outbox import NOTIFY, REPLY, Outbox
 from bot.delivery.policy import BACKOFF_MAX, Decision, Verdict, decide
+from bot.delivery.runtime import INBOX_KEEP_SECONDS, OUTBOX_KEEP_SECONDS, prune_delivered
 from bot.delivery.sender import Sender
 from bot.delivery.throttle import Throttle
 from bot.http_request import AiohttpRequest, UnknownNetworkError, UnknownTimedOut
 from bot.render import MAX_TEXT, utf16_len
 from storage import Database, open_database
 from storage.inbox_repo import InboxRepo, StoredUpdate
-from storage.outbox_repo import OutboxRepo, OutboxRow
+from storage.outbox_repo import OutboxRepo, OutboxRow, Outcome
 from tests.fakes.telegram_api import TelegramFake
 
 USER, OTHER = 901, 902
@@ -602,3 +603,18 @@ async def test_a_restart_processes_the_whole_backlog(db: Database) -> None:
     await joined(inbox)
     await inbox.stop()
     assert flow.ids() == [1, 2, 3, 4] and flow.throttled == []
+
+
+async def test_finished_rows_are_pruned_after_their_retention_and_pending_ones_kept(db: Database) -> None:
+    inbox, outbox = InboxRepo(db), OutboxRepo(db)
+    await inbox.store([StoredUpdate(i, USER, "{}") for i in (1, 2, 3)])
+    await inbox.finish([1, 2], [], now=1_000.0)
+    (sent_id, _), (waiting_id, _) = await outbox.add([OutboxRow(USER, "sendMessage", {"text": "a"}, 0),
+                                                     OutboxRow(USER, "sendMessage", {"text": "b"}, 0)])
+    await outbox.settle([Outcome(sent_id, "sent", 5)], now=1_000.0)
+    assert await prune_delivered(db, 1_000.0 + min(INBOX_KEEP_SECONDS, OUTBOX_KEEP_SECONDS) - 1) == (0, 0)
+    assert await prune_delivered(db, 1_000.0 + max(INBOX_KEEP_SECONDS, OUTBOX_KEEP_SECONDS) + 1) == (2, 1)
+    # the newest row always stays (the next getUpdates offset is read from it); 3 is still pending
+    assert sorted(u.update_id for u in await inbox.pending()) == [3]
+    assert await inbox.last_update_id() == 3
+    assert [r.outbox_id for r in await outbox.pending()] == [waiting_id]

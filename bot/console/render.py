@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.render import utf16_len
+
 # Tag -> Bot API entity type (https://core.telegram.org/bots/api#html-style).
 _TAG_ENTITY = {
     "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline", "ins": "underline",
@@ -55,11 +57,6 @@ class NumberedButton:
     callback_data: str | None = None
     url: str | None = None
     kind: str = "callback_data"
-
-
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units, the unit Telegram counts limits and offsets in."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _byte_offset(text: str, index: int) -> int:

@@ -14,7 +14,9 @@ from telegram.ext import Application
 from bot.delivery.inbox import Inbox, MemoryInboxRepo
 from bot.delivery.scope import Scope, entered
 from bot.delivery.throttle import Throttle
+from storage.db import Database
 from storage.inbox_repo import InboxRepo, StoredUpdate
+from storage.outbox_repo import OutboxRepo
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 SLOW_DOWN = ("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
              "Wait a few seconds, then try again.")
 SLOW_TOAST = "🐢 Slow down a little, please."
+INBOX_KEEP_SECONDS = 2 * 86_400  # finished updates: long enough to investigate a report
+OUTBOX_KEEP_SECONDS = 7 * 86_400  # delivered messages: the edit targets of a week-old screen
 
 
 @dataclass
@@ -46,6 +50,13 @@ class Runtime:
             await services.sender.wait_idle()
             if self.inbox.idle and not services.background.running and services.sender.idle:
                 return
+
+
+async def prune_delivered(db: Database, now: float) -> tuple[int, int]:
+    """Forget finished inbox and outbox rows past their retention; returns (updates, messages)."""
+    updates = await InboxRepo(db).prune(now - INBOX_KEEP_SECONDS)
+    messages = await OutboxRepo(db).prune(now - OUTBOX_KEEP_SECONDS)
+    return updates, messages
 
 
 def plain_inbox(app: Application) -> Inbox:

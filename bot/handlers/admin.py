@@ -43,8 +43,16 @@ async def health_cmd(update: Update, context: AppContext) -> None:
     lines += ["", f"Price cache hit rate: {hit * 100:.0f}%" if hit is not None else "Price cache: no requests yet",
               f"Market API calls/min: {stats.get('upstream_calls_per_minute', 0)}",
               f"Backtests: {s.pool.running()} running, {s.pool.queue_size()} queued",
-              f"Notification queue: {s.notifier.queue_size()}"]
+              f"Notification queue: {s.notifier.queue_size()}", outbox_line(s.sender.counts, s.sender.queued())]
     await reply(update, "\n".join(lines))
+
+
+def outbox_line(counts: dict[str, int], queued: int) -> str:
+    """The sender's figures since start: what is waiting, delivered, retried, given up."""
+    return (f"Outbox: {queued} waiting · sent {counts.get('sent', 0)} · digested {counts.get('digested', 0)} · "
+            f"retries {counts.get('retries', 0)} · 429 waits {counts.get('waits', 0)} · "
+            f"expired {counts.get('expired', 0)} · failed {counts.get('failed', 0)} · "
+            f"unknown outcome {counts.get('unknown', 0)}")
 
 
 @command
