@@ -33,6 +33,7 @@ CONSOLE_TOKEN = "0:CONSOLE"
 # and it serves the aiohttp transport well too.
 POOL_SIZE = 16
 # Every reply is HTML (bot.render escapes what it did not write) and never unfurls a link.
+INTERRUPTED_BACKTEST = "⚠️ Your backtest was interrupted by a restart of the bot. Send /backtest to run it again."
 DEFAULTS = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
@@ -88,6 +89,7 @@ async def _post_init(app: Application) -> None:
         app.bot_data["services"] = await open_services(settings, app.bot)
     services: Services = app.bot_data["services"]
     await services.sender.start()
+    await _tell_interrupted(services)
     services.notifier.start()
     start_streams(services.market)
     services.background.spawn(_set_commands(app), name="set-my-commands")
@@ -95,6 +97,14 @@ async def _post_init(app: Application) -> None:
     log.info("bot ready (market: %s, LLM: %s, automaton API: %s)",
              "demo" if services.market.is_demo else "AVE", "on" if settings.llm_enabled else "rule-based",
              "on" if settings.automaton_enabled else "off")
+
+
+async def _tell_interrupted(services: Services) -> None:
+    """A backtest the previous process was running when it stopped: its user is told, once."""
+    outbox = services.outbox
+    await outbox.add([outbox.message(user_id, INTERRUPTED_BACKTEST, key=f"bt-interrupted:{backtest_id}")
+                      for backtest_id, user_id in services.interrupted_backtests])
+    services.interrupted_backtests.clear()
 
 
 async def _set_commands(app: Application) -> None:

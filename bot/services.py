@@ -66,6 +66,7 @@ class Services:
     sync: AutomatonSync | None
     coordinator: Coordinator
     screens: Screens
+    interrupted_backtests: list[tuple[int, int]] = field(default_factory=list)  # told on start
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
 
@@ -161,9 +162,10 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     if sync is not None:
         coordinator.register("automaton_sync", sync.run_once, period=tick)
     await simulations.resume_all()
-    await backtests.recover_interrupted()
+    interrupted = await backtests.recover_interrupted()
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
                     outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
-                    screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None))
+                    screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None),
+                    interrupted_backtests=interrupted)

@@ -161,9 +161,14 @@ class BacktestService:
         self._bots = BotRepo(db)
         self._active: set[int] = set()
 
-    async def recover_interrupted(self) -> int:
-        """Mark backtests left 'running' by a previous process as failed (call once on start)."""
+    async def recover_interrupted(self) -> list[tuple[int, int]]:
+        """Mark backtests left 'running' by a previous process as failed (call once on start);
+        returns their (backtest_id, user_id), so their users can be told."""
         return await self._backtests.fail_interrupted(to_iso(self._clock()))
+
+    def is_busy(self, user_id: int) -> bool:
+        """True while one of the user's backtests runs (a second one would be refused)."""
+        return user_id in self._active
 
     async def run(self, user_id: int, bot_id: int | None, strategy: Strategy, request: BacktestRequest,
                   progress: Progress) -> BacktestReport:

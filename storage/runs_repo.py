@@ -84,12 +84,13 @@ class BacktestRepo(Repo):
             await t.execute("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
                             " WHERE backtest_id = ? AND status = 'running'", (error[:500], finished_at, backtest_id))
 
-    async def fail_interrupted(self, finished_at: str, error: str = "interrupted by a restart") -> int:
-        """Mark rows left 'running' by a previous process as failed; returns how many."""
+    async def fail_interrupted(self, finished_at: str,
+                               error: str = "interrupted by a restart") -> builtins.list[tuple[int, int]]:
+        """Mark rows left 'running' by a previous process as failed; returns their (backtest_id, user_id)."""
         async with self.db.transaction() as t:
-            cur = await t.execute("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
-                                  " WHERE status = 'running'", (error, finished_at))
-            return cur.rowcount
+            rows = await t.fetchall("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
+                                    " WHERE status = 'running' RETURNING backtest_id, user_id", (error, finished_at))
+            return [(int(r[0]), int(r[1])) for r in rows]
 
     async def get(self, user_id: int, backtest_id: int) -> BacktestRecord | None:
         row = await self.db.fetchone(f"SELECT {_BACKTEST_COLUMNS} FROM backtests"

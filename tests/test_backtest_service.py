@@ -271,7 +271,8 @@ async def test_interrupted_rows_are_failed_on_start(bt_db: Database) -> None:
     repo = BacktestRepo(bt_db)
     await repo.create(USER, None, "PEPE", "PEPE", "1h", 30, "{}", demo=True)
     service = BacktestService(bt_db, DemoMarket(clock=lambda: NOW), BacktestPool(1), clock=lambda: NOW)
-    assert await service.recover_interrupted() == 1
+    [row] = await repo.recent(USER)
+    assert await service.recover_interrupted() == [(row.backtest_id, USER)]
     [row] = await repo.recent(USER)
     assert row.status == "failed"
 

@@ -17,6 +17,7 @@ from bot.guards import SOMETHING_WRONG
 from engine.events import TradeOpened
 from tests.bot_harness import BotHarness, running_bot
 from tests.fakes.ave_api import AveFake
+from tests.fakes.telegram_api import TelegramFake
 from tests.invariants import check_invariants
 
 ALICE, BOB, CAROL = 701, 702, 703
@@ -144,3 +145,33 @@ async def test_a_token_whose_symbol_has_spaces_and_markup_backtests(tmp_path: Pa
             # shown literally: escaped by the bot, so the strict fake's HTML parser shows the markup as text
             assert photo.caption is not None and 'MY <b>"TOKEN"</b> & co' in photo.caption
             h.assert_clean()
+
+
+async def test_a_backtest_interrupted_by_a_restart_is_reported_to_its_user(tmp_path: Path) -> None:
+    from storage import open_database
+    from storage.runs_repo import BacktestRepo
+    from storage.users_repo import UserRepo
+
+    db = await open_database(f"sqlite:///{tmp_path / 'bot.db'}")
+    try:
+        await UserRepo(db).ensure(ALICE)
+        await BacktestRepo(db).create(ALICE, None, "PEPE", "PEPE", "1h", 30, "{}", demo=True)
+    finally:
+        await db.close()
+    with TelegramFake() as fake:
+        fake.add_chat(ALICE)  # a user of the previous run
+        async with running_bot(tmp_path, fake=fake) as h:
+            await fake.wait_for_sent_async("sendMessage", chat_id=ALICE, timeout=20)
+            assert "interrupted by a restart" in _texts(h, ALICE)[0] and "/backtest" in _texts(h, ALICE)[0]
+        async with running_bot(tmp_path, fake=fake) as again:  # told once, not on every start
+            await again.idle()
+            assert len(_texts(again, ALICE)) == 1
+
+
+async def test_a_second_backtest_while_one_runs_is_refused_before_any_progress(
+        h: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    await h.send(ALICE, "/newbot Twice")
+    await h.send(ALICE, "buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%")
+    monkeypatch.setattr(h.services.backtests, "is_busy", lambda user_id: user_id == ALICE)
+    replies = await h.send_all(ALICE, "/backtest")
+    assert len(replies) == 1 and replies[0].text.startswith("⚠️") and "Preparing" not in replies[0].text

@@ -144,7 +144,7 @@ async def test_backtests_and_their_signals(repo_db: Database) -> None:
     await repo.fail(bt, "late error", to_iso(1))
     assert (await repo.get(ALICE, bt)).status == "completed"  # type: ignore[union-attr]
     other = await repo.create(ALICE, None, "X", "X", "1h", 30, "{}", demo=False)
-    assert await repo.fail_interrupted(to_iso(2)) == 1
+    assert await repo.fail_interrupted(to_iso(2)) == [(other, ALICE)]
     failed = await repo.get(ALICE, other)
     assert failed is not None and failed.status == "failed" and failed.error == "interrupted by a restart"
     assert [r.backtest_id for r in await repo.recent(ALICE)] == [other, bt]

@@ -18,6 +18,7 @@ from bot.render import MAX_CAPTION, clip, esc
 from bot.selection import select_strategy, selected_strategy
 from engine.backtest_service import BacktestRequest
 from engine.errors import CodedError
+from engine.pool import BacktestBusyError
 from engine.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ async def run_backtest_for(update: Update, context: AppContext, bot: Any, strate
     """
     services = context.services
     request = parse_backtest_args(args, strategy.finest_timeframe)
+    if services.backtests.is_busy(update.effective_user.id):  # refused before any progress message
+        raise BacktestBusyError("backtest.busy")
     chat_id = update.effective_chat.id
     scope = current()
     (progress_id,) = await scope.outbox.add([scope.outbox.message(chat_id, "⏳ Preparing backtest…",
