@@ -57,7 +57,9 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
         # request, which was most of the bot's CPU under load (benchmarks/bot_load.py).
         builder = (builder.base_url(settings.telegram_base_url)
                    .base_file_url(settings.telegram_base_url.replace("/bot", "/file/bot", 1))
-                   .request(AiohttpRequest(connection_pool_size=POOL_SIZE, connect_timeout=10, read_timeout=20,
+                   # read_timeout 60 s: far above the Bot API's normal latency, so a slow send
+                   # completes instead of ending "unknown" (the outbox never repeats those)
+                   .request(AiohttpRequest(connection_pool_size=POOL_SIZE, connect_timeout=10, read_timeout=60,
                                            write_timeout=20, pool_timeout=30))
                    .get_updates_request(AiohttpRequest(connection_pool_size=1, connect_timeout=5, read_timeout=35,
                                                        write_timeout=5, pool_timeout=1)))

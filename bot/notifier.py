@@ -157,7 +157,11 @@ class Notifier:
                 blocked[uid] = await self._is_blocked(uid)
             if blocked[uid]:
                 continue
+            try:
+                text = format_event(event)
+            except Exception:  # a wording bug must not hold back everyone else's pushes
+                log.exception("could not word %s for user %s; skipped", type(event).__name__, uid)
+                continue
             ttl = self._signal_ttl if isinstance(event, SignalFired) else self._ttl
-            rows.append(self._outbox.message(uid, format_event(event), priority=NOTIFY, ttl=ttl,
-                                             silent=pref == "silent"))
+            rows.append(self._outbox.message(uid, text, priority=NOTIFY, ttl=ttl, silent=pref == "silent"))
         return rows

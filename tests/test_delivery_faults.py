@@ -175,3 +175,16 @@ async def test_a_second_backtest_while_one_runs_is_refused_before_any_progress(
     monkeypatch.setattr(h.services.backtests, "is_busy", lambda user_id: user_id == ALICE)
     replies = await h.send_all(ALICE, "/backtest")
     assert len(replies) == 1 and replies[0].text.startswith("⚠️") and "Preparing" not in replies[0].text
+
+
+async def test_slow_sends_are_answered_once_each(h: BotHarness) -> None:
+    h.fake.slow_down("sendMessage", 3.0, count=None)  # Telegram slow, well inside the sender's read timeout
+    try:
+        for uid in (ALICE, BOB, CAROL):
+            h.fake.user_sends(uid, "/help")
+        await h.idle(timeout=60)
+    finally:
+        h.fake.slow_down("sendMessage", 0)
+    for uid in (ALICE, BOB, CAROL):
+        assert len(_texts(h, uid)) == 1  # once: no retry of a send that was only slow
+    assert h.services.sender.counts["unknown"] == 0
