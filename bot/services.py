@@ -140,6 +140,7 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
         # (risk runs as its own worker right after, on the same period).
         await agent_loop.run()
         await spawner.run_once()
+        await notifier.flush()  # the tick's pushes into the outbox now, not at the next timer
 
     tick = settings.agent_tick_seconds
 

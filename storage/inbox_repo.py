@@ -45,6 +45,17 @@ def finish(tx: SyncTx, done: Iterable[int], throttled: Iterable[int], now: float
             [(stamp, i) for i in throttled])
 
 
+def recover(tx: SyncTx, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+    """On start: the updates a previous process left unfinished, counted; one found unfinished by more
+    than `max_recoveries` starts (it may be what crashes the process) is abandoned instead.
+    Returns (updates to process again, abandoned ids)."""
+    tx.run("UPDATE inbox_updates SET recoveries = recoveries + 1 WHERE state = 'pending'")
+    abandoned = [r[0] for r in tx.all("SELECT update_id FROM inbox_updates WHERE state = 'pending'"
+                                      " AND recoveries > ?", (max_recoveries,))]
+    tx.many("UPDATE inbox_updates SET state = 'abandoned' WHERE update_id = ?", [(i,) for i in abandoned])
+    return pending(tx), abandoned
+
+
 def pending(tx: SyncTx) -> list[StoredUpdate]:
     """Every update not processed yet, oldest first (what a restart must process again)."""
     rows = tx.all("SELECT update_id, user_id, payload FROM inbox_updates WHERE state = 'pending' ORDER BY update_id")
@@ -76,6 +87,9 @@ class InboxRepo:
 
     async def pending(self) -> list[StoredUpdate]:
         return await self.db.run(pending)
+
+    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+        return await self.db.run(recover, max_recoveries)
 
     async def last_update_id(self) -> int | None:
         return await self.db.run(last_update_id)

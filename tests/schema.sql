@@ -89,7 +89,7 @@ CREATE TABLE bots ( bot_id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NO
 CREATE TABLE change_clock ( id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL );
 
 -- table inbox_updates
-CREATE TABLE inbox_updates ( update_id INTEGER PRIMARY KEY, -- Telegram's update_id: a re-delivered update is stored once user_id INTEGER, -- the update's effective user; NULL when it has none payload TEXT NOT NULL, -- the update's JSON as Telegram sent it state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled')), received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );
+CREATE TABLE inbox_updates ( update_id INTEGER PRIMARY KEY, -- Telegram's update_id: a re-delivered update is stored once user_id INTEGER, -- the update's effective user; NULL when it has none payload TEXT NOT NULL, -- the update's JSON as Telegram sent it state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled', 'abandoned')), recoveries INTEGER NOT NULL DEFAULT 0, -- starts that found it unfinished (a crash loop gives up) received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );
 
 -- table ledger_entries
 CREATE TABLE ledger_entries ( entry_id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL REFERENCES automaton_agents(agent_id), user_id INTEGER NOT NULL REFERENCES users(user_id), kind TEXT NOT NULL CHECK (kind IN ('deposit', 'withdraw', 'profit', 'loss', 'spawn_out', 'spawn_in', 'sync_adjust')), amount INTEGER NOT NULL, balance_after INTEGER NOT NULL CHECK (balance_after >= 0), ref TEXT, idempotency_key TEXT UNIQUE, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) );

@@ -605,6 +605,36 @@ async def test_a_restart_processes_the_whole_backlog(db: Database) -> None:
     assert flow.ids() == [1, 2, 3, 4] and flow.throttled == []
 
 
+async def test_an_update_that_keeps_crashing_the_process_is_given_up(db: Database) -> None:
+    from bot.delivery.inbox import MAX_RECOVERIES
+
+    await InboxRepo(db).store([StoredUpdate(1, USER, json.dumps(upd(1, USER))),
+                               StoredUpdate(2, OTHER, json.dumps(upd(2, OTHER)))])
+    crashing = asyncio.Event()
+
+    async def crash(user_id: int, update_id: int) -> None:
+        if update_id == 1:
+            await crashing.wait()  # never returns: the process "dies" while handling it
+
+    for _ in range(MAX_RECOVERIES):  # each start finds it unfinished and tries again
+        flow = Flow(hook=crash)
+        inbox = flow.inbox(db)
+        await inbox.start()
+        async with asyncio.timeout(LIMIT):
+            while 1 not in flow.ids():  # noqa: ASYNC110 - a counter, nothing to wait on
+                await asyncio.sleep(0.01)
+        await inbox.stop(drain_seconds=0.05)
+        assert 1 in flow.ids()
+    flow = Flow()
+    inbox = flow.inbox(db)
+    await inbox.start()
+    await joined(inbox)
+    await inbox.stop()
+    assert 1 not in flow.ids()  # abandoned after MAX_RECOVERIES restarts, so it cannot crash a fourth
+    assert (await inbox_states(db))[1] == "abandoned"
+    assert (await inbox_states(db))[2] == "done"
+
+
 async def test_finished_rows_are_pruned_after_their_retention_and_pending_ones_kept(db: Database) -> None:
     inbox, outbox = InboxRepo(db), OutboxRepo(db)
     await inbox.store([StoredUpdate(i, USER, "{}") for i in (1, 2, 3)])

@@ -29,6 +29,7 @@ Process = Callable[[dict[str, Any]], Awaitable[None]]
 Throttled = Callable[[StoredUpdate, dict[str, Any], bool], Awaitable[None]]
 FLUSH_SECONDS = 0.05
 MAX_QUEUED_PER_USER = 50
+MAX_RECOVERIES = 3  # an update still unfinished after this many restarts is given up (a crash loop)
 
 
 def user_of(update: dict[str, Any]) -> int | None:
@@ -66,6 +67,9 @@ class MemoryInboxRepo:
 
     async def pending(self) -> list[StoredUpdate]:
         return sorted(self._rows.values(), key=lambda u: u.update_id)
+
+    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+        return await self.pending(), []
 
     async def last_update_id(self) -> int | None:
         return self._last
@@ -140,7 +144,10 @@ class Inbox:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Process what a previous process left unfinished, then whatever arrives."""
-        left = await self._repo.pending()
+        left, abandoned = await self._repo.recover(MAX_RECOVERIES)
+        if abandoned:
+            log.error("gave up %d update(s) unfinished after %d restarts (ids %s): they may be what stops "
+                      "the process", len(abandoned), MAX_RECOVERIES, abandoned[:10])
         if left:
             log.info("processing %d update(s) left unfinished by the previous run", len(left))
         for update in left:

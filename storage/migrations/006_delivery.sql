@@ -4,7 +4,8 @@ CREATE TABLE inbox_updates (
     update_id   INTEGER PRIMARY KEY,       -- Telegram's update_id: a re-delivered update is stored once
     user_id     INTEGER,                   -- the update's effective user; NULL when it has none
     payload     TEXT NOT NULL,             -- the update's JSON as Telegram sent it
-    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled')),
+    state       TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled', 'abandoned')),
+    recoveries  INTEGER NOT NULL DEFAULT 0,  -- starts that found it unfinished (a crash loop gives up)
     received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     done_at     TEXT
 );
