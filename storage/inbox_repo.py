@@ -45,14 +45,15 @@ def finish(tx: SyncTx, done: Iterable[int], throttled: Iterable[int], now: float
             [(stamp, i) for i in throttled])
 
 
-def recover(tx: SyncTx, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+def recover(tx: SyncTx, max_recoveries: int) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
     """On start: the updates a previous process left unfinished, counted; one found unfinished by more
     than `max_recoveries` starts (it may be what crashes the process) is abandoned instead.
-    Returns (updates to process again, abandoned ids)."""
+    Returns (updates to process again, abandoned updates)."""
     tx.run("UPDATE inbox_updates SET recoveries = recoveries + 1 WHERE state = 'pending'")
-    abandoned = [r[0] for r in tx.all("SELECT update_id FROM inbox_updates WHERE state = 'pending'"
-                                      " AND recoveries > ?", (max_recoveries,))]
-    tx.many("UPDATE inbox_updates SET state = 'abandoned' WHERE update_id = ?", [(i,) for i in abandoned])
+    abandoned = [StoredUpdate(r[0], r[1], r[2]) for r in tx.all(
+        "SELECT update_id, user_id, payload FROM inbox_updates WHERE state = 'pending' AND recoveries > ?",
+        (max_recoveries,))]
+    tx.many("UPDATE inbox_updates SET state = 'abandoned' WHERE update_id = ?", [(u.update_id,) for u in abandoned])
     return pending(tx), abandoned
 
 
@@ -88,7 +89,7 @@ class InboxRepo:
     async def pending(self) -> list[StoredUpdate]:
         return await self.db.run(pending)
 
-    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
         return await self.db.run(recover, max_recoveries)
 
     async def last_update_id(self) -> int | None:

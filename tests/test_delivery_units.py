@@ -626,11 +626,18 @@ async def test_an_update_that_keeps_crashing_the_process_is_given_up(db: Databas
         await inbox.stop(drain_seconds=0.05)
         assert 1 in flow.ids()
     flow = Flow()
-    inbox = flow.inbox(db)
+    told: list[int] = []
+
+    async def on_abandoned(update: StoredUpdate) -> None:
+        told.append(update.update_id)
+
+    inbox = Inbox(InboxRepo(db), flow.process, on_throttled=flow.on_throttled, throttle=Throttle(burst=10),
+                  on_abandoned=on_abandoned)
     await inbox.start()
     await joined(inbox)
     await inbox.stop()
     assert 1 not in flow.ids()  # abandoned after MAX_RECOVERIES restarts, so it cannot crash a fourth
+    assert told == [1]  # and its user is told
     assert (await inbox_states(db))[1] == "abandoned"
     assert (await inbox_states(db))[2] == "done"
 

@@ -27,6 +27,7 @@ from storage.inbox_repo import InboxRepo, StoredUpdate
 log = logging.getLogger(__name__)
 Process = Callable[[dict[str, Any]], Awaitable[None]]
 Throttled = Callable[[StoredUpdate, dict[str, Any], bool], Awaitable[None]]
+Abandoned = Callable[[StoredUpdate], Awaitable[None]]
 FLUSH_SECONDS = 0.05
 MAX_QUEUED_PER_USER = 50
 MAX_RECOVERIES = 3  # an update still unfinished after this many restarts is given up (a crash loop)
@@ -68,7 +69,7 @@ class MemoryInboxRepo:
     async def pending(self) -> list[StoredUpdate]:
         return sorted(self._rows.values(), key=lambda u: u.update_id)
 
-    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[int]]:
+    async def recover(self, max_recoveries: int) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
         return await self.pending(), []
 
     async def last_update_id(self) -> int | None:
@@ -79,10 +80,12 @@ class Inbox:
     """Stores, schedules and processes updates; see the module docstring."""
 
     def __init__(self, repo: InboxRepo | MemoryInboxRepo, process: Process, *, on_throttled: Throttled,
-                 throttle: Throttle, concurrency: int = 64, clock: Callable[[], float] = time.time) -> None:
+                 throttle: Throttle, on_abandoned: Abandoned | None = None, concurrency: int = 64,
+                 clock: Callable[[], float] = time.time) -> None:
         self._repo = repo
         self._process = process
         self._on_throttled = on_throttled
+        self._on_abandoned = on_abandoned
         self._throttle = throttle
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
@@ -147,7 +150,12 @@ class Inbox:
         left, abandoned = await self._repo.recover(MAX_RECOVERIES)
         if abandoned:
             log.error("gave up %d update(s) unfinished after %d restarts (ids %s): they may be what stops "
-                      "the process", len(abandoned), MAX_RECOVERIES, abandoned[:10])
+                      "the process", len(abandoned), MAX_RECOVERIES, [u.update_id for u in abandoned[:10]])
+        for update in abandoned if self._on_abandoned is not None else ():
+            try:
+                await self._on_abandoned(update)  # type: ignore[misc]
+            except Exception:  # telling the user is a courtesy
+                log.warning("could not report abandoned update %s", update.update_id, exc_info=True)
         if left:
             log.info("processing %d update(s) left unfinished by the previous run", len(left))
         for update in left:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 SLOW_DOWN = ("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
              "Wait a few seconds, then try again.")
 SLOW_TOAST = "🐢 Slow down a little, please."
+GAVE_UP = ("⚠️ I could not handle one of your last messages: it kept failing, so I skipped it. "
+           "Nothing was changed by it. Please try again, or send /help.")
 INBOX_KEEP_SECONDS = 2 * 86_400  # finished updates: long enough to investigate a report
 OUTBOX_KEEP_SECONDS = 7 * 86_400  # delivered messages: the edit targets of a week-old screen
 
@@ -91,5 +93,10 @@ def make_inbox(app: Application, services: Services) -> Inbox:
             outbox = services.outbox
             await outbox.add([outbox.message(update.user_id, SLOW_DOWN, key=f"slow:{update.update_id}")])
 
+    async def abandoned(update: StoredUpdate) -> None:
+        if update.user_id is not None and update.user_id > 0:
+            outbox = services.outbox
+            await outbox.add([outbox.message(update.user_id, GAVE_UP, key=f"gave-up:{update.update_id}")])
+
     throttle = Throttle(burst=settings.user_burst, per_minute=settings.user_updates_per_minute)
-    return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle)
+    return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)
