@@ -269,7 +269,7 @@ def test_build_application_uses_aiohttp_for_both_requests(fake: TelegramFake) ->
     assert isinstance(app.bot.request, AiohttpRequest)
     updates_request = app.bot._request[0]
     assert isinstance(updates_request, AiohttpRequest) and updates_request is not app.bot.request
-    assert app.bot.request.read_timeout == 20 and updates_request.read_timeout == 35
+    assert app.bot.request.read_timeout == 60 and updates_request.read_timeout == 35
 
 
 async def test_proxy_settings_are_read_once_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
