@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from storage.connection import SyncTx
 from storage.db import Database
 from storage.values import from_iso, to_iso
-
-# The states a row ends in; 'pending' is the only one the sender picks up.
-FINAL_STATES = ("sent", "failed", "expired", "unknown", "digested")
 
 
 @dataclass
@@ -33,7 +30,6 @@ class OutboxRow:
     expires_at: float | None = None
     attempts: int = 0
     outbox_id: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # in-memory only (e.g. the target's message id)
 
 
 @dataclass(frozen=True)
@@ -98,11 +94,6 @@ def sent_message_ids(tx: SyncTx, outbox_ids: Sequence[int]) -> dict[int, int]:
     return {r[0]: r[1] for r in rows}
 
 
-def counts(tx: SyncTx) -> dict[str, int]:
-    """Rows per state (for the health screen and the benchmarks)."""
-    return {r[0]: r[1] for r in tx.all("SELECT state, COUNT(*) FROM outbox_messages GROUP BY state")}
-
-
 def prune(tx: SyncTx, before: float) -> int:
     """Forget delivered and given-up rows older than `before` (an edit's target first kept while pending)."""
     return tx.run("DELETE FROM outbox_messages WHERE state <> 'pending' AND done_at < ? AND outbox_id NOT IN"
@@ -127,9 +118,6 @@ class OutboxRepo:
 
     async def sent_message_ids(self, outbox_ids: Sequence[int]) -> dict[int, int]:
         return await self.db.run(sent_message_ids, list(outbox_ids))
-
-    async def counts(self) -> dict[str, int]:
-        return await self.db.read(counts)
 
     async def prune(self, before: float) -> int:
         return await self.db.run(prune, before)

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 SLOW_DOWN = ("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
              "Wait a few seconds, then try again.")
 SLOW_TOAST = "🐢 Slow down a little, please."
-GAVE_UP = ("⚠️ I could not handle one of your last messages: it kept failing, so I skipped it. "
-           "Nothing was changed by it. Please try again, or send /help.")
+GAVE_UP = ("⚠️ I could not finish one of your last messages: it kept failing, so I stopped trying. "
+           "A money operation it asked for happened once or not at all: check /ai_portfolio.")
 INBOX_KEEP_SECONDS = 2 * 86_400  # finished updates: long enough to investigate a report
 OUTBOX_KEEP_SECONDS = 7 * 86_400  # delivered messages: the edit targets of a week-old screen
 
