@@ -9,11 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
 from bot.messages import describe
 from engine.backtest_service import FETCHING, RUNNING, BacktestReport
 from engine.core import Costs
+from engine.numbers import format_price, format_quantity
 from engine.parity import BARS_UNUSABLE, SIMULATION_PREDATES, TRADES_PREDATE, ParityReport
 from engine.simulate.status import SimulationStatus
 from engine.simulate.store import BOT_DELETED, MAX_DURATION, STOPPED, UNREADABLE
@@ -65,15 +64,6 @@ def _signed(value: Decimal | int) -> str:
     return f"{'+' if amount > 0 else ''}{amount:,.2f}"
 
 
-def format_price(price: float) -> str:
-    """A price without exponent notation, 6 significant digits: 0.0012, 0.00000012, 65000."""
-    return np.format_float_positional(float(price), precision=6, unique=True, fractional=False, trim="-")
-
-
-def _price(price: float) -> str:
-    return format_price(price) if price < 1000 else f"{price:,.2f}"
-
-
 def simulation_card(status: SimulationStatus) -> str:
     """A plain-text block for one simulation (the caller escapes it for HTML)."""
     demo = " (demo market)" if status.demo else ""
@@ -82,12 +72,11 @@ def simulation_card(status: SimulationStatus) -> str:
              f"Equity {_money(status.equity)} USDC ({_signed(status.pnl)}, {status.pnl_pct:+.2f}%)"]
     pos = status.position
     if pos is not None:
-        size = f"{pos.size:,.0f}" if pos.size >= 1000 else f"{pos.size:.6g}"
-        lines.append(f"Position {size} {status.symbol} @ {_price(pos.entry_price)}, "
+        lines.append(f"Position {format_quantity(pos.size)} {status.symbol} @ {format_price(pos.entry_price)}, "
                      f"cost {_money(pos.cost)} USDC, unrealized {_signed(status.unrealized_pnl or 0)}")
     else:
         lines.append("No open position")
-    price = "n/a" if status.last_price is None else _price(status.last_price)
+    price = "n/a" if status.last_price is None else format_price(status.last_price)
     lines.append(f"Signals {status.signals} · trades {status.trades} · last price {price}")
     lines.append(f"Costs: {costs_text(Costs(status.fee_bps, status.slippage_bps))}; paid "
                  f"{_money(status.fees_paid)} USDC in fees, {_money(status.slippage_paid)} in slippage")

@@ -23,6 +23,7 @@ from bot.render import esc, exit_reason, reason_text, signed, usdc
 from bot.signal_text import explanation_text
 from engine.core import Costs
 from engine.events import Event, SignalFired, SimulationEnded, TradeClosed, TradeOpened
+from engine.numbers import format_price
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,19 @@ def format_event(event: Event) -> str:
     if isinstance(event, TradeOpened):
         who = (f"Simulation #{event.simulation_id}" if event.simulation_id is not None
                else f"Agent <code>{esc(event.agent_id)}</code>")
-        return (f"🟢 <b>Bought {esc(event.symbol)}</b>{demo}\n\n{who} @ {event.price:.8g} for {usdc(event.cost)}"
-                + _costs_line(event))
+        return (f"🟢 <b>Bought {esc(event.symbol)}</b>{demo}\n\n{who} @ {format_price(event.price)} "
+                f"for {usdc(event.cost)}" + _costs_line(event))
     if isinstance(event, TradeClosed):
         who = (f"Simulation #{event.simulation_id}" if event.simulation_id is not None
                else f"Agent <code>{esc(event.agent_id)}</code>")
         icon = "✅" if event.pnl >= 0 else "🔻"
         return (f"{icon} <b>Sold {esc(event.symbol)}</b>{demo} ({esc(exit_reason(event.reason))})\n\n{who}: "
-                f"{event.entry_price:.8g} → {event.exit_price:.8g}, P&amp;L <b>{signed(event.pnl)} USDC</b>"
-                + _costs_line(event))
+                f"{format_price(event.entry_price)} → {format_price(event.exit_price)}, "
+                f"P&amp;L <b>{signed(event.pnl)} USDC</b>" + _costs_line(event))
     if isinstance(event, SignalFired):
         name = f" — {esc(event.bot_name)}" if event.bot_name else ""
         return (f"📡 <b>{esc(event.side.upper())} signal: {esc(event.symbol)}</b>{name}{demo}\n\n"
-                f"{esc(explanation_text(event.reasons, event.side))}\nPrice: {event.price:.8g}")
+                f"{esc(explanation_text(event.reasons, event.side))}\nPrice: {format_price(event.price)}")
     if isinstance(event, SimulationEnded):
         parity = f"\n{esc(parity_line(event.parity))}" if event.parity is not None else ""
         reason = end_reason(event.reason, event.max_hours)

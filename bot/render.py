@@ -15,6 +15,7 @@ from agents.ledger.reasons import parse_reason
 from bot.cards import costs_text
 from bot.messages import CATALOG, word
 from engine.core import Costs
+from engine.numbers import format_price, format_quantity
 from engine.strategy import default_strategy
 from storage.money import from_micro
 
@@ -222,11 +223,12 @@ def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str 
     if positions:
         lines += ["", "<b>Open positions</b>"]
         for p in positions[:5]:
-            lines.append(f"• {esc(p['symbol'])}: {p['size']:.6g} @ {p['entry_price']:.6g} (cost {usdc(p['cost'])})")
+            lines.append(f"• {esc(p['symbol'])}: {format_quantity(p['size'])} @ "
+                         f"{format_price(p['entry_price'])} (cost {usdc(p['cost'])})")
     if trades:
         lines += ["", "<b>Last trades</b>"]
         for t in trades[:5]:
-            lines.append(f"• {esc(t['symbol'])} {t['entry_price']:.6g} → {t['exit_price']:.6g}: "
+            lines.append(f"• {esc(t['symbol'])} {format_price(t['entry_price'])} → {format_price(t['exit_price'])}: "
                          f"{signed(t['pnl'])} USDC ({esc(exit_reason(t['exit_reason']))})")
     if costs:
         lines.append(f"Costs: {esc(costs)}")

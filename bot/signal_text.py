@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.cards import format_price
+from engine.numbers import format_price
 from engine.signal_reasons import SignalReason, decode_reasons
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.numbers import format_price
 from engine.strategy import Strategy, parse_strategy
 
 
@@ -23,7 +24,7 @@ def describe_condition(cond: Any) -> str:
         return f"price rises {_pct(cond.threshold)} within {cond.timeframe}"
     if cond.type == "volume_spike":
         return f"volume jumps {_pct(cond.threshold)} above its {cond.timeframe} average"
-    return f"price crosses {'above' if cond.direction == 'above' else 'below'} ${cond.price:g}"
+    return f"price crosses {'above' if cond.direction == 'above' else 'below'} ${format_price(cond.price)}"
 
 
 def describe_strategy(strategy: Strategy | dict[str, Any]) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.numbers import format_price
+
 _MAX_POINTS = 3000
 _ENTRY_COLOR = "#1a9850"
 _EXIT_COLOR = "#d73027"
@@ -42,6 +44,7 @@ def render_equity_chart(time: Sequence[float] | np.ndarray, close: Sequence[floa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     t = np.asarray(time, dtype=np.int64).astype("datetime64[s]")
     px = np.asarray(close, dtype=np.float64)
@@ -67,6 +70,8 @@ def render_equity_chart(time: Sequence[float] | np.ndarray, close: Sequence[floa
                          zorder=3, label="sell")
     ax_price.set_title(title, fontsize=15, loc="left")
     ax_price.set_ylabel("price", fontsize=12)
+    # the one price rule on the axis too: 0.0000114, never "1e-5" with an offset above the axis
+    ax_price.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_price(value)))
     ax_price.legend(loc="upper left", fontsize=11, frameon=False)
     ax_price.tick_params(labelbottom=False, labelsize=11)
 

@@ -291,7 +291,7 @@ def test_format_event_names_the_rule_in_the_users_terms() -> None:
                                     reasons=(DIP, LEVEL), bot_name="Dip", demo=True))
     assert "BUY signal: PEPE" in text and "Dip" in text and "(demo)" in text
     assert ("\n\nprice dropped 3.1% in 1h ≥ your 3%; price crossed below $0.00000012 (your level)\n"
-            "Price: 1.25e-05") in text
+            "Price: 0.0000125") in text
     closed = format_event(TradeClosed(user_id=USER, agent_id="ag0123456789", symbol="PEPE", entry_price=1.0,
                                       exit_price=1.2, pnl=Decimal("4"), reason="take-profit"))
     assert "P&amp;L <b>+4.00 USDC</b>" in closed and "take-profit" in closed

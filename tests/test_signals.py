@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.cards import format_price
 from bot.signal_text import explanation_text, reason_words, stored_explanation
+from engine.numbers import format_price
 from engine.signal_reasons import STORED_CHARS, SignalReason, decode_reasons, encode_reasons
 from engine.signals import (
     compile_batch,
@@ -187,7 +187,7 @@ def test_a_long_list_of_reasons_still_fits_the_stored_column() -> None:
 def test_format_price_has_no_exponent() -> None:
     assert format_price(0.0012) == "0.0012"
     assert format_price(1.2e-7) == "0.00000012"
-    assert format_price(65000.0) == "65000"
+    assert format_price(65000.0) == "65,000"
     assert format_price(1.23456789) == "1.23457"
 
 

@@ -8,11 +8,13 @@ translated and is written once. Templates are `str.format` strings over the erro
 from __future__ import annotations
 
 import logging
+import string
 from collections.abc import Mapping
 from typing import Any
 
 from bot.messages import design, engine, ledger, reasons
 from engine.errors import CodedError
+from engine.numbers import format_price
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,18 @@ def describe(error: CodedError) -> str:
     return word(error.code, error.params)
 
 
+class _Formatter(string.Formatter):
+    """`str.format` plus the spec `price` (`{value:price}`): the one price rule, `engine.numbers`."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "price" and isinstance(value, int | float):
+            return format_price(value)
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _Formatter()
+
+
 def word(code: str, params: Mapping[str, Any]) -> str:
     """The template of `code` filled with `params`: the one place a code becomes words.
 
@@ -39,7 +53,7 @@ def word(code: str, params: Mapping[str, Any]) -> str:
         log.error("no text for code %s", code)
         return FALLBACK
     try:
-        return template.format(**{k: _param(k, v) for k, v in params.items()})
+        return _FORMATTER.format(template, **{k: _param(k, v) for k, v in params.items()})
     except (KeyError, IndexError, ValueError, TypeError) as exc:  # never break a screen
         log.error("text for %s does not fit its params %s: %s", code, params, exc)
         return FALLBACK

@@ -94,7 +94,7 @@ TEXTS: dict[str, str] = {
     "understood.sell_when": "sell when '{words}'",
     "understood.timeframe": "timeframe: {timeframe}",
     "understood.percent_changed": "{target} changed to {value:g}%",
-    "understood.price_changed": "{target} changed to {value:g}",
+    "understood.price_changed": "{target} changed to {value:price}",
     "understood.removed": "removed the {target} condition(s)",
     "understood.amount": "amount: {percent:g}% of the balance",
     "understood.default_amount": "no amount given: using {percent:g}% of the balance",
