@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.messages import describe
+from bot.wording import count
 from engine.backtest_service import FETCHING, RUNNING, BacktestReport
 from engine.core import Costs
 from engine.numbers import format_price, format_quantity
@@ -45,7 +46,7 @@ def parity_line(report: ParityReport) -> str:
     if report.total == 0:
         return f"{head} no closed bar with a trade yet, none in the backtest either"
     note = "" if report.ok else " (the difference is logged)"
-    return f"{head} {report.identical}/{report.total} trades identical{note}"
+    return f"{head} {report.identical}/{count(report.total, 'trade', 'trades')} identical{note}"
 
 
 def end_reason(reason: str, max_hours: float | None = None) -> str:
@@ -116,6 +117,14 @@ def _dollars(value: Any) -> str:
     return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
 
 
+def _profit_factor(m: dict[str, Any]) -> str:
+    """Gross profit over gross loss; with winners and no loser it is unbounded, not unknown."""
+    value = m.get("profit_factor")
+    if value is None and m.get("total_trades") and m.get("win_rate_pct") == 100:
+        return "∞ (no losing trade)"
+    return "n/a (no closed trade)" if value is None and not m.get("total_trades") else _num(value)
+
+
 def metrics_rows(report: BacktestReport) -> list[tuple[str, str]]:
     """The backtest metrics card as plain (label, value) pairs; the handler adds the HTML."""
     m = report.metrics
@@ -123,7 +132,7 @@ def metrics_rows(report: BacktestReport) -> list[tuple[str, str]]:
     start = f" (from {_dollars(st['initial_equity'])})" if st.get("initial_equity") else ""
     rows = [
         ("Token", f"{report.symbol} ({report.chain})" + (" · demo data" if report.demo else "")),
-        ("Period", f"{report.days} days of {report.timeframe} candles ({report.candles:,})"),
+        ("Period", f"{count(report.days, 'day', 'days')} of {report.timeframe} candles ({report.candles:,})"),
         ("Total return", _pct(m.get("total_return_pct"))),
         ("Buy & hold", _pct(m.get("buy_hold_return_pct"))),
         ("Trades", str(m.get("total_trades", 0))),
@@ -132,7 +141,7 @@ def metrics_rows(report: BacktestReport) -> list[tuple[str, str]]:
         ("Max drawdown", _pct(m.get("max_drawdown_pct"), signed=False)),
         ("Sharpe", _num(m.get("sharpe"))),
         ("Sortino", _num(m.get("sortino"))),
-        ("Profit factor", _num(m.get("profit_factor"))),
+        ("Profit factor", _profit_factor(m)),
         ("Expectancy", _dollars(m.get("expectancy"))),
         ("Exposure", _pct(m.get("exposure_pct"), signed=False)),
         ("Final equity", _dollars(m.get("final_equity")) + start),

@@ -41,6 +41,12 @@ def automaton_menu(agent: dict[str, Any]) -> Markup:
     return Markup(rows)
 
 
+def deposit_offer(amount: int) -> Markup:
+    """One button: deposit the amount the user named (e.g. /automaton 100 with an agent)."""
+    return Markup([[Btn(f"➕ Deposit {amount:,} USDC", callback_data=cb.DEPOSIT.build(amount))],
+                   [Btn("📊 Portfolio", callback_data=cb.PORTFOLIO.build(0))]])
+
+
 def portfolio(agents: Sequence[dict[str, Any]], page: int) -> Markup:
     pages = page_count(len(agents))
     page = min(max(page, 0), pages - 1)

@@ -45,6 +45,12 @@ def live_root(tx: SyncTx, user_id: int) -> Any:
     return tx.one(f"{_SELECT} WHERE user_id = ? AND generation = 1 AND status <> 'closed'", (user_id,))
 
 
+def has_closed_root(tx: SyncTx, user_id: int) -> bool:
+    """Whether the user once had a generation-1 agent that is now closed (withdrawn in full)."""
+    return tx.value("SELECT 1 FROM automaton_agents WHERE user_id = ? AND generation = 1 AND status = 'closed'"
+                    " LIMIT 1", (user_id,)) is not None
+
+
 def for_user(tx: SyncTx, user_id: int) -> list[Any]:
     """Every agent of the user (any status), oldest first."""
     return tx.all(f"{_SELECT} WHERE user_id = ? ORDER BY created_at, agent_id", (user_id,))

@@ -210,6 +210,11 @@ class IsolatedAIManager:
         _check_user_id(user_id)
         return await self.db.read(views.main_agent, user_id)
 
+    async def had_closed_main_agent(self, user_id: int) -> bool:
+        """Whether the user's generation-1 agent was closed (a new one can be created; history is kept)."""
+        _check_user_id(user_id)
+        return await self.db.read(agents.has_closed_root, user_id)
+
     async def list_children(self, agent_id: str, user_id: int) -> list[str]:
         """The agent's children (owner-checked), oldest first."""
         _check_user_id(user_id)

@@ -10,6 +10,7 @@ from telegram.ext import Application, CommandHandler, filters
 from bot.context import AppContext
 from bot.guards import command, reply
 from bot.render import esc, usdc
+from bot.wording import count
 from storage.money import from_micro
 from storage.stats_repo import overview
 
@@ -35,7 +36,7 @@ async def health_cmd(update: Update, context: AppContext) -> None:
         lines.append(f"• {esc(w.name)}: {esc(w.state)}, runs {w.runs}, last {age}{err}")
     last = s.agent_loop.last_report
     if last is not None:
-        lines += ["", f"Last tick: {last.agents_evaluated} agents, {last.trades_opened} opened, "
+        lines += ["", f"Last tick: {count(last.agents_evaluated, 'agent', 'agents')}, {last.trades_opened} opened, "
                       f"{last.trades_closed} closed, {last.price_calls} price calls, {last.duration * 1000:.0f} ms"
                       + (" (skipped)" if last.skipped else "") + (" (aborted)" if last.aborted else "")]
     stats = s.market.stats()

@@ -24,9 +24,15 @@ def _one_arg(context: AppContext, command: str) -> str | None:
 async def show_automaton(update: Update, context: AppContext) -> None:
     """The user's main agent with its buttons, or preset amounts to create one."""
     services = context.services
-    agent = await services.manager.get_main_agent(update.effective_user.id)
+    uid = update.effective_user.id
+    agent = await services.manager.get_main_agent(uid)
     if agent is None:
-        text = ("🤖 You don't have an automaton yet.\n\nChoose a starting balance (paper USDC), or send "
+        if await services.manager.had_closed_main_agent(uid):
+            head = ("🤖 Your automaton was closed when its balance was withdrawn in full; its history stays in "
+                    "/ai_portfolio. Start a new one:")
+        else:
+            head = "🤖 You don't have an automaton yet."
+        text = (f"{head}\n\nChoose a starting balance (paper USDC), or send "
                 f"<code>/automaton 250</code>. Minimum {services.settings.min_deposit} USDC.")
         await reply(update, text, keyboards.preset_amounts(callbacks.CREATE))
         return
@@ -45,10 +51,25 @@ async def _create(update: Update, context: AppContext, amount: str) -> None:
 async def automaton_cmd(update: Update, context: AppContext) -> None:
     """/automaton [amount]."""
     amount = _one_arg(context, "automaton")
-    if amount is None or await context.services.manager.get_main_agent(update.effective_user.id):
+    agent = await context.services.manager.get_main_agent(update.effective_user.id)
+    if amount is not None and agent is not None:  # the amount is not dropped in silence: offer it
+        whole = _whole_usdc(amount)
+        text = (agent_summary(agent, demo=context.services.market.is_demo)
+                + "\n\nYou already have an automaton; " + (
+                    f"add {esc(amount)} USDC to it with the button below, or send <code>/deposit {whole}</code>."
+                    if whole is not None else "send <code>/deposit 100</code> to add capital to it."))
+        markup = keyboards.deposit_offer(whole) if whole is not None else keyboards.automaton_menu(agent)
+        await reply(update, text, markup)
+        return
+    if amount is None or agent is not None:
         await show_automaton(update, context)
         return
     await _create(update, context, amount)
+
+
+def _whole_usdc(raw: str) -> int | None:
+    """The amount as whole USDC when it is one a Deposit button can carry, else None."""
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 1_000_000_000 else None
 
 
 @command

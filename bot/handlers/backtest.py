@@ -16,6 +16,7 @@ from bot.delivery.scope import Scope, current
 from bot.guards import SOMETHING_WRONG, UserFacingError, button, command, refusal
 from bot.render import MAX_CAPTION, clip, esc
 from bot.selection import select_strategy, selected_strategy
+from bot.wording import count
 from engine.backtest_service import BacktestRequest
 from engine.errors import CodedError
 from engine.pool import BacktestBusyError
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 def metrics_card(report: object, rows: list[tuple[str, str]]) -> str:
     demo = " <i>(demo market)</i>" if getattr(report, "demo", False) else ""
     head = (f"📈 <b>Backtest: {esc(getattr(report, 'symbol', ''))}</b> {esc(getattr(report, 'timeframe', ''))} · "
-            f"{getattr(report, 'days', '')} days · {getattr(report, 'candles', '')} candles{demo}")
+            f"{count(int(getattr(report, 'days', 0)), 'day', 'days')} · "
+            f"{count(int(getattr(report, 'candles', 0)), 'candle', 'candles')}{demo}")
     return "\n".join([head, "", *(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in rows)])
 
 

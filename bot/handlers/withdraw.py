@@ -18,6 +18,7 @@ from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
 from bot.render import esc, usdc, usdc_exact
+from bot.wording import count
 
 PENDING = "pending_withdrawal"
 EXPIRED = "This withdrawal request expired. Send /withdraw again."
@@ -35,10 +36,12 @@ async def _ask(update: Update, context: AppContext, raw: str) -> tuple[str, obje
             f"available balance?\n\nAvailable now: {usdc_exact(plan['total_available'])}.")
     if plan["dies"]:
         minimum = manager.rules.min_agent_balance
-        text += (f"\n\n⚠️ This leaves {len(plan['dies'])} agent(s) below the {usdc_exact(minimum)} minimum, so they "
+        text += (f"\n\n⚠️ This leaves {count(len(plan['dies']), 'agent', 'agents')} below the {usdc_exact(minimum)} "
+                 "minimum, so they "
                  "stop trading: " + ", ".join(f"<code>{esc(a)}</code>" for a in plan["dies"][:10]) + ".")
     if plan["closes"]:
-        text += f"\n\nℹ️ {len(plan['closes'])} agent(s) will be emptied and closed for good."
+        text += (f"\n\nℹ️ {count(len(plan['closes']), 'agent', 'agents')} will be emptied and closed for good; "
+                 "you can start a new automaton afterwards (your history stays in /ai_portfolio).")
     return text, keyboards.withdraw_confirm(nonce)
 
 

@@ -1,0 +1,45 @@
+"""Clear money states (issue 13, item 5): an amount is never dropped in silence, a closed automaton
+says so, and a closed user can start again with their history kept."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.bot_harness import BotHarness, running_bot
+
+ALICE = 611
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[BotHarness]:
+    async with running_bot(tmp_path) as harness:
+        yield harness
+        harness.assert_clean()
+
+
+async def test_automaton_with_an_amount_and_an_agent_offers_the_deposit(h: BotHarness) -> None:
+    await h.send(ALICE, "/automaton 100")
+    before = await h.snapshot()
+    offer = await h.send(ALICE, "/automaton 250")
+    assert "already have an automaton" in offer.text and "/deposit 250" in offer.text
+    assert await h.snapshot() == before  # nothing happened yet
+    pressed = await h.press_button(ALICE, offer, "Deposit 250")
+    assert pressed.last is not None and "350.00 USDC" in pressed.last.text
+    odd = await h.send(ALICE, "/automaton 12.5")
+    assert "already have an automaton" in odd.text and "/deposit 100" in odd.text
+
+
+async def test_a_closed_automaton_says_so_and_a_new_one_can_start(h: BotHarness) -> None:
+    await h.send(ALICE, "/automaton 100")
+    ask = await h.send(ALICE, "/withdraw all")
+    assert "closed for good" in ask.text and "start a new automaton" in ask.text
+    await h.press_button(ALICE, ask, "Confirm")
+    closed = await h.send(ALICE, "/automaton")
+    assert "was closed" in closed.text and "yet" not in closed.text
+    again = await h.send(ALICE, "/automaton 50")
+    assert "live" in again.text
+    portfolio = await h.send(ALICE, "/ai_portfolio")
+    assert portfolio.text.count(" G1 ") == 2 and "⚪" in portfolio.text  # the closed one is kept in the history
