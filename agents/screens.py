@@ -55,6 +55,7 @@ class AgentScreen:
     trades: list[dict[str, Any]] = field(default_factory=list)
     remote: RemoteBalance | None = None
     parity: ParityReport | None = None
+    last_check: float | None = None  # wall clock of the agent loop's last completed tick
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,11 @@ class Screens:
         if found is None:
             raise AgentNotFoundError(str(agent_id)[:64])
         agent, children, positions, trades = found
+        last = self.agent_loop.last_report
         return AgentScreen(agent, strategy_view(agent.get("strategy_json")), children, positions, trades,
                            remote_balance(agent) if self.remote_enabled else None,
-                           await self.agent_loop.parity(agent_id))
+                           await self.agent_loop.parity(agent_id),
+                           last.finished_at if last is not None and not last.skipped else None)
 
 
     async def bot(self, user_id: int, bot_id: object) -> BotScreen:

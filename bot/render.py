@@ -187,13 +187,38 @@ def default_strategy_text() -> str:
     """The default strategy in short, from the engine's own definition."""
     d = default_strategy()
     cond, buy, rm = d.conditions[0], d.buy, d.risk_management
-    return (f"default (buy {buy.amount_percent:g}% on a {cond.threshold:g}% {cond.timeframe} dip, "
+    return (f"default (buy {buy.amount_percent:g}% of {esc(d.token)} on a {cond.threshold:g}% {cond.timeframe} dip, "
             f"SL {rm.stop_loss_percent:g}%, TP {rm.take_profit_percent:g}%)")
 
 
+def checked_text(last_check: float | None, every: float, now: float) -> str:
+    """"Last market check: 40 s ago (every 60 s)", or that none has run since the bot started."""
+    cadence = f"every {_duration(every)}"
+    if last_check is None:
+        return f"Last market check: not yet since the bot started ({cadence})"
+    return f"Last market check: {_duration(max(0.0, now - last_check))} ago ({cadence})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def first_run_hint(strategy: str | None, every: float) -> str:
+    """After /automaton: what the new agent does now and when a first trade can come."""
+    return (f"⏱ It checks the market {('every ' + _duration(every))} and trades when its strategy's conditions hold: "
+            f"{esc(strategy) if strategy else default_strategy_text()}. Conditions are read on closed candles, "
+            "so a first trade comes at the earliest when a matching candle closes, maybe not today. "
+            "Follow it with /ai_status; you get a message for every trade.")
+
+
 def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str | None = None,
-               costs: str | None = None) -> str:
-    """The /ai_status message for one agent (`strategy`: the description of its own strategy)."""
+               costs: str | None = None, checked: str | None = None) -> str:
+    """The /ai_status message for one agent (`strategy`: the description of its own strategy;
+    `checked`: the last-market-check line)."""
     agent, positions, trades, children = screen.agent, screen.positions, screen.trades, screen.children
     icon = STATUS_ICON.get(agent["status"], "•")
     lines = [
@@ -232,6 +257,8 @@ def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str 
                          f"{signed(t['pnl'])} USDC ({esc(exit_reason(t['exit_reason']))})")
     if costs:
         lines.append(f"Costs: {esc(costs)}")
+    if checked and agent["status"] == "active":
+        lines.append(esc(checked))
     if parity:
         lines.append(esc(parity))
     return clip("\n".join(lines))

@@ -43,3 +43,15 @@ async def test_a_closed_automaton_says_so_and_a_new_one_can_start(h: BotHarness)
     assert "live" in again.text
     portfolio = await h.send(ALICE, "/ai_portfolio")
     assert portfolio.text.count(" G1 ") == 2 and "⚪" in portfolio.text  # the closed one is kept in the history
+
+
+async def test_the_first_hour_is_visible(h: BotHarness) -> None:
+    created = await h.send(ALICE, "/automaton 100")
+    assert "⏱" in created.text and "WETH" in created.text and "1h" in created.text  # what it watches, and when
+    agent_id = (await h.services.manager.get_main_agent(ALICE))["agent_id"]
+    card = await h.send(ALICE, f"/ai_status {agent_id}")
+    assert "Strategy: default (buy" in card.text and "WETH" in card.text
+    assert "Last market check: not yet since the bot started (every" in card.text  # workers paused here
+    await h.services.agent_loop.tick()
+    card = await h.send(ALICE, f"/ai_status {agent_id}")
+    assert "Last market check: " in card.text and " s ago (every" in card.text

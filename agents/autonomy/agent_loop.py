@@ -122,6 +122,7 @@ class AgentLoop:
                 await self._tick(report)
             finally:
                 report.duration = time.perf_counter() - started
+                report.finished_at = self._clock()
                 self.last_report = report
             if report.trades_opened or report.trades_closed:
                 logger.info("tick: %d opened, %d closed over %d agents in %.3f s", report.trades_opened,

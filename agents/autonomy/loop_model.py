@@ -31,6 +31,7 @@ class TickReport:
     skipped: bool = False
     aborted: bool = False
     tokens: int = 0
+    finished_at: float | None = None  # wall clock when the tick ended (the cards' "last check")
 
     @property
     def ok(self) -> bool:

@@ -10,7 +10,7 @@ from bot import callbacks, keyboards
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply, update_key
-from bot.render import agent_summary, esc, usdc
+from bot.render import agent_summary, esc, first_run_hint, usdc
 from bot.selection import strategy_of
 
 
@@ -43,7 +43,8 @@ async def _create(update: Update, context: AppContext, amount: str) -> None:
     services = context.services
     agent = await services.manager.create_user_main_agent(update.effective_user.id, amount,
                                                           idempotency_key=update_key(update))
-    await reply(update, "✅ Your automaton is live!\n\n" + agent_summary(agent, demo=services.market.is_demo),
+    await reply(update, "✅ Your automaton is live!\n\n" + agent_summary(agent, demo=services.market.is_demo)
+                + "\n\n" + first_run_hint(None, services.settings.agent_tick_seconds),
                 keyboards.automaton_menu(agent))
 
 

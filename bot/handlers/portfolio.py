@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
@@ -14,7 +15,7 @@ from bot.cards import costs_text, parity_line
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
-from bot.render import agent_text, portfolio_text
+from bot.render import agent_text, checked_text, portfolio_text
 from bot.strategy_text import describe_strategy
 
 
@@ -34,7 +35,8 @@ async def show_agent(update: Update, context: AppContext, agent_id: str, page: i
     own = screen.strategy.strategy
     text = agent_text(screen, strategy=None if own is None else describe_strategy(own),
                       parity=None if screen.parity is None else parity_line(screen.parity),
-                      costs=costs_text(services.agent_loop.costs))
+                      costs=costs_text(services.agent_loop.costs),
+                      checked=checked_text(screen.last_check, services.settings.agent_tick_seconds, time.time()))
     await (edit if edit_in_place else reply)(update, text, keyboards.agent_details(screen.agent, page))
 
 
