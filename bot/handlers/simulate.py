@@ -55,6 +55,11 @@ async def simulate_cmd(update: Update, context: AppContext) -> None:
         if not sims:
             await reply(update, "No simulation is running.")
             return
+        if len(sims) == 1:  # one running: ask once, then the final result card
+            only = sims[0]
+            await reply(update, f"Stop simulation #{only.simulation_id} of <b>{esc(only.bot_name)}</b>?",
+                        keyboards.confirm_stop_simulation(only.simulation_id))
+            return
         await reply(update, "Which simulation should stop?", keyboards.simulations(sims))
 
 
