@@ -5,6 +5,8 @@ The command menu, /help and every "Usage:" reply are built from it.
 
 from __future__ import annotations
 
+import difflib
+
 from agents.design.strategy_bots import MAX_BOTS
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -24,6 +26,19 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 ADMIN_COMMANDS = [("health", "", "Workers, cache and API health (admins)"),
                   ("stats", "", "Users, agents and balances (admins)")]
+
+
+def closest(name: str) -> str | None:
+    """The user command a mistyped name most likely meant ("protfolio" -> "ai_portfolio"), or None."""
+    names = [n for n, _, _ in COMMANDS]
+    typed = name.lower().lstrip("/").split("@", 1)[0]
+    for candidate in names:  # a part of a name ("portfolio", "status") is a strong hint
+        if len(typed) >= 4 and (typed in candidate or candidate.endswith(typed)):
+            return candidate
+    match = difflib.get_close_matches(typed, names + [n.removeprefix("ai_") for n in names], n=1, cutoff=0.6)
+    if not match:
+        return None
+    return next(n for n in names if n == match[0] or n.removeprefix("ai_") == match[0])
 
 
 def usage(name: str, example: str | None = None) -> str:

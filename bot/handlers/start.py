@@ -7,7 +7,7 @@ from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, MessageHandler, filters
 
 from bot import callbacks, keyboards
-from bot.commands import ADMIN_COMMANDS, COMMANDS
+from bot.commands import ADMIN_COMMANDS, COMMANDS, closest
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
 from bot.render import esc
@@ -84,7 +84,10 @@ async def unknown_command(update: Update, context: AppContext) -> None:
     """Any other /command gets a clear reply."""
     if update.effective_chat and update.effective_chat.type != ChatType.PRIVATE:
         return
-    await reply(update, "I don't know that command. Use /help to see what I can do.")
+    typed = (update.effective_message.text or "").split()[0] if update.effective_message else ""
+    guess = closest(typed)
+    hint = f" Did you mean /{guess}?" if guess else ""
+    await reply(update, f"I don't know that command.{hint} Use /help to see what I can do.")
 
 
 async def group_message(update: Update, context: AppContext) -> None:

@@ -1,5 +1,6 @@
-"""Clear money states (issue 13, item 5): an amount is never dropped in silence, a closed automaton
-says so, and a closed user can start again with their history kept."""
+"""The first hour of a new user (issue 13): an amount is never dropped in silence, a closed
+automaton says so and can start again with its history kept, the new agent says what it watches
+and when it last looked, and a mistyped command gets a suggestion."""
 
 from __future__ import annotations
 
@@ -55,3 +56,15 @@ async def test_the_first_hour_is_visible(h: BotHarness) -> None:
     await h.services.agent_loop.tick()
     card = await h.send(ALICE, f"/ai_status {agent_id}")
     assert "Last market check: " in card.text and " s ago (every" in card.text
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("/protfolio", "/ai_portfolio"), ("/status", "/ai_status"),
+                                              ("/depositt", "/deposit"), ("/backtets", "/backtest")])
+async def test_a_mistyped_command_gets_a_suggestion(h: BotHarness, typed: str, meant: str) -> None:
+    reply = await h.send(ALICE, typed)
+    assert f"Did you mean {meant}?" in reply.text and "/help" in reply.text
+
+
+async def test_nonsense_gets_no_wrong_suggestion(h: BotHarness) -> None:
+    reply = await h.send(ALICE, "/xyzzy")
+    assert "I don't know that command" in reply.text and "Did you mean" not in reply.text
