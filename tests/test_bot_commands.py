@@ -453,7 +453,7 @@ async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -
     await h.send(ALICE, "/newbot Sim")
     await h.send(ALICE, STRATEGY_TEXT)
     started = await h.send(ALICE, "/simulate start")
-    assert "Simulation #1 of Sim started on the demo market" in started.text
+    assert "Simulation #1 of Sim started on the demo market with 1,000.00 USDC of paper capital" in started.text
     status = await h.send(ALICE, "/simulate status")
     assert "#1 Sim" in status.text and "running" in status.text and status.callback_data() == ["ss:1"]
     ask = await h.send(ALICE, "/simulate stop")  # one running: asked once, straight to the confirmation

@@ -12,7 +12,7 @@ from bot.cards import simulation_card
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
-from bot.render import clip, esc
+from bot.render import clip, esc, usdc
 from bot.selection import select_strategy, selected_strategy
 from engine.strategy import Strategy
 
@@ -25,7 +25,8 @@ async def start_simulation(update: Update, context: AppContext, bot: Any, strate
     uid = update.effective_user.id
     sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy, timeframe=strategy.finest_timeframe)
     demo = " on the demo market" if services.market.is_demo else ""
-    await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo}.\n\n"
+    await reply(update, f"📡 Simulation #{sim.simulation_id} of <b>{esc(bot.name)}</b> started{demo} with "
+                        f"{usdc(services.simulations.initial_equity)} of paper capital (not your agents' money).\n\n"
                         "I'll message you when a signal fires or a paper trade opens or closes. "
                         "Use /simulate status to check on it, /simulate stop to end it.")
 
