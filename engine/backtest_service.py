@@ -209,7 +209,8 @@ class BacktestService:
             candles = await self._candles(info, request)
             await self._progress(progress, RUNNING, len(candles))
             # the chart's own label (drawn into the image by the worker)
-            title = f"{info.symbol} {request.timeframe} · {request.days}d" + (" (demo data)" if demo else "")
+            title = (f"{info.symbol} {request.timeframe} · {request.days}d · fee {self.fee_bps / 100:g}% + slippage "
+                     f"{self.slippage_bps / 100:g}% per fill" + (" (demo data)" if demo else ""))
             job = BacktestJob(strategy=run_strategy.to_config(), candles=candles.as_dict(), title=title,
                               fee_bps=self.fee_bps, slippage_bps=self.slippage_bps,
                               initial_equity=self.initial_equity, interval_minutes=request.interval_minutes)
