@@ -20,7 +20,10 @@ from agents.ledger import views
 from agents.ledger.manager import IsolatedAIManager, valid_agent_id
 from engine.parity import ParityReport
 from engine.strategy import StrategyView, strategy_view
+from storage import reports_repo as reports
 from storage.bots_repo import BotRecord
+from storage.money import from_micro
+from storage.reports_repo import AgentProfit
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,44 @@ class BotScreen:
     selected: bool
 
 
+@dataclass(frozen=True)
+class ProfitRow:
+    """Closed paper trades of one agent (or of all: `agent_id` None), money in USDC."""
+
+    agent_id: str | None
+    trades: int
+    wins: int
+    pnl: Decimal
+    gross_win: Decimal
+    gross_loss: Decimal
+    best: Decimal
+    worst: Decimal
+
+    @property
+    def win_rate_pct(self) -> float:
+        return 100.0 * self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def profit_factor(self) -> Decimal | None:
+        """Gross win over gross loss; None when nothing was lost (unbounded) or nothing traded."""
+        return None if self.gross_loss == 0 else self.gross_win / self.gross_loss
+
+
+@dataclass(frozen=True)
+class ProfitScreen:
+    """The profit report: one row per agent with closed trades, and the total over them."""
+
+    agents: list[ProfitRow]
+    total: ProfitRow
+
+
+def _profit_row(agent_id: str | None, figures: list[AgentProfit]) -> ProfitRow:
+    money = [from_micro(sum(getattr(f, name) for f in figures)) for name in ("pnl", "gross_win", "gross_loss")]
+    return ProfitRow(agent_id, sum(f.trades for f in figures), sum(f.wins for f in figures), *money,
+                     from_micro(max((f.best for f in figures), default=0)),
+                     from_micro(min((f.worst for f in figures), default=0)))
+
+
 def remote_balance(agent: dict[str, Any]) -> RemoteBalance | None:
     """None for a local-only agent; amount None while creating or after a failed sync."""
     if not agent.get("remote_agent_id"):
@@ -108,6 +149,18 @@ class Screens:
                            await self.agent_loop.parity(agent_id),
                            last.finished_at if last is not None and not last.skipped else None)
 
+
+    async def profit(self, user_id: int) -> ProfitScreen:
+        """`user_id`'s closed agent trades per agent and in total (simulations excluded)."""
+        figures = await self.manager.db.read(reports.profit_by_agent, user_id)
+        return ProfitScreen([_profit_row(f.agent_id, [f]) for f in figures], _profit_row(None, figures))
+
+    async def trades(self, user_id: int, limit: int) -> list[dict[str, Any]]:
+        """`user_id`'s newest closed agent trades (P&L in USDC), newest first."""
+        rows = await self.manager.db.read(reports.latest_trades, user_id, limit)
+        return [{"agent_id": r["agent_id"], "symbol": r["symbol"], "entry_price": r["entry_price"],
+                 "exit_price": r["exit_price"], "pnl": from_micro(r["pnl"]), "exit_reason": r["exit_reason"],
+                 "closed_at": r["closed_at"]} for r in rows]
 
     async def bot(self, user_id: int, bot_id: object) -> BotScreen:
         """One of `user_id`'s strategy bots; BotNotFoundError for anyone else's or a malformed id."""

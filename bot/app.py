@@ -21,7 +21,7 @@ from bot.context import AppContext
 from bot.delivery import quiet_raw_calls
 from bot.delivery.runtime import prune_delivered
 from bot.guards import SOMETHING_WRONG, register_user, reply
-from bot.handlers import admin, automaton, backtest, bots, portfolio, settings, simulate, start, withdraw
+from bot.handlers import admin, automaton, backtest, bots, portfolio, reports, settings, simulate, start, withdraw
 from bot.http_request import AiohttpRequest
 from bot.services import Services, open_services
 from bot.settings import Settings
@@ -78,7 +78,7 @@ def register_handlers(app: Application) -> None:
     """User registration first (group -1), then every feature module's handlers; fallbacks go last."""
     start.register_edit_guard(app)
     app.add_handler(TypeHandler(Update, register_user), group=-1)
-    for module in (start, automaton, portfolio, withdraw, settings, admin, bots, backtest, simulate):
+    for module in (start, automaton, portfolio, withdraw, reports, settings, admin, bots, backtest, simulate):
         module.register(app)
     app.add_handler(ChatMemberHandler(_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     bots.register_text(app)

@@ -17,6 +17,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("ai_portfolio", "", "Your agents, balances and earnings"),
     ("ai_status", "[agent_id]", "Details of one agent"),
     ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
+    ("profit", "", "Closed P&L, win rate and profit factor per agent"),
+    ("trades", "[n]", "Your agents' last closed trades"),
     ("bots", "", f"Your strategy bots (max {MAX_BOTS})"),
     ("newbot", "[name]", "Create a strategy bot"),
     ("backtest", "[token] [timeframe] [days]", "Backtest the selected bot"),

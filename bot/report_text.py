@@ -1,0 +1,51 @@
+"""Words for the trade reports (/profit, /trades)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.screens import ProfitRow, ProfitScreen
+from bot.render import clip, esc, exit_reason, signed, usdc
+from bot.wording import count
+from engine.numbers import format_price
+
+MAX_AGENT_ROWS = 10
+
+
+def _profit_factor(row: ProfitRow) -> str:
+    if row.profit_factor is not None:
+        return f"{row.profit_factor:.2f}"
+    return "∞ (no losing trade)" if row.trades else "n/a"
+
+
+def _row(row: ProfitRow) -> list[str]:
+    return [f"Closed trades: {row.trades} · win rate {row.win_rate_pct:.0f}% · profit factor {_profit_factor(row)}",
+            f"P&amp;L: <b>{signed(row.pnl)} USDC</b> (won {usdc(row.gross_win)}, lost {usdc(row.gross_loss)})",
+            f"Best {signed(row.best)} · worst {signed(row.worst)} USDC"]
+
+
+def profit_text(screen: ProfitScreen) -> str:
+    """/profit: the total over every agent, then each agent with closed trades."""
+    if not screen.total.trades:
+        return ("💹 <b>Profit</b>\n\nNo closed trades yet. Agents trade on their own when their strategy's "
+                "conditions hold; see /ai_status for what each one waits for.")
+    lines = ["💹 <b>Profit</b> (closed paper trades, net of fees)", "", "<b>All agents</b>", *_row(screen.total)]
+    for row in screen.agents[:MAX_AGENT_ROWS]:
+        lines += ["", f"<code>{esc(row.agent_id or '')}</code>", *_row(row)]
+    if len(screen.agents) > MAX_AGENT_ROWS:
+        lines += ["", f"… and {count(len(screen.agents) - MAX_AGENT_ROWS, 'more agent', 'more agents')}"]
+    return clip("\n".join(lines))
+
+
+def trades_text(trades: list[dict[str, Any]], limit: int) -> str:
+    """/trades [n]: the newest closed trades, newest first."""
+    if not trades:
+        return "🧾 <b>Trades</b>\n\nNo closed trades yet."
+    lines = [f"🧾 <b>Last {count(len(trades), 'trade', 'trades')}</b>" + (f" (of up to {limit})" if len(trades) < limit
+                                                                           else ""), ""]
+    for t in trades:
+        when = esc(str(t["closed_at"])[:16].replace("T", " "))
+        lines.append(f"• {when} <code>{esc(t['agent_id'])}</code> {esc(t['symbol'])} "
+                     f"{format_price(t['entry_price'])} → {format_price(t['exit_price'])}: "
+                     f"<b>{signed(t['pnl'])} USDC</b> ({esc(exit_reason(t['exit_reason']))})")
+    return clip("\n".join(lines))

@@ -1,0 +1,40 @@
+"""Trade reports over a user's agents (profit, latest trades): closed paper trades, simulations excluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.connection import SyncTx
+
+
+@dataclass(frozen=True)
+class AgentProfit:
+    """Closed-trade figures of one agent, money in micro-USDC."""
+
+    agent_id: str
+    trades: int
+    wins: int
+    pnl: int
+    gross_win: int
+    gross_loss: int  # a positive number: the sum of the losing trades' losses
+    best: int
+    worst: int
+
+
+def profit_by_agent(tx: SyncTx, user_id: int) -> list[AgentProfit]:
+    """Per agent of `user_id` with closed trades: count, wins, P&L, gross win/loss, best and worst."""
+    rows = tx.all(
+        "SELECT agent_id, COUNT(*), SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END), SUM(pnl),"
+        " SUM(CASE WHEN pnl > 0 THEN pnl ELSE 0 END), -SUM(CASE WHEN pnl < 0 THEN pnl ELSE 0 END),"
+        " MAX(pnl), MIN(pnl) FROM trades WHERE user_id = ? AND agent_id IS NOT NULL"
+        " GROUP BY agent_id ORDER BY agent_id", (user_id,))
+    return [AgentProfit(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
+            for r in rows]
+
+
+def latest_trades(tx: SyncTx, user_id: int, limit: int) -> list[Any]:
+    """The user's newest closed agent trades, newest first."""
+    return tx.all("SELECT agent_id, symbol, entry_price, exit_price, pnl, exit_reason, closed_at FROM trades"
+                  " WHERE user_id = ? AND agent_id IS NOT NULL ORDER BY trade_id DESC LIMIT ?",
+                  (user_id, max(0, int(limit))))

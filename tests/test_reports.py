@@ -1,0 +1,62 @@
+"""/profit and /trades (issue 13, item 8): figures that agree with the ledger and /ai_portfolio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.bot_harness import BotHarness, running_bot
+
+ALICE, BOB = 621, 622
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[BotHarness]:
+    async with running_bot(tmp_path) as harness:
+        yield harness
+        harness.assert_clean()
+
+
+async def _trade(h: BotHarness, agent_id: str, cost: int, proceeds: int, reason: str, price: float) -> None:
+    manager = h.services.manager
+    position = await manager.open_position(agent_id, token_id="0xpepe-bsc", symbol="PEPE", size=1000.0,
+                                           price=price, cost=cost)
+    assert position is not None
+    await manager.close_position(position, exit_price=price * proceeds / cost, proceeds=proceeds, reason=reason)
+
+
+async def test_profit_and_trades_agree_with_the_portfolio(h: BotHarness) -> None:
+    await h.send(ALICE, "/automaton 1000")
+    agent = (await h.services.manager.get_main_agent(ALICE))["agent_id"]
+    await _trade(h, agent, 100, 130, "take_profit", 0.0000125)
+    await _trade(h, agent, 100, 90, "stop_loss", 0.0000130)
+    await _trade(h, agent, 50, 70, "signal", 0.0000120)
+    profit = await h.send(ALICE, "/profit")
+    assert "Closed trades: 3 · win rate 67% · profit factor 5.00" in profit.text  # won 50, lost 10
+    assert "P&L: +40.00 USDC (won 50.00 USDC, lost 10.00 USDC)" in profit.text
+    assert "Best +30.00 · worst -10.00 USDC" in profit.text
+    portfolio = await h.send(ALICE, "/ai_portfolio")
+    earnings = await h.services.manager.get_main_agent(ALICE)
+    assert earnings["total_earnings"] == Decimal(40) and "Total earnings: +40.00 USDC" in portfolio.text
+    trades = await h.send(ALICE, "/trades 2")
+    assert "Last 2 trades" in trades.text and trades.text.count("PEPE") == 2
+    assert "+20.00 USDC (sell signal)" in trades.text and "0.000012" in trades.text and "e-0" not in trades.text
+    assert "Bought" not in (await h.send(BOB, "/profit")).text  # another user's trades are not theirs
+    assert "No closed trades yet" in (await h.send(BOB, "/trades")).text
+
+
+@pytest.mark.parametrize("args", ["0", "-1", "31", "abc", "1e3", "5 6", "<b>"])
+async def test_bad_trade_counts_get_the_usage_and_change_nothing(h: BotHarness, args: str) -> None:
+    before = await h.snapshot()
+    reply = await h.send(ALICE, f"/trades {args}")
+    assert reply.text.startswith("⚠️") and "Usage: /trades [n]" in reply.text
+    assert await h.snapshot() == before
+
+
+async def test_profit_without_trades_says_what_to_expect(h: BotHarness) -> None:
+    await h.send(ALICE, "/automaton 100")
+    reply = await h.send(ALICE, "/profit")
+    assert "No closed trades yet" in reply.text and "/ai_status" in reply.text
