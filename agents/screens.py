@@ -8,6 +8,7 @@ missing one) and the parts come from one snapshot where they can.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +103,35 @@ class ProfitScreen:
     total: ProfitRow
 
 
+@dataclass(frozen=True)
+class PeriodRow:
+    """Closed trades of one calendar period (UTC): its first day, trade count and P&L in USDC."""
+
+    start: date
+    trades: int
+    pnl: Decimal
+
+
+PERIODS = ("day", "week", "month")
+
+
+def period_start(day: date, period: str) -> date:
+    """The first day of the period (`day`, ISO `week` from Monday, `month`) that contains `day`."""
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _back(start: date, period: str, n: int) -> date:
+    """The start of the period n periods before the one starting at `start`."""
+    if period == "month":
+        months = start.year * 12 + start.month - 1 - n
+        return date(months // 12, months % 12 + 1, 1)
+    return start - timedelta(days=n * (7 if period == "week" else 1))
+
+
 def _profit_row(agent_id: str | None, figures: list[AgentProfit]) -> ProfitRow:
     money = [from_micro(sum(getattr(f, name) for f in figures)) for name in ("pnl", "gross_win", "gross_loss")]
     return ProfitRow(agent_id, sum(f.trades for f in figures), sum(f.wins for f in figures), *money,
@@ -161,6 +191,21 @@ class Screens:
         return [{"agent_id": r["agent_id"], "symbol": r["symbol"], "entry_price": r["entry_price"],
                  "exit_price": r["exit_price"], "pnl": from_micro(r["pnl"]), "exit_reason": r["exit_reason"],
                  "closed_at": r["closed_at"]} for r in rows]
+
+    async def periods(self, user_id: int, period: str, n: int, today: date) -> list[PeriodRow]:
+        """The last `n` periods up to the one containing `today`, newest first, empty ones included."""
+        if period not in PERIODS:
+            raise ValueError(f"period must be one of {PERIODS}")
+        current = period_start(today, period)
+        first = _back(current, period, n - 1)
+        rows = await self.manager.db.read(reports.closed_since, user_id, first.isoformat())
+        totals: dict[date, tuple[int, int]] = {}
+        for closed_at, pnl in rows:
+            key = period_start(date.fromisoformat(closed_at[:10]), period)
+            count, total = totals.get(key, (0, 0))
+            totals[key] = (count + 1, total + pnl)
+        starts = [_back(current, period, k) for k in range(n)]
+        return [PeriodRow(s, totals.get(s, (0, 0))[0], from_micro(totals.get(s, (0, 0))[1])) for s in starts]
 
     async def bot(self, user_id: int, bot_id: object) -> BotScreen:
         """One of `user_id`'s strategy bots; BotNotFoundError for anyone else's or a malformed id."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from agents.screens import ProfitRow, ProfitScreen
+from agents.screens import PeriodRow, ProfitRow, ProfitScreen
 from bot.render import clip, esc, exit_reason, signed, usdc
 from bot.wording import count
 from engine.numbers import format_price
@@ -48,4 +49,26 @@ def trades_text(trades: list[dict[str, Any]], limit: int) -> str:
         lines.append(f"• {when} <code>{esc(t['agent_id'])}</code> {esc(t['symbol'])} "
                      f"{format_price(t['entry_price'])} → {format_price(t['exit_price'])}: "
                      f"<b>{signed(t['pnl'])} USDC</b> ({esc(exit_reason(t['exit_reason']))})")
+    return clip("\n".join(lines))
+
+
+PERIOD_TITLES = {"day": "Daily", "week": "Weekly", "month": "Monthly"}
+
+
+def _period_label(row: PeriodRow, period: str) -> str:
+    if period == "month":
+        return row.start.strftime("%b %Y")
+    if period == "week":
+        return "week of " + row.start.strftime("%d %b %Y")
+    return row.start.strftime("%a %d %b %Y")
+
+
+def periods_text(rows: list[PeriodRow], period: str) -> str:
+    """/daily, /weekly, /monthly: closed P&L per calendar period (UTC), newest first."""
+    total = sum((r.pnl for r in rows), Decimal(0))
+    lines = [f"📅 <b>{PERIOD_TITLES[period]} profit</b> (UTC, closed paper trades, net of fees)", ""]
+    for row in rows:
+        figures = f"{signed(row.pnl)} USDC · {count(row.trades, 'trade', 'trades')}" if row.trades else "no trades"
+        lines.append(f"• {esc(_period_label(row, period))}: {figures}")
+    lines += ["", f"Over these {count(len(rows), period, period + 's')}: <b>{signed(total)} USDC</b>"]
     return clip("\n".join(lines))

@@ -38,3 +38,10 @@ def latest_trades(tx: SyncTx, user_id: int, limit: int) -> list[Any]:
     return tx.all("SELECT agent_id, symbol, entry_price, exit_price, pnl, exit_reason, closed_at FROM trades"
                   " WHERE user_id = ? AND agent_id IS NOT NULL ORDER BY trade_id DESC LIMIT ?",
                   (user_id, max(0, int(limit))))
+
+
+def closed_since(tx: SyncTx, user_id: int, since: str) -> list[tuple[str, int]]:
+    """(closed_at, pnl) of the user's agent trades closed at or after `since` (ISO), oldest first."""
+    return [(r[0], int(r[1])) for r in tx.all(
+        "SELECT closed_at, pnl FROM trades WHERE user_id = ? AND agent_id IS NOT NULL AND closed_at >= ?"
+        " ORDER BY closed_at", (user_id, since))]

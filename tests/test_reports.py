@@ -60,3 +60,30 @@ async def test_profit_without_trades_says_what_to_expect(h: BotHarness) -> None:
     await h.send(ALICE, "/automaton 100")
     reply = await h.send(ALICE, "/profit")
     assert "No closed trades yet" in reply.text and "/ai_status" in reply.text
+
+
+async def test_daily_weekly_monthly_group_by_calendar_period(h: BotHarness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await h.send(ALICE, "/automaton 1000")
+    agent = (await h.services.manager.get_main_agent(ALICE))["agent_id"]
+    for proceeds in (130, 90, 170):
+        await _trade(h, agent, 100, proceeds, "signal", 0.5)
+    today = datetime.now(UTC).replace(hour=12)
+    days = [today, today, today - timedelta(days=2)]
+    ids = [r[0] for r in await h.services.db.fetchall("SELECT trade_id FROM trades ORDER BY trade_id")]
+    for trade_id, day in zip(ids, days, strict=True):
+        await h.services.db.execute("UPDATE trades SET closed_at = ? WHERE trade_id = ?",
+                                    (day.strftime("%Y-%m-%dT%H:%M:%S.000Z"), trade_id))
+    daily = await h.send(ALICE, "/daily 3")
+    lines = [line for line in daily.text.splitlines() if line.startswith("• ")]
+    assert len(lines) == 3
+    assert lines[0].endswith("+20.00 USDC · 2 trades")  # today: +30 and -10
+    assert lines[1].endswith("no trades") and lines[2].endswith("+70.00 USDC · 1 trade")
+    assert "Over these 3 days: +90.00 USDC" in daily.text
+    monthly = await h.send(ALICE, "/monthly 2")
+    assert "Monthly profit" in monthly.text and "Over these 2 months: +90.00 USDC" in monthly.text
+    weekly = await h.send(ALICE, "/weekly")
+    assert "Weekly profit" in weekly.text and weekly.text.count("• ") == 4
+    bad = await h.send(ALICE, "/daily 99")
+    assert bad.text.startswith("⚠️") and "Usage: /daily [n]" in bad.text
