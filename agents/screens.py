@@ -207,6 +207,10 @@ class Screens:
         starts = [_back(current, period, k) for k in range(n)]
         return [PeriodRow(s, totals.get(s, (0, 0))[0], from_micro(totals.get(s, (0, 0))[1])) for s in starts]
 
+    async def open_positions(self, user_id: int) -> list[dict[str, Any]]:
+        """`user_id`'s open positions at current prices, with their stop and target levels."""
+        return await self.risk.marked_positions(user_id)
+
     async def bot(self, user_id: int, bot_id: object) -> BotScreen:
         """One of `user_id`'s strategy bots; BotNotFoundError for anyone else's or a malformed id."""
         bot = await self.bots.get(user_id, bot_id)

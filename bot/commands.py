@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("ai_portfolio", "", "Your agents, balances and earnings"),
     ("ai_status", "[agent_id]", "Details of one agent"),
     ("withdraw", "<amount|all>", "Withdraw from your whole agent tree"),
+    ("status", "", "Open positions: current price, unrealized P&L, stop and target"),
     ("profit", "", "Closed P&L, win rate and profit factor per agent"),
     ("trades", "[n]", "Your agents' last closed trades"),
     ("daily", "[n]", "Closed P&L per day (also /weekly, /monthly)"),

@@ -8,7 +8,7 @@ from typing import Any
 from agents.screens import PeriodRow, ProfitRow, ProfitScreen
 from bot.render import clip, esc, exit_reason, signed, usdc
 from bot.wording import count
-from engine.numbers import format_price
+from engine.numbers import format_price, format_quantity
 
 MAX_AGENT_ROWS = 10
 
@@ -71,4 +71,31 @@ def periods_text(rows: list[PeriodRow], period: str) -> str:
         figures = f"{signed(row.pnl)} USDC · {count(row.trades, 'trade', 'trades')}" if row.trades else "no trades"
         lines.append(f"• {esc(_period_label(row, period))}: {figures}")
     lines += ["", f"Over these {count(len(rows), period, period + 's')}: <b>{signed(total)} USDC</b>"]
+    return clip("\n".join(lines))
+
+
+MAX_POSITIONS = 15
+
+
+def _level(price: float | None) -> str:
+    return "—" if price is None else format_price(price)
+
+
+def positions_text(positions: list[dict[str, Any]]) -> str:
+    """/status: each open position with the current price, unrealized P&L and its stop/target."""
+    if not positions:
+        return "📂 <b>Open positions</b>\n\nNone open. /trades shows the closed ones."
+    lines = [f"📂 <b>Open positions</b> ({len(positions)})", ""]
+    for p in positions[:MAX_POSITIONS]:
+        if p["price"] is None:
+            now = "price unavailable, P&amp;L unknown"
+        else:
+            change = (p["price"] / p["entry_price"] - 1) * 100 if p["entry_price"] else 0.0
+            now = f"now {format_price(p['price'])} ({change:+.1f}%), unrealized <b>{signed(p['unrealized'])} USDC</b>"
+        lines += [f"• {esc(p['symbol'])} <code>{esc(p['agent_id'])}</code>: {format_quantity(p['size'])} @ "
+                  f"{format_price(p['entry_price'])} (cost {usdc(p['cost'])})",
+                  f"  {now}", f"  stop {_level(p['stop_loss'])} · target {_level(p['take_profit'])}"]
+    if len(positions) > MAX_POSITIONS:
+        lines.append(f"… and {count(len(positions) - MAX_POSITIONS, 'more position', 'more positions')}")
+    lines += ["", "Unrealized P&amp;L includes the exit fee and slippage."]
     return clip("\n".join(lines))

@@ -21,6 +21,12 @@ def open_exposure(tx: SyncTx, user_id: int) -> list[Any]:
     return tx.all("SELECT token_id, size, cost FROM positions WHERE user_id = ? AND status = 'open'", (user_id,))
 
 
+def open_positions(tx: SyncTx, user_id: int) -> list[Any]:
+    """The user's open positions with their levels, oldest first (the open-positions screen)."""
+    return tx.all("SELECT position_id, agent_id, token_id, symbol, size, entry_price, cost, stop_loss, take_profit,"
+                  " opened_at FROM positions WHERE user_id = ? AND status = 'open' ORDER BY position_id", (user_id,))
+
+
 def realized_rows(tx: SyncTx, user_id: int) -> list[Any]:
     """(agent_id, amount, balance_after, day) of the user's P&L ledger rows, oldest first."""
     return tx.all("SELECT agent_id, amount, balance_after, substr(created_at, 1, 10) AS day FROM ledger_entries"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -87,3 +88,23 @@ async def test_daily_weekly_monthly_group_by_calendar_period(h: BotHarness) -> N
     assert "Weekly profit" in weekly.text and weekly.text.count("• ") == 4
     bad = await h.send(ALICE, "/daily 99")
     assert bad.text.startswith("⚠️") and "Usage: /daily [n]" in bad.text
+
+
+async def test_status_marks_open_positions_at_the_current_price(h: BotHarness) -> None:
+    weth = "0x79d77e7271ce1e06641411b3d63e4d4ceb6524b8-eth"  # the demo market's WETH
+    await h.send(ALICE, "/automaton 1000")
+    agent = (await h.services.manager.get_main_agent(ALICE))["agent_id"]
+    assert "None open" in (await h.send(ALICE, "/status")).text
+    price = float((await h.services.market.get_prices([weth]))[weth].price_usd)
+    await h.services.manager.open_position(agent, token_id=weth, symbol="WETH", size=0.01, price=price,
+                                           cost=Decimal("40"), stop_loss=price * 0.97, take_profit=price * 1.1)
+    await h.services.manager.open_position(agent, token_id="0xgone-bsc", symbol="GONE", size=5.0, price=2.0,
+                                           cost=Decimal("10"))
+    status = await h.send(ALICE, "/status")
+    weth_lines = status.text.split("• ")[1]
+    assert "WETH" in weth_lines and "now " in weth_lines
+    marked = re.search(r"unrealized ([+-]?[0-9.]+) USDC", weth_lines)
+    assert marked is not None and -1 < float(marked.group(1)) < 0  # bought at the price: the exit costs only
+    assert "stop " in weth_lines and "target " in weth_lines and "e-0" not in status.text
+    gone = status.text.split("• ")[2]
+    assert "GONE" in gone and "price unavailable, P&L unknown" in gone and "stop — · target —" in gone

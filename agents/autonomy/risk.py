@@ -150,6 +150,28 @@ class RiskWorker:
             total += to_micro(usdc_down(r["size"] * quote.price_usd * self._exit_factor)) - r["cost"]
         return from_micro(total)
 
+    async def marked_positions(self, user_id: int) -> list[dict[str, Any]]:
+        """The user's open positions marked at current (cached) prices: each with `price` and
+        `unrealized` (exit fee included; both None when its price is unavailable, never a guess)."""
+        rows = await self.db.read(risk_rows.open_positions, user_id)
+        quotes: dict[str, Any] = {}
+        if rows:
+            try:
+                quotes = await self.market.get_prices(sorted({r["token_id"] for r in rows}))
+            except MarketDataError:
+                quotes = {}
+        marked = []
+        for r in rows:
+            quote = quotes.get(r["token_id"])
+            price = None if quote is None else float(quote.price_usd)
+            unrealized = (None if price is None
+                          else from_micro(to_micro(usdc_down(r["size"] * price * self._exit_factor)) - r["cost"]))
+            marked.append({"position_id": r["position_id"], "agent_id": r["agent_id"], "symbol": r["symbol"],
+                           "size": r["size"], "entry_price": r["entry_price"], "cost": from_micro(r["cost"]),
+                           "stop_loss": r["stop_loss"], "take_profit": r["take_profit"], "opened_at": r["opened_at"],
+                           "price": price, "unrealized": unrealized})
+        return marked
+
     # --- metrics ------------------------------------------------------------------------------
 
     async def user_risk_metrics(self, user_id: int) -> dict[str, Any]:

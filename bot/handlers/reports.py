@@ -10,7 +10,7 @@ from telegram.ext import Application, CommandHandler, filters
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, command, reply
-from bot.report_text import periods_text, profit_text, trades_text
+from bot.report_text import periods_text, positions_text, profit_text, trades_text
 
 DEFAULT_TRADES = 10
 MAX_TRADES = 30
@@ -34,6 +34,14 @@ async def trades_cmd(update: Update, context: AppContext) -> None:
     await reply(update, trades_text(await context.services.screens.trades(update.effective_user.id, limit), limit))
 
 
+@command
+async def status_cmd(update: Update, context: AppContext) -> None:
+    """/status: open positions with current price, unrealized P&L and stop/target levels."""
+    if context.args:
+        raise UserFacingError(usage("status"))
+    await reply(update, positions_text(await context.services.screens.open_positions(update.effective_user.id)))
+
+
 PERIOD_COMMANDS = {"daily": ("day", 7, 31), "weekly": ("week", 4, 26), "monthly": ("month", 6, 24)}
 
 
@@ -55,4 +63,5 @@ def register(app: Application) -> None:
     private = filters.ChatType.PRIVATE
     app.add_handlers([CommandHandler("profit", profit_cmd, filters=private),
                       CommandHandler("trades", trades_cmd, filters=private),
+                      CommandHandler("status", status_cmd, filters=private),
                       CommandHandler(list(PERIOD_COMMANDS), periods_cmd, filters=private)])
