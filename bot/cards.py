@@ -46,7 +46,7 @@ def parity_line(report: ParityReport) -> str:
     if report.total == 0:
         return f"{head} no closed bar with a trade yet, none in the backtest either"
     note = "" if report.ok else " (the difference is logged)"
-    return f"{head} {report.identical}/{count(report.total, 'trade', 'trades')} identical{note}"
+    return f"{head} {report.identical}/{report.total} trades identical{note}"
 
 
 def end_reason(reason: str, max_hours: float | None = None) -> str:

@@ -38,9 +38,9 @@ def closest(name: str) -> str | None:
     """The user command a mistyped name most likely meant ("protfolio" -> "ai_portfolio"), or None."""
     names = [n for n, _, _ in COMMANDS]
     typed = name.lower().lstrip("/").split("@", 1)[0]
-    for candidate in names:  # a part of a name ("portfolio", "status") is a strong hint
-        if len(typed) >= 4 and (typed in candidate or candidate.endswith(typed)):
-            return candidate
+    if len(typed) >= 4:  # a beginning, then a part of a name ("statu", "portfolio") is a strong hint
+        for hit in ([n for n in names if n.startswith(typed)] or [n for n in names if typed in n]):
+            return hit
     match = difflib.get_close_matches(typed, names + [n.removeprefix("ai_") for n in names], n=1, cutoff=0.6)
     if not match:
         return None

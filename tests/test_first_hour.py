@@ -58,8 +58,9 @@ async def test_the_first_hour_is_visible(h: BotHarness) -> None:
     assert "Last market check: " in card.text and " s ago (every" in card.text
 
 
-@pytest.mark.parametrize(("typed", "meant"), [("/protfolio", "/ai_portfolio"), ("/status", "/ai_status"),
-                                              ("/depositt", "/deposit"), ("/backtets", "/backtest")])
+@pytest.mark.parametrize(("typed", "meant"), [("/protfolio", "/ai_portfolio"), ("/statu", "/status"),
+                                              ("/portfolio", "/ai_portfolio"), ("/depositt", "/deposit"),
+                                              ("/backtets", "/backtest")])
 async def test_a_mistyped_command_gets_a_suggestion(h: BotHarness, typed: str, meant: str) -> None:
     reply = await h.send(ALICE, typed)
     assert f"Did you mean {meant}?" in reply.text and "/help" in reply.text
