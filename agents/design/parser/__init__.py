@@ -1,6 +1,7 @@
 """Deterministic natural-language strategy parser: the embedded default when no LLM is configured.
 
-`parse_strategy_text("buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%")` returns a
+`parse_strategy_text("buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%")` (or the same in
+Indonesian, "beli 10% PEPE di bsc kalau turun 5% dalam 1 jam, stop loss 3%", or Portuguese) returns a
 `ParseResult` with a validated `Strategy`, what was understood and what was not, all as data:
 codes and params (`agents.design.notes.Note`) and the user's own leftover words. Only the bot
 words them (`bot.design_text`).
@@ -8,6 +9,8 @@ words them (`bot.design_text`).
 Layout, one job per module:
 
 * `vocabulary`: words, synonyms, units, chain aliases and the regex fragments made of them;
+  English is the base, and each fragment appends the other languages' synonyms for the same
+  concept: `lexicon` (what a language supplies), `indonesian`, `portuguese`, `languages` (the list);
 * `scanner`: the message, which characters are claimed, what was found (`Found`), leftovers;
 * `rules_orders`, `rules_risk`, `rules_conditions`, `rules_edits`: one small function per phrase
   kind, each with its pattern, recording what it recognised;

@@ -22,7 +22,9 @@ from engine.strategy import MAX_CONDITIONS, Strategy
 
 DEFAULT_AMOUNT_PERCENT = 10.0
 DEFAULT_TIMEFRAME = "1h"
-_CLAUSE_END = re.compile(r"[,;\n]|\.(?!\d)|\bthen\b")
+_CLAUSE_END = re.compile(rf"{v.LIST_COMMA}|[;\n]|\.(?!\d)|\b(?:{v.THEN_WORDS})\b")
+_AND = re.compile(v.AND_WORDS)
+_OR = re.compile(v.OR_WORDS)
 
 
 @dataclass
@@ -257,8 +259,8 @@ def _implicit_match(buys: list[Cond], text: str) -> str | None:
     votes: set[str] = set()
     for a, b in itertools.pairwise(sorted(buys, key=lambda c: c.pos)):
         between = text[a.end : b.pos]
-        if re.search(r"\b(?:and|plus)\b|&", between):
+        if _AND.search(between):
             votes.add("all")
-        if re.search(r"\bor\b", between):
+        if _OR.search(between):
             votes.add("any")
     return votes.pop() if len(votes) == 1 else None

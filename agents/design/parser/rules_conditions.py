@@ -8,37 +8,38 @@ from agents.design.parser import vocabulary as v
 from agents.design.parser.scanner import Reject, Scanner, number, rx, timeframe
 
 _NUM, _PCT, _MOD = v.NUM, v.PCT, v.MODIFIER
-_AVERAGE = r"(?:average|avg|normal|mean|usual)"
+_AVERAGE = rf"(?:{v.AVERAGES})"
 
 VOLUME_PERCENT = rx(
-    rf"\b(?:trading\s+)?volume\s+(?:spike\s+|surge\s+|jump\s+|increase\s+)?(?:{v.VOLUME_VERBS}\s+)?{_MOD}"
+    rf"\b(?:(?:trading\s+)?volume\s+(?:spike\s+|surge\s+|jump\s+|increase\s+)?|(?:{v.VOLUME_NOUNS})\s+)"
+    rf"(?:{v.VOLUME_VERBS}\s+)?{_MOD}"
     rf"(?P<n>{_NUM}){_PCT}"
-    r"(?:\s+(?:above|over|more\s+than)\s+(?:the\s+|its\s+)?(?:average|avg|mean|normal|usual))?"
+    rf"(?:\s+(?:{v.ABOVE_AVERAGE})\s+(?:(?:{v.AVERAGE_DETS})\s+)?{_AVERAGE})?"
 )
 PERCENT_VOLUME = rx(
     rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:volume\s+(?:spike|jump|surge|increase|rise)|"
     r"(?:rise|increase|jump|spike|surge)\s+in\s+(?:trading\s+)?volume|more\s+volume)"
 )
 VOLUME_MULTIPLE = rx(
-    rf"\bvolume\s+(?:(?:{v.VOLUME_VERBS})\s+)?(?:to\s+)?(?:(?P<n>{v.NUM_CORE})\s*(?:x|times)\b|"
-    r"(?P<w>doubles|doubled|triples|tripled|quadruples))"
-    rf"(?:\s+(?:the\s+|its\s+)?{_AVERAGE})?"
+    rf"\b(?:volume|{v.VOLUME_NOUNS})\s+(?:(?:{v.VOLUME_VERBS})\s+)?(?:(?:{v.VOLUME_TO})\s+)?"
+    rf"(?:(?P<n>{v.NUM_CORE})\s*(?:{v.VOLUME_TIMES})\b|(?P<w>{v.VOLUME_MULTIPLE_ALT}))"
+    rf"(?:\s+(?:(?:{v.AVERAGE_DETS})\s+)?{_AVERAGE})?"
 )
 MULTIPLE_VOLUME = rx(rf"(?<![\w.])(?P<n>{v.NUM_CORE})\s*x\s+(?:the\s+)?(?:average\s+|normal\s+|usual\s+)?volume\b")
 
 DROP_VERB = rx(rf"\b(?:{v.DROP_VERBS})\s+{_MOD}(?P<n>{_NUM}){_PCT}")
 RISE_VERB = rx(rf"\b(?:{v.RISE_VERBS})\s+{_MOD}(?P<n>{_NUM}){_PCT}")
-PERCENT_DROP = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:price\s+)?(?:{v.DROP_NOUNS})\b")
-PERCENT_RISE = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:price\s+)?(?:{v.RISE_NOUNS})\b")
-DROP_OF = rx(rf"\b(?:{v.DROP_NOUNS})\s+of\s+(?P<n>{_NUM}){_PCT}")
-RISE_OF = rx(rf"\b(?:{v.RISE_NOUNS})\s+of\s+(?P<n>{_NUM}){_PCT}")
+PERCENT_DROP = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+{v.PCT_NOUN_JOINER}(?:price\s+)?(?:{v.DROP_NOUNS})\b")
+PERCENT_RISE = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+{v.PCT_NOUN_JOINER}(?:price\s+)?(?:{v.RISE_NOUNS})\b")
+DROP_OF = rx(rf"\b(?:{v.DROP_NOUNS})\s+(?:{v.NOUN_JOINERS})\s+(?P<n>{_NUM}){_PCT}")
+RISE_OF = rx(rf"\b(?:{v.RISE_NOUNS})\s+(?:{v.NOUN_JOINERS})\s+(?P<n>{_NUM}){_PCT}")
 DOWN_BY = rx(rf"\bdown\s+(?:by\s+)?(?P<n>{_NUM}){_PCT}")
 UP_BY = rx(rf"\bup\s+(?:by\s+)?(?P<n>{_NUM}){_PCT}")
 
 PRICE_LEVEL = rx(
-    rf"\b(?:price\s+)?(?:(?:{v.LEVEL_VERBS})\s+(?:back\s+)?)?(?P<dir>above|over|below|under|beneath)\s+(?:the\s+)?"
-    r"(?:level\s+(?:of\s+)?|"
-    rf"price\s+(?:of\s+)?)?\$?\s*(?P<n>{_NUM})(?!\s*(?:%|percent|pct|x\b|times))(?:\s*(?:\$|usd[ct]?\b|dollars?\b))?"
+    rf"\b(?:(?:{v.PRICE_WORDS})\s+)?(?:(?:{v.LEVEL_VERBS})\s+(?:back\s+)?)?(?P<dir>{v.ABOVE}|{v.BELOW})\s+(?:the\s+)?"
+    rf"(?:{v.LEVEL_NOUNS})?\$?\s*(?P<n>{_NUM})(?!\s*(?:%|percent|pct|x\b|times{v.LEVEL_NOT_AFTER}))"
+    r"(?:\s*(?:\$|usd[ct]?\b|dollars?\b))?"
 )
 _INDICATOR_BEFORE = re.compile(rf"\b({v.INDICATORS})\b(?:\s+\w+)?\s*$")
 
@@ -79,7 +80,7 @@ def price_level(s: Scanner, m: re.Match[str]) -> None:
     indicator = _INDICATOR_BEFORE.search(before)
     if indicator:
         raise Reject("parse.indicator_level", indicator=indicator.group(1))
-    direction = "above" if m.group("dir") in ("above", "over") else "below"
+    direction = "above" if v.ABOVE_RX.fullmatch(m.group("dir")) else "below"
     s.add_condition("price_level", m, price=number(m.group("n")), direction=direction)
 
 

@@ -33,9 +33,11 @@ MATCH_ANY = rx(
     r"|\bany\s+(?:one\s+)?(?:of\s+)?(?:the\s+)?(?:conditions|rules|of\s+them)(?:\s+(?:is\s+enough|matches|fires))?"
     r"|\beither\b"
 )
+# Other languages' "and"/"or" ("dan", "e", "ou"): build reads them between conditions (match mode).
+CONNECTIVE = rx(v.CONNECTIVES_MORE)
 ADD_MARKER = rx(
     r"\b(?:add(?:\s+(?:a|another|one\s+more))?(?:\s+(?:condition|rule|trigger))?|also|another|as\s+well|too|"
-    r"additionally|plus)\b"
+    rf"additionally|plus|{v.ADD_MARKERS_MORE})\b"
 )
 
 
@@ -57,6 +59,10 @@ def match_all(s: Scanner, m: re.Match[str]) -> None:
 def match_any(s: Scanner, m: re.Match[str]) -> None:
     """"match any", "either": one entry condition is enough."""
     s.found.match = "any"
+
+
+def connective(s: Scanner, m: re.Match[str]) -> None:
+    """"dan", "e", "atau", "ou": nothing to record (build reads them in place), but no leftover either."""
 
 
 def add_mode(s: Scanner, m: re.Match[str]) -> None:

@@ -7,49 +7,55 @@ import re
 from agents.design.parser import vocabulary as v
 from agents.design.parser.scanner import Reject, Scanner, number, rx
 
-_NUM, _PCT, _BALANCE = v.NUM, v.PCT, v.BALANCE
+_NUM, _PCT, _OF_BALANCE = v.NUM, v.PCT, v.OF_BALANCE
 _SYMBOL = r"[a-z][a-z0-9]{1,14}"
 
 TOKEN_ID = rx(r"\b(?P<addr>0x[0-9a-f]{6,64}|[1-9a-hj-np-z]{32,44})-(?P<ch>[a-z][a-z0-9]{1,15})\b")
-FIXED_AMOUNT = rx(rf"\b(?:buy|spend|invest|use|put)\s+(?:\$\s*{_NUM}|{_NUM}\s*(?:\$|usd[ct]?|dollars?|bucks))")
-PARTIAL_SELL = rx(rf"\b(?:sell|exit|close)\s+(?P<n>{_NUM}){_PCT}(?!\s+(?:profit|gain|loss|up|down))")
+FIXED_AMOUNT = rx(rf"\b(?:{v.FIXED_AMOUNT_VERBS})\s+(?:\$\s*{_NUM}|{_NUM}\s*(?:{v.CURRENCIES}))")
+PARTIAL_SELL = rx(
+    rf"\b(?:{v.EXIT_VERBS})\s+(?P<n>{_NUM}){_PCT}(?!\s+{v.PCT_NOUN_JOINER}(?:{v.PROFIT_WORDS}|{v.LOSS_WORDS}))"
+)
 
 AMOUNT_VERB = rx(
-    rf"\b(?:buy|purchase|spend|invest|use|allocate|put|bet|risk|with)\s+(?:with\s+)?(?P<n>{_NUM}){_PCT}"
-    rf"(?:\s+of\s+{_BALANCE})?"
+    rf"\b(?P<verb>{v.AMOUNT_VERBS})\s+(?:(?:{v.AMOUNT_WITH})\s+)?(?P<n>{_NUM}){_PCT}"
+    rf"(?:\s+(?:{_OF_BALANCE}))?"
 )
-PERCENT_OF_BALANCE = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+of\s+{_BALANCE}")
+# "beli PEPE 10%": the amount after the token (other languages only); the token is left to the symbol rules.
+AMOUNT_AFTER_TOKEN = rx(
+    rf"\b(?:{v.BUY_TOKEN_AMOUNT_VERBS})\s+\$?(?P<sym>{_SYMBOL})\s+(?:(?:{v.AMOUNT_WITH})\s+)?(?P<n>{_NUM}){_PCT}"
+    rf"(?:\s+(?:{_OF_BALANCE}))?"
+)
+PERCENT_OF_BALANCE = rx(rf"(?<![\w.])(?P<n>{_NUM}){_PCT}\s+(?:{_OF_BALANCE})")
 AMOUNT_FIELD = rx(
-    rf"\b(?:amount|size|position\s+size|position|allocation|order\s+size|trade\s+size|stake|buy\s+size)"
-    rf"\s*(?:to|=|:|of|is|at|->)?\s*(?P<n>{_NUM}){v.OPT_PCT}(?:\s+of\s+{_BALANCE})?"
+    rf"\b(?:{v.AMOUNT_FIELDS})"
+    rf"\s*(?:{v.FIELD_JOINERS})?\s*(?P<n>{_NUM}){v.OPT_PCT}(?:\s+(?:{_OF_BALANCE}))?"
 )
 AMOUNT_WORD = rx(
-    r"\b(?:buy|spend|use|invest|put\s+in)\s+(?P<w>half|a\s+quarter|a\s+third|everything|all)\b"
-    rf"(?:\s+(?:of\s+)?{_BALANCE})?"
+    rf"\b(?P<verb>{v.AMOUNT_WORD_VERBS})\s+(?P<w>{v.AMOUNT_WORD_ALT})\b"
+    rf"(?:\s+(?:{v.AMOUNT_WORD_BALANCE}))?"
 )
 ALL_IN = rx(r"\ball[\s-]in\b")
 
 CHAIN_AFTER_PREPOSITION = rx(
-    rf"\b(?:on|via|using|at)\s+(?:the\s+)?(?P<c>{v.CHAIN_ALT})(?:\s+(?:chain|network|blockchain|mainnet))?\b"
+    rf"\b(?:{v.CHAIN_PREPS})\s+(?:the\s+)?{v.CHAIN_NOUN_BEFORE}(?P<c>{v.CHAIN_ALT})"
+    r"(?:\s+(?:chain|network|blockchain|mainnet))?\b"
 )
 CHAIN_BEFORE_NOUN = rx(rf"\b(?P<c>{v.CHAIN_ALT})\s+(?:chain|network|blockchain)\b")
-CHAIN_FIELD = rx(rf"\bchain\s*(?:[:=]|is|to)?\s*(?P<c>{v.CHAIN_ALT})\b")
+CHAIN_FIELD = rx(rf"\b(?:{v.CHAIN_FIELD_NOUNS})\s*(?:[:=]|is|to)?\s*(?P<c>{v.CHAIN_ALT})\b")
 
-ACTION_WORD = rx(
-    r"\b(?:buy(?:ing)?|purchase|enter|go\s+long|long|ape\s+in(?:to)?|sell(?:ing)?|exit|"
-    r"close(?:\s+(?:it|the\s+position))?|get\s+out|take\s+profits?)\b"
-)
-_SELLING = ("sell", "exit", "close", "get", "take")
+ACTION_WORD = rx(rf"\b(?:(?P<buy>{v.BUY_VERBS})|(?P<sell>{v.SELL_VERBS}))\b")
 
 CASHTAG = rx(rf"\$(?P<sym>{_SYMBOL})\b")
 CAPS_SYMBOL = re.compile(r"\b(?P<sym>[A-Z][A-Z0-9]{1,14})\b")  # case-sensitive on purpose: ALLCAPS only
 # Lower-case symbols only where a token is expected; the span checked is the symbol's own.
 SYMBOL_IN_TOKEN_POSITION = rx(
-    r"\b(?:buy|sell|token|coin|trade|trading|switch\s+to|change\s+(?:the\s+)?(?:token|coin)\s+to|use|into|in|of|on|for)\s+"
-    rf"(?:(?P<skip>{_NUM}{_PCT}(?:\s+of\s+{_BALANCE})?)\s+)?(?:(?:of|in|into|some|more|the|token|coin)\s+)?"
+    rf"\b(?:{v.TOKEN_LEADS})\s+"
+    rf"(?:(?P<skip>{_NUM}{_PCT}(?:\s+(?:{_OF_BALANCE}))?)\s+)?(?:(?:{v.TOKEN_FILLERS})\s+)?"
     rf"(?P<sym>{_SYMBOL})\b"
     rf"|\b(?:when|if|once|whenever)\s+(?P<sym2>{_SYMBOL})(?:'s)?\s+(?:price\s+)?(?=\S)"
+    rf"|\b(?:{v.WHEN_WORDS_MORE})\s+(?P<sym3>{_SYMBOL})\s+(?=(?:{v.MOVE_VERBS_MORE})\b)"
 )
+_SYMBOL_GROUPS = ("sym", "sym2", "sym3")
 
 
 def token_id(s: Scanner, m: re.Match[str]) -> None:
@@ -70,17 +76,36 @@ def partial_sell(s: Scanner, m: re.Match[str]) -> None:
     s.found.actions.append((m.start(), "sell"))
 
 
+def _buy_verb(m: re.Match[str]) -> bool:
+    verb = m.groupdict().get("verb")
+    return bool(verb and v.BUY_AMOUNT_VERBS.fullmatch(verb.lower()))
+
+
 def amount(s: Scanner, m: re.Match[str]) -> None:
     """"buy 10%", "10% of my balance", "position size 15%"."""
     s.found.amount = number(m.group("n"))
-    if m.group(0).lower().startswith(("buy", "purchase")):
+    if _buy_verb(m):
         s.found.actions.append((m.start(), "buy"))
+
+
+def amount_span(m: re.Match[str]) -> tuple[int, int]:
+    """What an amount-after-token match claims: the amount only (the verb and token are read by their rules)."""
+    return m.end("sym"), m.end()
+
+
+def amount_after_token(s: Scanner, m: re.Match[str]) -> bool:
+    """"beli PEPE 10%", "comprar SOL 20% do saldo"; False if the word is no token ("beli saat 5%")."""
+    word = m.group("sym").lower()
+    if word in v.FILLER or word in v.NON_TOKEN_WORDS:
+        return False
+    s.found.amount = number(m.group("n"))
+    return True
 
 
 def amount_word(s: Scanner, m: re.Match[str]) -> None:
     """"buy half", "spend a quarter", "use everything"."""
     s.found.amount = v.AMOUNT_WORDS.get(" ".join(m.group("w").split()), v.ALL_OF_IT)
-    if m.group(0).lower().startswith("buy"):
+    if _buy_verb(m):
         s.found.actions.append((m.start(), "buy"))
 
 
@@ -97,8 +122,7 @@ def chain(s: Scanner, m: re.Match[str]) -> None:
 
 def action(s: Scanner, m: re.Match[str]) -> None:
     """A buy or sell word: its position decides the signal of the conditions near it."""
-    word = m.group(0).lower()
-    s.found.actions.append((m.start(), "sell" if word.startswith(_SELLING) else "buy"))
+    s.found.actions.append((m.start(), "sell" if m.group("sell") else "buy"))
 
 
 def symbol(s: Scanner, m: re.Match[str]) -> None:
@@ -114,7 +138,7 @@ def symbol(s: Scanner, m: re.Match[str]) -> None:
 
 
 def _symbol_group(m: re.Match[str]) -> str:
-    return "sym" if m.group("sym") else "sym2"
+    return next(g for g in _SYMBOL_GROUPS if m.group(g))
 
 
 def symbol_span(m: re.Match[str]) -> tuple[int, int]:

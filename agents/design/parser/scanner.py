@@ -32,7 +32,9 @@ def number(raw: str) -> float:
     text = raw.strip().replace("−", "-").replace(" ", "")
     if text.startswith("-"):
         raise Reject("parse.negative_number", words=raw.strip())
-    text = text.lstrip("+").replace(",", "")
+    text = text.lstrip("+")
+    # "2,5" is a decimal comma; any other comma is an English thousands separator ("3,500").
+    text = text.replace(",", ".") if v.DECIMAL_COMMA_NUMBER.fullmatch(text) else text.replace(",", "")
     try:
         value = float(text)
     except ValueError as exc:
@@ -46,15 +48,15 @@ def timeframe(match: re.Match[str]) -> str:
     """A timeframe match as one of 5m/15m/30m/1h/4h/1d; an unsupported one comes back as "_<text>"."""
     word = match.group("tfw")
     if word:
-        return v.TIMEFRAME_WORDS.get(word, "1h")
+        return v.TIMEFRAME_WORDS.get(" ".join(word.split()), "1h")
     if match.group("tfn"):
-        n, unit = float(match.group("tfn")), match.group("tfu")[0]
+        n, unit = float(match.group("tfn").replace(",", ".")), match.group("tfu")
     else:
         n, unit = (
             v.WORD_NUMBERS[" ".join(match.group("tfn2").replace("-", " ").split())],
-            match.group("tfu2")[0],
+            match.group("tfu2"),
         )
-    minutes = n * v.UNIT_MINUTES[unit]
+    minutes = n * v.unit_minutes(unit)
     for name, mins in TIMEFRAME_MINUTES.items():
         if math.isclose(minutes, mins):
             return name
@@ -127,7 +129,7 @@ class Rule:
 
 
 _TF_AFTER = re.compile(rf"\s*,?\s*{v.TF}\b", re.IGNORECASE)
-_CLAUSE_BREAK = re.compile(r"[,;\n!?]+|\.(?!\d)|\s[-–—]\s")
+_CLAUSE_BREAK = re.compile(rf"(?:{v.LIST_COMMA}|[;\n!?])+|\.(?!\d)|\s[-–—]\s")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 SNIPPET_MAX = 80
 
@@ -198,7 +200,7 @@ class Scanner:
         masked = "".join(" " if u else c for c, u in zip(self.orig, self.used, strict=True))
         for chunk in _CLAUSE_BREAK.split(masked):
             words = _WORD.findall(chunk.lower())
-            meaningful = [w for w in words if w not in v.FILLER]
+            meaningful = [w for w in words if w not in v.LEFTOVER_FILLER]
             if not meaningful:
                 continue
             blocking = any(any(ch.isdigit() for ch in w) or w in v.BLOCKING_WORDS for w in meaningful)

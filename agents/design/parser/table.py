@@ -28,6 +28,8 @@ RULES: tuple[Rule, ...] = (
     Rule("percent take-profit", r.PERCENT_TAKE_PROFIT, r.set_take_profit),
     Rule("sell at a profit", r.SELL_AT_PROFIT, r.set_take_profit),
     Rule("sell at a loss", r.SELL_AT_LOSS, r.set_stop_loss),
+    Rule("sell at a profit, word first", r.SELL_AT_PROFIT_WORD_FIRST, r.set_take_profit),
+    Rule("sell at a loss, word first", r.SELL_AT_LOSS_WORD_FIRST, r.set_stop_loss),
     # 4. Volume spikes, before price rises ("spikes" is shared).
     Rule("volume percent", c.VOLUME_PERCENT, c.volume_percent),
     Rule("percent volume", c.PERCENT_VOLUME, c.volume_percent),
@@ -46,6 +48,7 @@ RULES: tuple[Rule, ...] = (
     Rule("price level", c.PRICE_LEVEL, c.price_level),
     # 7. Amount.
     Rule("amount verb", o.AMOUNT_VERB, o.amount),
+    Rule("amount after token", o.AMOUNT_AFTER_TOKEN, o.amount_after_token, span=o.amount_span),
     Rule("percent of balance", o.PERCENT_OF_BALANCE, o.amount),
     Rule("amount field", o.AMOUNT_FIELD, o.amount),
     Rule("amount word", o.AMOUNT_WORD, o.amount_word),
@@ -72,6 +75,8 @@ RULES: tuple[Rule, ...] = (
     Rule("caps symbol", o.CAPS_SYMBOL, o.symbol, orig=True),
     Rule("symbol in token position", o.SYMBOL_IN_TOKEN_POSITION, o.symbol_in_token_position, orig=True,
          span=o.symbol_span),
+    # 15. Other languages' "and"/"or", last so they claim nothing another rule reads.
+    Rule("connective", e.CONNECTIVE, e.connective),
 )
 
 
