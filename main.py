@@ -66,14 +66,20 @@ def main(argv: list[str] | None = None) -> int:
         level = "WARNING"  # keep the terminal readable; LOG_LEVEL=INFO brings the logs back
     configure_logging(level, settings.log_format, _secrets(settings),
                       stream=sys.stderr if args.console else sys.stdout)
-    if args.console:
-        run_console(settings)
-        return 0
-    if not settings.telegram_bot_token.get_secret_value():
+    if not args.console and not settings.telegram_bot_token.get_secret_value():
         print("Invalid configuration: TELEGRAM_BOT_TOKEN: required to run on Telegram "
               "(or run `python main.py --console`)", file=sys.stderr)
         return 2
-    return run_telegram(settings)
+    from storage import MigrationError
+
+    try:
+        if args.console:
+            run_console(settings)
+            return 0
+        return run_telegram(settings)
+    except MigrationError as exc:  # one clear line, not a traceback: the database needs a person
+        log.error("database problem: %s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e_driver import BotProcess
+from tests.e2e_driver import ROOT, BotProcess
 from tests.fakes.telegram_api import TelegramFake
 
 pytestmark = pytest.mark.e2e
@@ -103,3 +104,25 @@ async def test_an_unreachable_bot_api_is_retried_visibly_and_stops_cleanly(tmp_p
     log = bot.log()
     assert code == 0 and "unreachable" in log and "retrying in" in log
     assert token.split(":")[1] not in log and "Traceback" not in log and "Unclosed" not in log
+
+
+async def test_a_database_with_an_edited_migration_stops_with_one_clear_line(tmp_path: Path) -> None:
+    db = tmp_path / "b.db"
+    with sqlite3.connect(db) as conn:  # as if migration 001 had been applied with other contents
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " checksum TEXT NOT NULL, applied_at TEXT)")
+        conn.execute("INSERT INTO schema_migrations(version, name, checksum) VALUES (1, '001_init', 'bogus')")
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "main.py"), "--console", cwd=tmp_path, env={**_clean_env(),
+                                                                             "DATABASE_URL": f"sqlite:///{db}"},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(done.communicate(), 60)
+    text = (out + err).decode()
+    assert done.returncode == 2, text
+    assert "database problem: migration 001 was edited after being applied" in text and "Traceback" not in text
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_", "LOG_"))}
