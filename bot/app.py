@@ -19,6 +19,7 @@ from telegram.request import BaseRequest
 
 from bot.context import AppContext
 from bot.delivery import quiet_raw_calls
+from bot.delivery.policy import backoff
 from bot.delivery.runtime import prune_delivered
 from bot.guards import SOMETHING_WRONG, register_user, reply
 from bot.handlers import admin, automaton, backtest, bots, portfolio, reports, settings, simulate, start, withdraw
@@ -116,7 +117,7 @@ async def _set_commands(app: Application) -> None:
             await app.bot.set_my_commands(start.bot_commands())
             return
         except TelegramError as exc:
-            delay = min(60.0, 2.0 ** attempt)
+            delay = backoff(attempt + 1, base=1.0, cap=60.0)
             log.info("could not set the command menu (%s); retrying in %.0f s", type(exc).__name__, delay)
             await asyncio.sleep(delay)
 

@@ -20,6 +20,7 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TimedOut
 from telegram.ext import Application
 
+from bot.delivery.policy import backoff
 from bot.delivery.poller import Poller, RejectionClock, TokenRejected, describe_network
 from bot.delivery.runtime import Runtime, make_inbox, plain_inbox
 
@@ -41,11 +42,11 @@ async def _initialize(app: Application, rejection: RejectionClock) -> None:
         except InvalidToken:
             left = rejection.rejected()  # raises TokenRejected once the grace is used up
             failures += 1
-            delay = min(2.0 ** min(failures, 5), max(left, 0.5))
+            delay = min(backoff(failures + 1, base=1.0), max(left, 0.5))
             log.warning("Telegram rejected the bot token (401); retrying in %.0f s, giving up in %.0f s", delay, left)
         except (NetworkError, TimedOut) as exc:
             failures += 1
-            delay = min(30.0, 2.0 ** min(failures, 5))
+            delay = backoff(failures + 1, base=1.0)
             log.info("Telegram Bot API unreachable at start (%s); retrying in %.0f s", describe_network(exc), delay)
         await asyncio.sleep(delay)
 

@@ -19,6 +19,7 @@ from typing import Any
 from agents.events import AgentDied, AgentPaused, ChildSpawned, WorkerCrashed
 from bot.cards import costs_text, end_reason, parity_line
 from bot.delivery.outbox import NOTIFY, Outbox
+from bot.delivery.periodic import every
 from bot.render import esc, exit_reason, reason_text, signed, usdc
 from bot.signal_text import explanation_text
 from engine.core import Costs
@@ -111,7 +112,8 @@ class Notifier:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="notifier")
+            flush = every(self._flush_seconds, self.flush, log, "could not queue notifications")
+            self._task = asyncio.create_task(flush, name="notifier")
 
     async def stop(self) -> None:
         """Write what is buffered to the outbox, then stop."""
@@ -121,14 +123,6 @@ class Notifier:
                 await self._task
             self._task = None
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush()
-            except Exception:  # the database busy for a moment: the events wait for the next flush
-                log.warning("could not queue notifications", exc_info=True)
 
     async def flush(self) -> int:
         """Write the buffered events to the outbox now; returns how many messages were queued."""

@@ -108,3 +108,14 @@ async def test_status_marks_open_positions_at_the_current_price(h: BotHarness) -
     assert "stop " in weth_lines and "target " in weth_lines and "e-0" not in status.text
     gone = status.text.split("• ")[2]
     assert "GONE" in gone and "price unavailable, P&L unknown" in gone and "stop — · target —" in gone
+
+
+@pytest.mark.parametrize(("command", "usage"), [("/profit all", "/profit"), ("/status PEPE", "/status"),
+                                                ("/weekly -1", "/weekly [n]"), ("/monthly abc", "/monthly [n]"),
+                                                ("/daily 0", "/daily [n]"), ("/weekly 27", "/weekly [n]")])
+async def test_bad_report_arguments_get_the_usage_and_change_nothing(h: BotHarness, command: str,
+                                                                     usage: str) -> None:
+    before = await h.snapshot()
+    reply = await h.send(ALICE, command)
+    assert reply.text.startswith("⚠️") and f"Usage: {usage}" in reply.text
+    assert await h.snapshot() == before

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.delivery.periodic import every
 from bot.delivery.throttle import Throttle
 from storage.inbox_repo import InboxRepo, StoredUpdate
 
@@ -162,7 +163,8 @@ class Inbox:
             await self._schedule(update, recovered=True)
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._run(), name="inbox-dispatch")
-            self._flush_task = asyncio.create_task(self._flush_loop(), name="inbox-flush")
+            flush = every(FLUSH_SECONDS, self._flush, log, "could not mark processed updates")
+            self._flush_task = asyncio.create_task(flush, name="inbox-flush")
 
     async def join(self) -> None:
         """Until every scheduled update was processed and marked (bound it with `asyncio.timeout`)."""
@@ -229,14 +231,6 @@ class Inbox:
                 self._queues.pop(key, None)
                 if not self._active and not self._ready:
                     self._idle.set()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self._flush()
-            except Exception:
-                log.warning("could not mark processed updates", exc_info=True)
 
     async def _flush(self) -> None:
         async with self._flush_lock:  # a second caller waits for the write already under way

@@ -42,9 +42,10 @@ class Decision:
     delay: float = 0.0
 
 
-def backoff(failures: int) -> float:
-    """Seconds before the next attempt after `failures` consecutive failures (0.5 s doubling to 30 s)."""
-    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(max(0, failures - 1), 16))  # capped exponent: no overflow
+def backoff(failures: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX) -> float:
+    """Seconds before the next attempt after `failures` consecutive failures: `base` doubling up to
+    `cap` (0.5 s to 30 s for sends; the poller, start-up and the command menu pass their own)."""
+    return min(cap, base * 2 ** min(max(0, failures - 1), 16))  # capped exponent: no overflow
 
 
 def decide(exc: BaseException, failures: int) -> Decision:

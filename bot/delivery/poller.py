@@ -21,6 +21,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tim
 
 from bot.delivery import quiet_raw_calls
 from bot.delivery.inbox import Inbox
+from bot.delivery.policy import backoff
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
@@ -135,7 +136,7 @@ class Poller:
 
 
 def _backoff(failures: int) -> float:
-    return min(MAX_BACKOFF, 2.0 ** min(max(0, failures - 1), 16))  # capped exponent: no overflow
+    return backoff(failures, base=1.0, cap=MAX_BACKOFF)
 
 
 def _seconds(value: float | timedelta) -> float:

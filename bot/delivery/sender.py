@@ -24,6 +24,7 @@ from telegram import Bot, InputFile
 
 from bot.delivery import digest, quiet_raw_calls
 from bot.delivery.outbox import NOTIFY, REPLY
+from bot.delivery.periodic import every
 from bot.delivery.policy import Decision, Verdict, decide
 from storage.outbox_repo import OutboxRepo, OutboxRow, Outcome
 
@@ -110,7 +111,8 @@ class Sender:
         self.add(await self._repo.pending())
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._run(), name="outbox-sender")
-            self._flush_task = asyncio.create_task(self._flush_loop(), name="outbox-flush")
+            flush = every(FLUSH_SECONDS, self._flush, log, "could not record outbox outcomes")
+            self._flush_task = asyncio.create_task(flush, name="outbox-flush")
 
     async def wait_idle(self) -> None:
         """Until nothing is queued or in flight and every outcome is written (bound it with `asyncio.timeout`)."""
@@ -330,14 +332,6 @@ class Sender:
                 del self._sent_ids[key]
 
     # -- writing outcomes --------------------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self._flush()
-            except Exception:  # the database busy for a moment: the outcomes wait for the next flush
-                log.warning("could not record outbox outcomes", exc_info=True)
-
     async def _flush(self) -> None:
         async with self._flush_lock:
             if self._outcomes:

@@ -1,0 +1,18 @@
+"""The one background rhythm of the delivery pieces: do a step every few tenths of a second."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[object]], log: logging.Logger, failure: str) -> None:
+    """Run `step` every `seconds` until cancelled. A failing step (the database busy for a moment) is
+    logged with `failure` and simply tried again next round: its batch waits, nothing is dropped."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step()
+        except Exception:
+            log.warning(failure, exc_info=True)
