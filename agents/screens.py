@@ -15,6 +15,7 @@ from typing import Any
 from agents.autonomy.agent_loop import AgentLoop
 from agents.autonomy.automaton.sync import CREATING, UNKNOWN
 from agents.autonomy.risk import RiskWorker
+from agents.autonomy.watch import Watch
 from agents.design.strategy_bots import StrategyBots
 from agents.errors import AgentNotFoundError
 from agents.ledger import views
@@ -60,6 +61,7 @@ class AgentScreen:
     remote: RemoteBalance | None = None
     parity: ParityReport | None = None
     last_check: float | None = None  # wall clock of the agent loop's last completed tick
+    watch: Watch | None = None  # what it waits for now (None: not readable now, or not trading)
 
 
 @dataclass(frozen=True)
@@ -174,15 +176,22 @@ class Screens:
             raise AgentNotFoundError(str(agent_id)[:64])
         agent, children, positions, trades = found
         last = self.agent_loop.last_report
+        watching = (await self.agent_loop.watch(agent_id, agent.get("strategy_json"))
+                    if agent.get("status") in ("active", "paused") else None)
         return AgentScreen(agent, strategy_view(agent.get("strategy_json")), children, positions, trades,
                            remote_balance(agent) if self.remote_enabled else None,
                            await self.agent_loop.parity(agent_id),
-                           last.finished_at if last is not None and not last.skipped else None)
+                           last.finished_at if last is not None and not last.skipped else None, watching)
 
 
     async def profit(self, user_id: int) -> ProfitScreen:
         """`user_id`'s closed agent trades per agent and in total (simulations excluded)."""
         figures = await self.manager.db.read(reports.profit_by_agent, user_id)
+        return ProfitScreen([_profit_row(f.agent_id, [f]) for f in figures], _profit_row(None, figures))
+
+    async def performance(self, user_id: int) -> ProfitScreen:
+        """`user_id`'s closed agent trades per token (`ProfitRow.agent_id` holds the symbol), best first."""
+        figures = await self.manager.db.read(reports.profit_by_token, user_id)
         return ProfitScreen([_profit_row(f.agent_id, [f]) for f in figures], _profit_row(None, figures))
 
     async def trades(self, user_id: int, limit: int) -> list[dict[str, Any]]:

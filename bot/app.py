@@ -17,13 +17,28 @@ from telegram.error import Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ChatMemberHandler, ContextTypes, Defaults, TypeHandler
 from telegram.request import BaseRequest
 
+from bot import i18n
 from bot.context import AppContext
 from bot.delivery import quiet_raw_calls
 from bot.delivery.policy import backoff
 from bot.delivery.runtime import prune_delivered
 from bot.guards import SOMETHING_WRONG, register_user, reply
-from bot.handlers import admin, automaton, backtest, bots, portfolio, reports, settings, simulate, start, withdraw
+from bot.handlers import (
+    admin,
+    automaton,
+    backtest,
+    bots,
+    language,
+    portfolio,
+    reports,
+    settings,
+    simulate,
+    start,
+    stopall,
+    withdraw,
+)
 from bot.http_request import AiohttpRequest
+from bot.i18n import N_, t
 from bot.services import Services, open_services
 from bot.settings import Settings
 from engine.market.factory import start_streams
@@ -34,7 +49,7 @@ CONSOLE_TOKEN = "0:CONSOLE"
 # and it serves the aiohttp transport well too.
 POOL_SIZE = 16
 # Every reply is HTML (bot.render escapes what it did not write) and never unfurls a link.
-INTERRUPTED_BACKTEST = "⚠️ Your backtest was interrupted by a restart of the bot. Send /backtest to run it again."
+INTERRUPTED_BACKTEST = N_("⚠️ Your backtest was interrupted by a restart of the bot. Send /backtest to run it again.")
 DEFAULTS = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
@@ -77,9 +92,10 @@ def build_application(settings: Settings, *, request: BaseRequest | None = None,
 
 def register_handlers(app: Application) -> None:
     """User registration first (group -1), then every feature module's handlers; fallbacks go last."""
+    language.register(app)
     start.register_edit_guard(app)
     app.add_handler(TypeHandler(Update, register_user), group=-1)
-    for module in (start, automaton, portfolio, withdraw, reports, settings, admin, bots, backtest, simulate):
+    for module in (start, automaton, portfolio, withdraw, reports, stopall, settings, admin, bots, backtest, simulate):
         module.register(app)
     app.add_handler(ChatMemberHandler(_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     bots.register_text(app)
@@ -103,10 +119,15 @@ async def _post_init(app: Application) -> None:
 
 
 async def _tell_interrupted(services: Services) -> None:
-    """A backtest the previous process was running when it stopped: its user is told, once."""
+    """A backtest the previous process was running when it stopped: its user is told, once (in their language)."""
     outbox = services.outbox
-    await outbox.add([outbox.message(user_id, INTERRUPTED_BACKTEST, key=f"bt-interrupted:{backtest_id}")
-                      for backtest_id, user_id in services.interrupted_backtests])
+    interrupted = services.interrupted_backtests
+    languages = await services.languages.of_users(u for _, u in interrupted) if interrupted else {}
+    rows = []
+    for backtest_id, user_id in interrupted:
+        with i18n.using(languages.get(user_id, i18n.DEFAULT)):
+            rows.append(outbox.message(user_id, t(INTERRUPTED_BACKTEST), key=f"bt-interrupted:{backtest_id}"))
+    await outbox.add(rows)
     services.interrupted_backtests.clear()
 
 
@@ -114,7 +135,11 @@ async def _set_commands(app: Application) -> None:
     """The command menu, retried while the Bot API is unreachable (start-up does not wait for it)."""
     for attempt in range(1, 1_000_000):
         try:
-            await app.bot.set_my_commands(start.bot_commands())
+            # One menu per language: Telegram shows each user the one of their app's language.
+            for code in i18n.LANGUAGES:
+                with i18n.using(code):
+                    await app.bot.set_my_commands(start.bot_commands(),
+                                                  language_code=None if code == i18n.DEFAULT else code)
             return
         except TelegramError as exc:
             delay = backoff(attempt + 1, base=1.0, cap=60.0)
@@ -175,6 +200,6 @@ async def error_handler(update: object, context: AppContext) -> None:
     if isinstance(update, Update) and update.effective_chat is not None and not isinstance(err, Forbidden):
         try:
             # A message for a pressed button too: buttons are answered before their work starts.
-            await reply(update, SOMETHING_WRONG)
+            await reply(update, t(SOMETHING_WRONG))
         except Exception as exc:  # the error reply itself failing must not loop
             log.debug("could not report error to user: %s", html.escape(str(exc)))

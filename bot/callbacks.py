@@ -92,9 +92,21 @@ DEPOSIT = CallbackKind("dep", (INT,))  # amount in USDC
 WITHDRAW_ASK = CallbackKind("wd:ask")
 WITHDRAW_CONFIRM = CallbackKind("wd:ok", (NONCE,))
 WITHDRAW_CANCEL = CallbackKind("wd:no", (NONCE,))
+WITHDRAW_KEEP = CallbackKind("wd:keep")  # withdraw all but what keeps every agent trading
 
 # Notification settings: one button per kind and level.
 SETTING = CallbackKind("set", (one_of(NotifyKind, NotifyKind), one_of(NotifyLevel, NotifyLevel)))
+
+# "Stop everything": confirm or keep running.
+STOP_ALL_OK = CallbackKind("sa:ok")
+STOP_ALL_NO = CallbackKind("sa:no")
+# Refresh a report in place: which one, and its argument (a count; 0 for none).
+REFRESH = CallbackKind("rf", (one_of(("status", "profit", "trades", "daily", "weekly", "monthly", "performance")),
+                              INT))
+MENU = CallbackKind("m:home")  # 🏠 back to the main menu, from any sub-screen
+
+# Language: one of the catalogs, or "auto" (follow the Telegram app).
+LANGUAGE = CallbackKind("lang", (one_of(("en", "id", "pt", "auto")),))
 
 # Strategy bots and simulations.
 BOT_LIST = CallbackKind("bl")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from bot.i18n import N_, t, tn
 from bot.messages import describe
-from bot.wording import count
 from engine.backtest_service import FETCHING, RUNNING, BacktestReport
 from engine.core import Costs
 from engine.numbers import format_price, format_quantity
@@ -19,41 +19,51 @@ from engine.simulate.status import SimulationStatus
 from engine.simulate.store import BOT_DELETED, MAX_DURATION, STOPPED, UNREADABLE
 
 _PARITY_UNAVAILABLE = {
-    SIMULATION_PREDATES: "this simulation predates the parity check",
-    TRADES_PREDATE: "some trades predate the parity check",
+    SIMULATION_PREDATES: N_("this simulation predates the parity check"),
+    TRADES_PREDATE: N_("some trades predate the parity check"),
 }
 _END_REASONS = {
-    STOPPED: "stopped by you",
-    UNREADABLE: "its stored data could not be read",
-    BOT_DELETED: "its strategy bot was deleted",
+    STOPPED: N_("stopped by you"),
+    UNREADABLE: N_("its stored data could not be read"),
+    BOT_DELETED: N_("its strategy bot was deleted"),
 }
+# A simulation's status code in words (an unknown code is shown as it is).
+_SIMULATION_STATUSES = {"running": N_("running"), "stopped": N_("stopped"), "finished": N_("finished"),
+                        "failed": N_("failed")}
+
+
+def _worded(table: dict[str, str], code: str) -> str:
+    return t(table[code]) if code in table else code
 
 
 def costs_text(costs: Costs) -> str:
     """'fee 0.30% + slippage 0.10% per fill' (the costs line of every card and summary)."""
-    return f"fee {costs.fee_bps / 100:.2f}% + slippage {costs.slippage_bps / 100:.2f}% per fill"
+    return t("fee {fee}% + slippage {slippage}% per fill", fee=format(costs.fee_bps / 100, ".2f"),
+             slippage=format(costs.slippage_bps / 100, ".2f"))
 
 
 def parity_line(report: ParityReport) -> str:
     """The one line users see, e.g. 'Parity: replayed through the backtest: 4/4 trades identical'."""
-    head = "Parity: replayed through the backtest:"
     if report.unavailable:
         if report.unavailable == BARS_UNUSABLE and report.problem is not None:
             why = describe(report.problem)
         else:
-            why = _PARITY_UNAVAILABLE.get(report.unavailable, report.unavailable)
-        return f"{head} not available ({why})"
+            why = _worded(_PARITY_UNAVAILABLE, report.unavailable)
+        return t("Parity: replayed through the backtest: not available ({why})", why=why)
     if report.total == 0:
-        return f"{head} no closed bar with a trade yet, none in the backtest either"
-    note = "" if report.ok else " (the difference is logged)"
-    return f"{head} {report.identical}/{report.total} trades identical{note}"
+        return t("Parity: replayed through the backtest: no closed bar with a trade yet, none in the backtest either")
+    if report.ok:
+        return t("Parity: replayed through the backtest: {identical}/{total} trades identical",
+                 identical=report.identical, total=report.total)
+    return t("Parity: replayed through the backtest: {identical}/{total} trades identical (the difference is logged)",
+             identical=report.identical, total=report.total)
 
 
 def end_reason(reason: str, max_hours: float | None = None) -> str:
     """Why a simulation ended, from its end-reason code (an unknown code is shown as it is)."""
     if reason == MAX_DURATION and max_hours is not None:
-        return f"it reached the maximum duration of {round(max_hours, 2):g} h"
-    return _END_REASONS.get(reason, reason)
+        return t("it reached the maximum duration of {hours} h", hours=format(round(max_hours, 2), "g"))
+    return _worded(_END_REASONS, reason)
 
 
 def _money(value: Decimal) -> str:
@@ -65,54 +75,65 @@ def _signed(value: Decimal | int) -> str:
     return f"{'+' if amount > 0 else ''}{amount:,.2f}"
 
 
+def _title(status: SimulationStatus) -> str:
+    """'#7 Dip buyer · PEPE 1h · running'."""
+    params = {"simulation_id": status.simulation_id, "bot_name": status.bot_name, "symbol": status.symbol,
+              "timeframe": status.timeframe, "status": _worded(_SIMULATION_STATUSES, status.status)}
+    if status.demo:
+        return t("#{simulation_id} {bot_name} · {symbol} {timeframe} (demo market) · {status}", **params)
+    return t("#{simulation_id} {bot_name} · {symbol} {timeframe} · {status}", **params)
+
+
 def simulation_card(status: SimulationStatus) -> str:
     """A plain-text block for one simulation (the caller escapes it for HTML)."""
-    demo = " (demo market)" if status.demo else ""
-    lines = [f"#{status.simulation_id} {status.bot_name} · {status.symbol} {status.timeframe}{demo} · "
-             f"{status.status}",
-             f"Equity {_money(status.equity)} USDC ({_signed(status.pnl)}, {status.pnl_pct:+.2f}%)"]
+    lines = [_title(status),
+             t("Equity {equity} USDC ({pnl}, {pnl_pct}%)", equity=_money(status.equity), pnl=_signed(status.pnl),
+               pnl_pct=format(status.pnl_pct, "+.2f"))]
     pos = status.position
     if pos is not None:
-        lines.append(f"Position {format_quantity(pos.size)} {status.symbol} @ {format_price(pos.entry_price)}, "
-                     f"cost {_money(pos.cost)} USDC, unrealized {_signed(status.unrealized_pnl or 0)}")
+        lines.append(t("Position {size} {symbol} @ {price}, cost {cost} USDC, unrealized {unrealized}",
+                       size=format_quantity(pos.size), symbol=status.symbol, price=format_price(pos.entry_price),
+                       cost=_money(pos.cost), unrealized=_signed(status.unrealized_pnl or 0)))
     else:
-        lines.append("No open position")
-    price = "n/a" if status.last_price is None else format_price(status.last_price)
-    lines.append(f"Signals {status.signals} · trades {status.trades} · last price {price}")
-    lines.append(f"Costs: {costs_text(Costs(status.fee_bps, status.slippage_bps))}; paid "
-                 f"{_money(status.fees_paid)} USDC in fees, {_money(status.slippage_paid)} in slippage")
+        lines.append(t("No open position"))
+    price = t("n/a") if status.last_price is None else format_price(status.last_price)
+    lines.append(t("Signals {signals} · trades {trades} · last price {price}", signals=status.signals,
+                   trades=status.trades, price=price))
+    lines.append(t("Costs: {costs}; paid {fees} USDC in fees, {slippage} in slippage",
+                   costs=costs_text(Costs(status.fee_bps, status.slippage_bps)), fees=_money(status.fees_paid),
+                   slippage=_money(status.slippage_paid)))
     if status.parity is not None:
         lines.append(parity_line(status.parity))
     if status.status == "running":
         minutes = int(status.time_left_seconds // 60)
-        lines.append(f"Time left {minutes // 60}h {minutes % 60:02d}m")
+        lines.append(t("Time left {hours}h {minutes}m", hours=minutes // 60, minutes=format(minutes % 60, "02d")))
     if status.last_error:
-        lines.append(f"Last problem: {status.last_error}")
+        lines.append(t("Last problem: {problem}", problem=status.last_error))
     return "\n".join(lines)
 
 
 def progress_text(stage: str, candles: int) -> str:
     """The backtest's progress line for a `engine.backtest_service` stage."""
     if stage == FETCHING:
-        return "Fetching candles…"
+        return t("Fetching candles…")
     if stage == RUNNING:
-        return f"Running backtest on {candles:,} candles…"
+        return t("Running backtest on {candles} candles…", candles=format(candles, ","))
     return stage
 
 
 def _pct(value: Any, signed: bool = True) -> str:
     if value is None:
-        return "n/a"
+        return t("n/a")
     return f"{float(value):+.2f}%" if signed else f"{float(value):.2f}%"
 
 
 def _num(value: Any, places: int = 2) -> str:
-    return "n/a" if value is None else f"{float(value):.{places}f}"
+    return t("n/a") if value is None else f"{float(value):.{places}f}"
 
 
 def _dollars(value: Any) -> str:
     if value is None:
-        return "n/a"
+        return t("n/a")
     amount = float(value)
     return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
 
@@ -121,33 +142,52 @@ def _profit_factor(m: dict[str, Any]) -> str:
     """Gross profit over gross loss; with winners and no loser it is unbounded, not unknown."""
     value = m.get("profit_factor")
     if value is None and m.get("total_trades") and m.get("win_rate_pct") == 100:
-        return "∞ (no losing trade)"
-    return "n/a (no closed trade)" if value is None and not m.get("total_trades") else _num(value)
+        return t("∞ (no losing trade)")
+    return t("n/a (no closed trade)") if value is None and not m.get("total_trades") else _num(value)
+
+
+def _token_value(report: BacktestReport) -> str:
+    if report.demo:
+        return t("{symbol} ({chain}) · demo data", symbol=report.symbol, chain=report.chain)
+    return f"{report.symbol} ({report.chain})"
+
+
+def _final_equity(m: dict[str, Any], st: dict[str, Any]) -> str:
+    if st.get("initial_equity"):
+        return t("{final} (from {initial})", final=_dollars(m.get("final_equity")),
+                 initial=_dollars(st["initial_equity"]))
+    return _dollars(m.get("final_equity"))
+
+
+def _costs_value(st: dict[str, Any]) -> str:
+    costs = costs_text(Costs(st["fee_bps"], st["slippage_bps"]))
+    if "fees_paid" in st and "slippage_paid" in st:
+        return t("{costs}: paid {fees} in fees + {slippage} in slippage", costs=costs,
+                 fees=_dollars(st["fees_paid"]), slippage=_dollars(st["slippage_paid"]))
+    return costs
 
 
 def metrics_rows(report: BacktestReport) -> list[tuple[str, str]]:
     """The backtest metrics card as plain (label, value) pairs; the handler adds the HTML."""
     m = report.metrics
     st = report.settings
-    start = f" (from {_dollars(st['initial_equity'])})" if st.get("initial_equity") else ""
     rows = [
-        ("Token", f"{report.symbol} ({report.chain})" + (" · demo data" if report.demo else "")),
-        ("Period", f"{count(report.days, 'day', 'days')} of {report.timeframe} candles ({report.candles:,})"),
-        ("Total return", _pct(m.get("total_return_pct"))),
-        ("Buy & hold", _pct(m.get("buy_hold_return_pct"))),
-        ("Trades", str(m.get("total_trades", 0))),
-        ("Win rate", _pct(m.get("win_rate_pct"), signed=False)),
-        ("Signals (buy / sell)", f"{m.get('buy_signals', 0)} / {m.get('sell_signals', 0)}"),
-        ("Max drawdown", _pct(m.get("max_drawdown_pct"), signed=False)),
-        ("Sharpe", _num(m.get("sharpe"))),
-        ("Sortino", _num(m.get("sortino"))),
-        ("Profit factor", _profit_factor(m)),
-        ("Expectancy", _dollars(m.get("expectancy"))),
-        ("Exposure", _pct(m.get("exposure_pct"), signed=False)),
-        ("Final equity", _dollars(m.get("final_equity")) + start),
+        (t("Token"), _token_value(report)),
+        (t("Period"), tn("{n} day of {timeframe} candles ({candles})", "{n} days of {timeframe} candles ({candles})",
+                         report.days, timeframe=report.timeframe, candles=format(report.candles, ","))),
+        (t("Total return"), _pct(m.get("total_return_pct"))),
+        (t("Buy & hold"), _pct(m.get("buy_hold_return_pct"))),
+        (t("Trades"), str(m.get("total_trades", 0))),
+        (t("Win rate"), _pct(m.get("win_rate_pct"), signed=False)),
+        (t("Signals (buy / sell)"), f"{m.get('buy_signals', 0)} / {m.get('sell_signals', 0)}"),
+        (t("Max drawdown"), _pct(m.get("max_drawdown_pct"), signed=False)),
+        (t("Sharpe"), _num(m.get("sharpe"))),
+        (t("Sortino"), _num(m.get("sortino"))),
+        (t("Profit factor"), _profit_factor(m)),
+        (t("Expectancy"), _dollars(m.get("expectancy"))),
+        (t("Exposure"), _pct(m.get("exposure_pct"), signed=False)),
+        (t("Final equity"), _final_equity(m, st)),
     ]
     if "fee_bps" in st and "slippage_bps" in st:
-        paid = (f": paid {_dollars(st['fees_paid'])} in fees + {_dollars(st['slippage_paid'])} in slippage"
-                if "fees_paid" in st and "slippage_paid" in st else "")
-        rows.append(("Costs", costs_text(Costs(st["fee_bps"], st["slippage_bps"])) + paid))
+        rows.append((t("Costs"), _costs_value(st)))
     return rows

@@ -15,6 +15,7 @@ from telegram.ext import CallbackQueryHandler
 from bot.callbacks import CallbackKind
 from bot.context import AppContext
 from bot.delivery.scope import current
+from bot.i18n import N_, t
 from bot.messages import describe
 from bot.render import esc
 from engine.errors import CodedError
@@ -22,14 +23,16 @@ from engine.errors import CodedError
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, AppContext], Awaitable[None]]
 ButtonFunc = Callable[..., Awaitable[None]]  # (update, context, *the parsed callback arguments)
-PRIVATE_ONLY = "🔒 Agents can only be controlled in a private chat with me."
-STALE_BUTTON = "This button is no longer valid."
-SOMETHING_WRONG = "⚠️ Something went wrong on my side. Please try again in a moment."
+# Marked for the catalogs; translated where shown, `t(PRIVATE_ONLY)`.
+PRIVATE_ONLY = N_("🔒 Agents can only be controlled in a private chat with me.")
+STALE_BUTTON = N_("This button is no longer valid.")
+SOMETHING_WRONG = N_("⚠️ Something went wrong on my side. Please try again in a moment.")
 MAX_TOAST = 190  # Telegram cuts callback answers at 200 characters
 
 
 class UserFacingError(Exception):
-    """A refusal from the bot layer itself (bad arguments); its text is shown escaped."""
+    """A refusal from the bot layer itself (bad arguments); its text, already in the user's
+    language (`t(...)` where it is raised), is shown escaped."""
 
 
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> int:
@@ -92,7 +95,7 @@ async def register_user(update: object, context: AppContext) -> None:
     if user.id in services.known_users:
         return
     try:
-        await services.users.ensure(user.id, user.username, user.first_name)
+        await services.users.ensure(user.id, user.username, user.first_name, language_code=user.language_code)
     except Exception:
         # Not raised: the error handler would apologise, and the feature handler that needs the
         # row reports its own failure; the next update tries again (the id is not cached).
@@ -109,7 +112,7 @@ def command(func: Handler) -> Handler:
         if update.effective_user is None or update.effective_chat is None:
             return
         if update.effective_chat.type != ChatType.PRIVATE:
-            await reply(update, PRIVATE_ONLY)
+            await reply(update, t(PRIVATE_ONLY))
             return
         try:
             await func(update, context)
@@ -141,18 +144,19 @@ class Button:
             return
         chat = update.effective_chat
         if chat is not None and chat.type != ChatType.PRIVATE:
-            await _answer(query, PRIVATE_ONLY, alert=True)
+            await _answer(query, t(PRIVATE_ONLY), alert=True)
             return
         # PTB hands a query with empty data to the first patterned handler, so the data is
         # parsed again strictly here (the 64-byte limit included).
         args = () if self.kind is None else self.kind.parse(query.data)
         if args is None:
-            await _answer(query, STALE_BUTTON)
+            await _answer(query, t(STALE_BUTTON))
             return
-        if not await _answer(query, self.toast):
+        toast = t(self.toast) if self.toast else None
+        if not await _answer(query, toast):
             # The Bot API did not take it (outage): retry briefly in the background. Telegram
             # drops answers after a few seconds, so the work does not wait for it.
-            context.services.background.spawn(_answer_later(query, self.toast), name="answer-callback")
+            context.services.background.spawn(_answer_later(query, toast), name="answer-callback")
         try:
             await self.func(update, context, *args)
         except (CodedError, UserFacingError) as exc:
@@ -167,6 +171,7 @@ def button(kind: CallbackKind | None, *, toast: str | None = None) -> Callable[[
     """Decorate `async def f(update, context, *args)` as the handler of callback `kind`.
 
     `args` are the kind's parsed arguments; register it with `app.add_handler(f.handler())`.
+    `toast` is an English constant marked with `N_`, translated at each press.
     """
     return lambda func: Button(kind, func, toast)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.ledger.reasons import parse_reason
 from bot.cards import costs_text
+from bot.i18n import N_, t, tn
 from bot.messages import CATALOG, word
 from engine.core import Costs
 from engine.numbers import format_price, format_quantity
@@ -29,6 +30,9 @@ PAGE_SIZE = 8
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)[^>]*>")
 _ANY_TAG = re.compile(r"<[^>]*>")
 STATUS_ICON = {"active": "🟢", "paused": "⏸", "dead": "💀", "closed": "⚪"}
+# An agent's status code in words (an unknown code is shown as it is).
+STATUS_WORDS: dict[str, str] = {"active": N_("active"), "paused": N_("paused"), "dead": N_("dead"),
+                                "closed": N_("closed")}
 
 
 def esc(value: object) -> str:
@@ -37,14 +41,19 @@ def esc(value: object) -> str:
 
 
 EXIT_REASON_WORDS: dict[str, str] = {
-    "stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "sell signal",
-    "end": "end of the run", "stopped": "stopped by you",
+    "stop_loss": N_("stop-loss"), "take_profit": N_("take-profit"), "signal": N_("sell signal"),
+    "end": N_("end of the run"), "stopped": N_("stopped by you"),
 }
 
 
 def exit_reason(code: str) -> str:
     """An `engine.core` exit-reason code in words (older free-text reasons pass through)."""
-    return EXIT_REASON_WORDS.get(code, code)
+    return t(EXIT_REASON_WORDS[code]) if code in EXIT_REASON_WORDS else code
+
+
+def status_word(status: str) -> str:
+    """An agent's status in words (plain text)."""
+    return t(STATUS_WORDS[status]) if status in STATUS_WORDS else status
 
 
 def reason_text(stored: str | None) -> str:
@@ -62,12 +71,14 @@ def reason_text(stored: str | None) -> str:
 
 def cost_warning_text(code: str, strategy: Any, costs: Costs) -> str:
     """Words for an `engine.core.cost_warnings` code."""
-    rm, trip = strategy.risk_management, f"{costs.round_trip_pct:.2f}%"
+    rm, trip, fees = strategy.risk_management, f"{costs.round_trip_pct:.2f}", costs_text(costs)
     if code == "stop_within_costs":
-        return (f"Your {rm.stop_loss_percent:g}% stop-loss is within the round-trip cost ({trip}: "
-                f"{costs_text(costs)}): almost any dip will stop you out at a loss.")
-    return (f"Your {rm.take_profit_percent:g}% take-profit does not cover the round-trip cost ({trip}: "
-            f"{costs_text(costs)}): it would close trades at a loss.")
+        return t("Your {percent}% stop-loss is within the round-trip cost ({round_trip}%: {costs}): "
+                 "almost any dip will stop you out at a loss.",
+                 percent=format(rm.stop_loss_percent, "g"), round_trip=trip, costs=fees)
+    return t("Your {percent}% take-profit does not cover the round-trip cost ({round_trip}%: {costs}): "
+             "it would close trades at a loss.", percent=format(rm.take_profit_percent, "g"), round_trip=trip,
+             costs=fees)
 
 
 def fmt_usdc(value: Decimal | int, *, places: int = 2) -> str:
@@ -84,12 +95,12 @@ def usdc_exact(value: Decimal) -> str:
 
 
 def usdc(value: Decimal | None, places: int = 2) -> str:
-    return "unknown" if value is None else f"{fmt_usdc(value, places=places)} USDC"
+    return t("unknown") if value is None else f"{fmt_usdc(value, places=places)} USDC"
 
 
 def remote_text(remote: RemoteBalance) -> str:
     """The Automaton's balance of an agent: "unknown" rather than a false number."""
-    return "unknown" if remote.amount is None else f"{fmt_usdc(remote.amount)} USDC ({remote.status})"
+    return t("unknown") if remote.amount is None else f"{fmt_usdc(remote.amount)} USDC ({remote.status})"
 
 
 def signed(value: Decimal, places: int = 2) -> str:
@@ -140,46 +151,56 @@ def page_count(total: int, size: int = PAGE_SIZE) -> int:
     return max(1, (total + size - 1) // size)
 
 
+def _risk_line(risk: dict[str, Any] | None) -> str | None:
+    """"⚖️ Risk: Sharpe 1.20, max DD 4.0%, VaR95 2.1%", or None without figures."""
+    if not risk:
+        return None
+    parts = []
+    if risk.get("sharpe") is not None:
+        parts.append(t("Sharpe {value}", value=format(risk["sharpe"], ".2f")))
+    if risk.get("max_drawdown_pct") is not None:
+        parts.append(t("max DD {value}%", value=format(risk["max_drawdown_pct"], ".1f")))
+    if risk.get("var_95_pct") is not None:
+        parts.append(t("VaR95 {value}%", value=format(risk["var_95_pct"], ".1f")))
+    return t("⚖️ Risk: {figures}", figures=", ".join(parts)) if parts else None
+
+
+def _tree_line(agent: dict[str, Any]) -> str:
+    """One agent of the /ai_portfolio tree, indented under its parent."""
+    indent = "   " * int(agent.get("depth", agent["generation"] - 1))
+    icon = STATUS_ICON.get(agent["status"], "•")
+    branch = "└ " if agent["generation"] > 1 else ""
+    line = (f"{indent}{branch}{icon} <code>{esc(agent['agent_id'])}</code> G{agent['generation']}"
+            f" · {fmt_usdc(agent['isolated_balance'])} · {signed(agent['total_earnings'])}")
+    if agent["child_count"]:
+        line += " · " + tn("{n} child", "{n} children", agent["child_count"])
+    return line
+
+
 def portfolio_text(screen: PortfolioScreen, page: int, *, demo: bool = False) -> str:
     """The /ai_portfolio message: totals, risk figures, then one page of the agent tree."""
-    portfolio, risk, unrealized = screen.portfolio, screen.risk, screen.unrealized
+    portfolio, unrealized = screen.portfolio, screen.unrealized
     agents = portfolio["agents"]
     pages = page_count(len(agents))
     page = min(max(page, 0), pages - 1)
     lines = [
-        "📊 <b>Your AI portfolio</b>" + (" <i>(demo market)</i>" if demo else ""),
+        t("📊 <b>Your AI portfolio</b> <i>(demo market)</i>") if demo else t("📊 <b>Your AI portfolio</b>"),
         "",
-        f"💰 Total balance: <b>{usdc(portfolio['total_balance'])}</b>",
-        f"💵 Available: {usdc(portfolio['total_available'])}",
-        f"📈 Total earnings: {signed(portfolio['total_earnings'])} USDC",
-        f"🤖 Agents: {portfolio['agent_count']}",
+        t("💰 Total balance: <b>{amount}</b>", amount=usdc(portfolio["total_balance"])),
+        t("💵 Available: {amount}", amount=usdc(portfolio["total_available"])),
+        t("📈 Total earnings: {amount} USDC", amount=signed(portfolio["total_earnings"])),
+        t("🤖 Agents: {count}", count=portfolio["agent_count"]),
     ]
     if unrealized is not None:
-        lines.append(f"📉 Open positions (unrealized): {signed(unrealized)} USDC")
-    if risk:
-        parts = []
-        if risk.get("sharpe") is not None:
-            parts.append(f"Sharpe {risk['sharpe']:.2f}")
-        if risk.get("max_drawdown_pct") is not None:
-            parts.append(f"max DD {risk['max_drawdown_pct']:.1f}%")
-        if risk.get("var_95_pct") is not None:
-            parts.append(f"VaR95 {risk['var_95_pct']:.1f}%")
-        if parts:
-            lines.append("⚖️ Risk: " + ", ".join(parts))
+        lines.append(t("📉 Open positions (unrealized): {amount} USDC", amount=signed(unrealized)))
+    if (risk := _risk_line(screen.risk)) is not None:
+        lines.append(risk)
     if not agents:
-        lines += ["", "You have no agents yet. Use /automaton to create one."]
+        lines += ["", t("You have no agents yet. Use /automaton to create one.")]
         return "\n".join(lines)
-    lines += ["", "<b>Agent hierarchy</b>" + (f" (page {page + 1}/{pages})" if pages > 1 else "")]
-    for agent in agents[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]:
-        indent = "   " * int(agent.get("depth", agent["generation"] - 1))
-        icon = STATUS_ICON.get(agent["status"], "•")
-        branch = "└ " if agent["generation"] > 1 else ""
-        lines.append(
-            f"{indent}{branch}{icon} <code>{esc(agent['agent_id'])}</code> G{agent['generation']}"
-            f" · {fmt_usdc(agent['isolated_balance'])} · {signed(agent['total_earnings'])}"
-            + (f" · {agent['child_count']} child" + ("ren" if agent["child_count"] != 1 else "")
-               if agent["child_count"] else "")
-        )
+    lines += ["", t("<b>Agent hierarchy</b> (page {page}/{pages})", page=page + 1, pages=pages) if pages > 1
+              else t("<b>Agent hierarchy</b>")]
+    lines += [_tree_line(agent) for agent in agents[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]]
     return clip("\n".join(lines))
 
 
@@ -187,77 +208,95 @@ def default_strategy_text() -> str:
     """The default strategy in short, from the engine's own definition."""
     d = default_strategy()
     cond, buy, rm = d.conditions[0], d.buy, d.risk_management
-    return (f"default (buy {buy.amount_percent:g}% of {esc(d.token)} on a {cond.threshold:g}% {cond.timeframe} dip, "
-            f"SL {rm.stop_loss_percent:g}%, TP {rm.take_profit_percent:g}%)")
+    return t("default (buy {amount}% of {token} on a {threshold}% {timeframe} dip, SL {stop_loss}%, TP {take_profit}%)",
+             amount=format(buy.amount_percent, "g"), token=esc(d.token), threshold=format(cond.threshold, "g"),
+             timeframe=cond.timeframe, stop_loss=format(rm.stop_loss_percent, "g"),
+             take_profit=format(rm.take_profit_percent, "g"))
 
 
 def checked_text(last_check: float | None, every: float, now: float) -> str:
     """"Last market check: 40 s ago (every 60 s)", or that none has run since the bot started."""
-    cadence = f"every {_duration(every)}"
     if last_check is None:
-        return f"Last market check: not yet since the bot started ({cadence})"
-    return f"Last market check: {_duration(max(0.0, now - last_check))} ago ({cadence})"
+        return t("Last market check: not yet since the bot started (every {every})", every=_duration(every))
+    return t("Last market check: {ago} ago (every {every})", ago=_duration(max(0.0, now - last_check)),
+             every=_duration(every))
 
 
 def _duration(seconds: float) -> str:
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return t("{seconds} s", seconds=format(seconds, ".0f"))
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+        return t("{minutes} min", minutes=format(seconds / 60, ".0f"))
+    return t("{hours} h", hours=format(seconds / 3600, ".1f"))
 
 
 def first_run_hint(strategy: str | None, every: float) -> str:
     """After /automaton: what the new agent does now and when a first trade can come."""
-    return (f"⏱ It checks the market {('every ' + _duration(every))} and trades when its strategy's conditions hold: "
-            f"{esc(strategy) if strategy else default_strategy_text()}. Conditions are read on closed candles, "
-            "so a first trade comes at the earliest when a matching candle closes, maybe not today. "
-            "Follow it with /ai_status; you get a message for every trade.")
+    return t("⏱ It checks the market every {every} and trades when its strategy's conditions hold: {strategy}. "
+             "Conditions are read on closed candles, so a first trade comes at the earliest when a matching candle "
+             "closes, maybe not today. Follow it with /ai_status; you get a message for every trade.",
+             every=_duration(every), strategy=esc(strategy) if strategy else default_strategy_text())
+
+
+def _status_line(agent: dict[str, Any]) -> str:
+    icon, status = STATUS_ICON.get(agent["status"], "•"), esc(status_word(agent["status"]))
+    if agent.get("status_reason"):
+        return t("Status: {icon} {status} ({reason})", icon=icon, status=status,
+                 reason=esc(reason_text(agent["status_reason"])))
+    return t("Status: {icon} {status}", icon=icon, status=status)
+
+
+def _agent_lines(screen: AgentScreen, strategy: str | None) -> list[str]:
+    """The figures of one agent: balances, family, the remote balance and its strategy."""
+    agent, children = screen.agent, screen.children
+    lines = [
+        t("🤖 <b>Agent</b> <code>{agent_id}</code>", agent_id=esc(agent["agent_id"])),
+        "",
+        t("Generation: {generation}", generation=agent["generation"]),
+        _status_line(agent),
+        t("Balance: <b>{amount}</b>", amount=usdc(agent["isolated_balance"])),
+        t("Available: {amount}", amount=usdc(agent["available_balance"])),
+        t("Earnings: {amount} USDC", amount=signed(agent["total_earnings"])),
+        t("Parent: <code>{agent_id}</code>", agent_id=esc(agent["parent_agent_id"])) if agent["parent_agent_id"]
+        else t("Parent: —"),
+        t("Children: {count}", count=agent["child_count"]),
+    ]
+    if agent.get("spawn_reason"):
+        lines.append(t("Spawned because: <i>{reason}</i>", reason=esc(reason_text(agent["spawn_reason"]))))
+    if screen.remote is not None:
+        lines.append(t("Remote automaton balance: {balance}", balance=esc(remote_text(screen.remote))))
+    if screen.strategy.invalid:
+        lines.append(t("Strategy: ⚠️ the assigned strategy is no longer valid, so this agent does not trade. "
+                       "Assign another one."))
+    else:
+        lines.append(t("Strategy: {strategy}", strategy=esc(strategy) if strategy else default_strategy_text()))
+    if children:
+        listed = ", ".join(f"<code>{esc(c)}</code>" for c in children[:10]) + (" …" if len(children) > 10 else "")
+        lines.append(t("Child agents: {agents}", agents=listed))
+    return lines
 
 
 def agent_text(screen: AgentScreen, *, strategy: str | None = None, parity: str | None = None,
-               costs: str | None = None, checked: str | None = None) -> str:
+               costs: str | None = None, checked: str | None = None, watching: str | None = None) -> str:
     """The /ai_status message for one agent (`strategy`: the description of its own strategy;
-    `checked`: the last-market-check line)."""
-    agent, positions, trades, children = screen.agent, screen.positions, screen.trades, screen.children
-    icon = STATUS_ICON.get(agent["status"], "•")
-    lines = [
-        f"🤖 <b>Agent</b> <code>{esc(agent['agent_id'])}</code>",
-        "",
-        f"Generation: {agent['generation']}",
-        f"Status: {icon} {esc(agent['status'])}"
-        + (f" ({esc(reason_text(agent['status_reason']))})" if agent.get("status_reason") else ""),
-        f"Balance: <b>{usdc(agent['isolated_balance'])}</b>",
-        f"Available: {usdc(agent['available_balance'])}",
-        f"Earnings: {signed(agent['total_earnings'])} USDC",
-        f"Parent: {('<code>' + esc(agent['parent_agent_id']) + '</code>') if agent['parent_agent_id'] else '—'}",
-        f"Children: {agent['child_count']}",
-    ]
-    if agent.get("spawn_reason"):
-        lines.append(f"Spawned because: <i>{esc(reason_text(agent['spawn_reason']))}</i>")
-    if screen.remote is not None:
-        lines.append(f"Remote automaton balance: {esc(remote_text(screen.remote))}")
-    if screen.strategy.invalid:
-        lines.append("Strategy: ⚠️ the assigned strategy is no longer valid, so this agent does not trade. "
-                     "Assign another one.")
-    else:
-        lines.append(f"Strategy: {esc(strategy) if strategy else default_strategy_text()}")
-    if children:
-        lines.append("Child agents: " + ", ".join(f"<code>{esc(c)}</code>" for c in children[:10])
-                     + (" …" if len(children) > 10 else ""))
-    if positions:
-        lines += ["", "<b>Open positions</b>"]
-        for p in positions[:5]:
-            lines.append(f"• {esc(p['symbol'])}: {format_quantity(p['size'])} @ "
-                         f"{format_price(p['entry_price'])} (cost {usdc(p['cost'])})")
-    if trades:
-        lines += ["", "<b>Last trades</b>"]
-        for t in trades[:5]:
-            lines.append(f"• {esc(t['symbol'])} {format_price(t['entry_price'])} → {format_price(t['exit_price'])}: "
-                         f"{signed(t['pnl'])} USDC ({esc(exit_reason(t['exit_reason']))})")
+    `checked`: the last-market-check line; `watching`: what it waits for, HTML)."""
+    lines = _agent_lines(screen, strategy)
+    if watching:
+        lines += ["", watching]
+    if screen.positions:
+        lines += ["", t("<b>Open positions</b>")]
+        for p in screen.positions[:5]:
+            lines.append(t("• {symbol}: {size} @ {price} (cost {cost})", symbol=esc(p["symbol"]),
+                           size=format_quantity(p["size"]), price=format_price(p["entry_price"]), cost=usdc(p["cost"])))
+    if screen.trades:
+        lines += ["", t("<b>Last trades</b>")]
+        for trade in screen.trades[:5]:
+            lines.append(f"• {esc(trade['symbol'])} {format_price(trade['entry_price'])} → "
+                         f"{format_price(trade['exit_price'])}: {signed(trade['pnl'])} USDC "
+                         f"({esc(exit_reason(trade['exit_reason']))})")
     if costs:
-        lines.append(f"Costs: {esc(costs)}")
-    if checked and agent["status"] == "active":
+        lines.append(t("Costs: {costs}", costs=esc(costs)))
+    if checked and screen.agent["status"] == "active":
         lines.append(esc(checked))
     if parity:
         lines.append(esc(parity))
@@ -268,13 +307,14 @@ def agent_summary(agent: dict[str, Any], *, demo: bool) -> str:
     """The /automaton reply for an existing agent."""
     icon = STATUS_ICON.get(agent["status"], "•")
     return "\n".join([
-        "🤖 <b>Your automaton</b>" + (" <i>(demo market)</i>" if demo else ""),
+        t("🤖 <b>Your automaton</b> <i>(demo market)</i>") if demo else t("🤖 <b>Your automaton</b>"),
         "",
-        f"ID: <code>{esc(agent['agent_id'])}</code>",
-        f"Status: {icon} {esc(agent['status'])}",
-        f"Balance: <b>{usdc(agent['isolated_balance'])}</b> (available {usdc(agent['available_balance'])})",
-        f"Earnings: {signed(agent['total_earnings'])} USDC",
-        f"Children: {agent['child_count']}",
+        t("ID: <code>{agent_id}</code>", agent_id=esc(agent["agent_id"])),
+        t("Status: {icon} {status}", icon=icon, status=esc(status_word(agent["status"]))),
+        t("Balance: <b>{amount}</b> (available {available})", amount=usdc(agent["isolated_balance"]),
+          available=usdc(agent["available_balance"])),
+        t("Earnings: {amount} USDC", amount=signed(agent["total_earnings"])),
+        t("Children: {count}", count=agent["child_count"]),
         "",
-        "It trades on its own and spawns child agents from its earnings.",
+        t("It trades on its own and spawns child agents from its earnings."),
     ])

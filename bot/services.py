@@ -26,6 +26,7 @@ from bot.delivery import defaults_of
 from bot.delivery.background import Background
 from bot.delivery.outbox import Outbox
 from bot.delivery.sender import Sender
+from bot.language import Languages
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
@@ -66,6 +67,7 @@ class Services:
     sync: AutomatonSync | None
     coordinator: Coordinator
     screens: Screens
+    languages: Languages
     interrupted_backtests: list[tuple[int, int]] = field(default_factory=list)  # told on start
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
@@ -104,6 +106,7 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
 
 async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     users = UserRepo(db)
+    languages = Languages(users)
 
     async def get_pref(user_id: int, kind: str) -> str:
         return (await users.get_prefs(user_id)).level(kind)
@@ -111,9 +114,10 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     async def mark_blocked(user_id: int) -> None:
         await users.mark_blocked(user_id, True)
 
-    sender = Sender(bot, OutboxRepo(db), on_blocked=mark_blocked, global_rate=settings.send_rate_per_second)
+    sender = Sender(bot, OutboxRepo(db), on_blocked=mark_blocked, language_of=languages.cached,
+                    global_rate=settings.send_rate_per_second)
     outbox = Outbox(OutboxRepo(db), sender.add, defaults=defaults_of(bot))
-    notifier = Notifier(outbox, get_pref=get_pref, is_blocked=users.is_blocked,
+    notifier = Notifier(outbox, get_pref=get_pref, is_blocked=users.is_blocked, languages=languages.of_users,
                         ttl=settings.notify_ttl_minutes * 60, signal_ttl=settings.signal_ttl_minutes * 60)
     manager = get_isolated_ai_manager(db, settings.money_rules(), notifier)
     market = build_market_data(api_key=settings.ave_api_key.get_secret_value(), base_url=settings.ave_base_url,
@@ -123,7 +127,7 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
                             settings.llm_model)
     bots = StrategyBots(db)
     designer = StrategyDesigner(llm=llm, daily_limit=settings.llm_daily_limit, timeout=settings.llm_timeout_seconds,
-                                usage_store=LlmUsageRepo(db))
+                                usage_store=LlmUsageRepo(db), resolve_token=market.resolve_token)
     backtests = BacktestService(db, market, pool, timeout=settings.backtest_timeout_seconds)
     simulations = SimulationService(db, market, notifier, poll_seconds=PLAN_POLL_SECONDS[settings.ave_api_plan],
                                     max_duration_hours=settings.simulate_max_hours, offload=pool.call)
@@ -169,4 +173,5 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
                     outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
                     screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None),
+                    languages=languages,
                     interrupted_backtests=interrupted)

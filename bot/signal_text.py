@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.i18n import t
 from engine.numbers import format_price
 from engine.signal_reasons import SignalReason, decode_reasons
 
@@ -18,18 +19,30 @@ from engine.signal_reasons import SignalReason, decode_reasons
 def reason_words(reason: SignalReason) -> str:
     """One fired condition in the user's own terms, with what it measured."""
     cond, value = reason.condition, reason.value
+    if cond.type == "price_level":
+        if cond.direction == "above":
+            return t("price crossed above ${price} (your level)", price=format_price(cond.price))
+        return t("price crossed below ${price} (your level)", price=format_price(cond.price))
+    params = {"value": f"{value:.1f}", "timeframe": cond.timeframe, "threshold": f"{cond.threshold:g}"}
     if cond.type == "price_drop":
-        return f"price dropped {value:.1f}% in {cond.timeframe} ≥ your {cond.threshold:g}%"
+        return t("price dropped {value}% in {timeframe} ≥ your {threshold}%", **params)
     if cond.type == "price_rise":
-        return f"price rose {value:.1f}% in {cond.timeframe} ≥ your {cond.threshold:g}%"
-    if cond.type == "volume_spike":
-        return f"volume {value:.1f}× the {cond.timeframe} average ≥ your +{cond.threshold:g}%"
-    return f"price crossed {cond.direction} ${format_price(cond.price)} (your level)"
+        return t("price rose {value}% in {timeframe} ≥ your {threshold}%", **params)
+    return t("volume {value}× the {timeframe} average ≥ your +{threshold}%", **params)
+
+
+def _side_signal(side: str) -> str:
+    """"buy signal" / "sell signal" (another side is shown as it is)."""
+    if side == "buy":
+        return t("buy signal")
+    if side == "sell":
+        return t("sell signal")
+    return f"{side} signal"
 
 
 def explanation_text(reasons: Sequence[SignalReason], side: str) -> str:
     """A signal's reasons joined into one line; a signal without any is just "buy signal" / "sell signal"."""
-    return "; ".join(reason_words(r) for r in reasons) or f"{side} signal"
+    return "; ".join(reason_words(r) for r in reasons) or _side_signal(side)
 
 
 def stored_explanation(stored: str, side: str, token: str) -> str:

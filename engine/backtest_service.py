@@ -25,6 +25,8 @@ import numpy as np
 
 from engine.backtest import BacktestInputError
 from engine.bars import CandleError, grid_candles
+from engine.capital import MAX_CAPITAL, MIN_CAPITAL, capital_ok
+from engine.charts import ChartWords
 from engine.errors import CodedError
 from engine.market.base import (
     AuthError,
@@ -83,8 +85,13 @@ class BacktestRequest:
     chain: str | None = None
     timeframe: str = DEFAULT_TIMEFRAME
     days: int = DEFAULT_DAYS
+    capital: float | None = None  # the starting equity in USDC (None: the service's default)
+    bot_name: str = ""  # shown in the chart's title
+    words: ChartWords = field(default_factory=ChartWords)  # the chart's words, in the user's language
 
     def __post_init__(self) -> None:
+        if self.capital is not None and not capital_ok(self.capital):
+            raise BacktestRequestError("backtest.capital_out_of_range", minimum=MIN_CAPITAL, maximum=MAX_CAPITAL)
         if self.timeframe not in TIMEFRAME_MINUTES:
             raise BacktestRequestError("backtest.unknown_timeframe", timeframe=str(self.timeframe))
         if not MIN_DAYS <= self.days <= MAX_DAYS:
@@ -127,6 +134,7 @@ class BacktestReport:
     signals_stored: int = 0
     elapsed: float = 0.0
     settings: dict[str, float] = field(default_factory=dict)
+    capital: float = 1000.0  # the starting equity it ran with
 
 
 # Called with a stage of the run: FETCHING (candles 0), then RUNNING with the number of candles.
@@ -208,12 +216,11 @@ class BacktestService:
                                             dumps(run_strategy.to_config()))
             candles = await self._candles(info, request)
             await self._progress(progress, RUNNING, len(candles))
-            # the chart's own label (drawn into the image by the worker)
-            title = (f"{info.symbol} {request.timeframe} · {request.days}d · fee {self.fee_bps / 100:g}% + slippage "
-                     f"{self.slippage_bps / 100:g}% per fill" + (" (demo data)" if demo else ""))
-            job = BacktestJob(strategy=run_strategy.to_config(), candles=candles.as_dict(), title=title,
+            capital = self.capital_of(request)
+            job = BacktestJob(strategy=run_strategy.to_config(), candles=candles.as_dict(),
+                              title=self._title(request, info, capital, demo), words=request.words.as_dict(),
                               fee_bps=self.fee_bps, slippage_bps=self.slippage_bps,
-                              initial_equity=self.initial_equity, interval_minutes=request.interval_minutes)
+                              initial_equity=capital, interval_minutes=request.interval_minutes)
             outcome = await self._submit(user_id, job)
             stored = await self._store(user_id, bot_id, backtest_id, info, run_strategy, candles,
                                        request.interval_minutes, outcome)
@@ -233,7 +240,19 @@ class BacktestService:
             chart_png=outcome.chart_png, symbol=info.symbol, token_id=info.token_id, chain=info.chain,
             timeframe=request.timeframe, days=request.days, candles=len(candles), demo=demo,
             strategy=run_strategy, signals_stored=stored,
-            elapsed=outcome.elapsed, settings=dict(outcome.settings))
+            elapsed=outcome.elapsed, settings=dict(outcome.settings), capital=capital)
+
+    def capital_of(self, request: BacktestRequest) -> float:
+        """The starting equity of `request`: its own, else the service's default."""
+        return float(request.capital) if request.capital is not None else float(self.initial_equity)
+
+    def _title(self, request: BacktestRequest, info: TokenInfo, capital: float, demo: bool) -> str:
+        """The chart's title (drawn into the image by the worker): bot, token, range, capital, costs."""
+        words = request.words
+        return words.title.format(
+            bot=f"{request.bot_name[:40]} · " if request.bot_name else "", symbol=info.symbol,
+            timeframe=request.timeframe, days=request.days, capital=f"{capital:,.0f}",
+            fee=f"{self.fee_bps / 100:g}", slippage=f"{self.slippage_bps / 100:g}") + (words.demo if demo else "")
 
     # -- steps -----------------------------------------------------------------------------
     @staticmethod

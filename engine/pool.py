@@ -67,6 +67,7 @@ class BacktestJob:
     strategy: dict[str, Any]
     candles: Mapping[str, np.ndarray]
     title: str = "Backtest"
+    words: dict[str, str] = field(default_factory=dict)  # the chart's words (`engine.charts.ChartWords`)
     fee_bps: float = 30
     slippage_bps: float = 10
     initial_equity: float = 1000
@@ -95,7 +96,8 @@ def _execute(job: BacktestJob, started: float) -> BacktestOutcome:
     result = run_backtest(job.strategy, job.candles, fee_bps=job.fee_bps,
                           slippage_bps=job.slippage_bps, initial_equity=job.initial_equity,
                           interval_minutes=job.interval_minutes)
-    png = render_equity_chart(result.time, result.close, result.equity, result.trades, title=job.title)
+    png = render_equity_chart(result.time, result.close, result.equity, result.trades, title=job.title,
+                              candles=job.candles, words=job.words)
     data = result.to_dict()
     return BacktestOutcome(metrics=data["metrics"], trades=data["trades"], signals=data["signals"],
                            chart_png=png, elapsed=time.perf_counter() - started,

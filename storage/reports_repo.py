@@ -24,11 +24,21 @@ class AgentProfit:
 
 def profit_by_agent(tx: SyncTx, user_id: int) -> list[AgentProfit]:
     """Per agent of `user_id` with closed trades: count, wins, P&L, gross win/loss, best and worst."""
+    return _profit_by(tx, user_id, "agent_id")
+
+
+def profit_by_token(tx: SyncTx, user_id: int) -> list[AgentProfit]:
+    """The same figures per token symbol (`agent_id` holds the symbol), over all of the user's agents."""
+    return _profit_by(tx, user_id, "symbol")
+
+
+def _profit_by(tx: SyncTx, user_id: int, column: str) -> list[AgentProfit]:
+    assert column in ("agent_id", "symbol")  # a fixed name, never user input
     rows = tx.all(
-        "SELECT agent_id, COUNT(*), SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END), SUM(pnl),"
+        f"SELECT {column}, COUNT(*), SUM(CASE WHEN pnl > 0 THEN 1 ELSE 0 END), SUM(pnl),"
         " SUM(CASE WHEN pnl > 0 THEN pnl ELSE 0 END), -SUM(CASE WHEN pnl < 0 THEN pnl ELSE 0 END),"
         " MAX(pnl), MIN(pnl) FROM trades WHERE user_id = ? AND agent_id IS NOT NULL"
-        " GROUP BY agent_id ORDER BY agent_id", (user_id,))
+        f" GROUP BY {column} ORDER BY " + ("agent_id" if column == "agent_id" else "SUM(pnl) DESC, symbol"), (user_id,))
     return [AgentProfit(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]))
             for r in rows]
 

@@ -220,7 +220,7 @@ async def test_portfolio_totals_tree_buttons_and_refresh_in_place(h: BotHarness)
     root_line = next(line for line in lines if root in line)
     child_line = next(line for line in lines if child in line)
     assert not root_line.startswith(" ") and child_line.startswith("   └ ")
-    assert reply.callback_data() == [f"ag:{root}:0", f"ag:{child}:0", "pf:0", "wd:ask"]
+    assert reply.callback_data() == [f"ag:{root}:0", f"ag:{child}:0", "pf:0", "wd:ask", "m:home"]
 
     await manager.record_agent_profit(root, 10, "more profit")
     refreshed = await h.press(ALICE, reply.message_id, "pf:0")
@@ -364,7 +364,7 @@ async def test_portfolio_withdraw_button_offers_all(h: BotHarness) -> None:
 async def test_settings_toggle_edits_in_place_and_persists(h: BotHarness) -> None:
     shown = await h.send(ALICE, "/settings")
     assert "trades: 🔔 on" in shown.text
-    assert len(shown.callback_data()) == 12
+    assert len(shown.callback_data()) == 17  # 4 kinds × 3 levels, 3 languages, "automatic", 🏠 Menu
     silent = await h.press(ALICE, shown.message_id, "set:trades:silent")
     assert silent.new == [] and silent.message is not None
     assert "trades: 🔕 silent" in silent.message.text
@@ -381,7 +381,7 @@ async def test_settings_toggle_edits_in_place_and_persists(h: BotHarness) -> Non
 
 async def test_bots_lifecycle_create_limit_design_rename_delete(h: BotHarness) -> None:
     empty = await h.send(ALICE, "/bots")
-    assert "no strategy bots yet" in empty.text and empty.callback_data() == ["bn"]
+    assert "no strategy bots yet" in empty.text and empty.callback_data() == ["bn", "m:home"]
     first = await h.send(ALICE, "/newbot Alpha")
     assert "Alpha" in first.text and "created and selected" in first.text
     await h.send(ALICE, "/newbot")
@@ -435,16 +435,22 @@ async def test_assign_a_strategy_bot_to_an_agent(h: BotHarness) -> None:
     assert "Strategy: Buy 10%" in status.text
 
 
-async def test_cancel_leaves_the_strategy_conversation(h: BotHarness) -> None:
+async def test_cancel_leaves_a_prompt_and_keeps_the_selected_bot(h: BotHarness) -> None:
     nothing = await h.send(ALICE, "/cancel")
     assert "Nothing to cancel" in nothing.text
-    await h.send(ALICE, "/newbot Alpha")
+    created = await h.send(ALICE, "/newbot Alpha")
+    kept = await h.send(ALICE, "/cancel")
+    assert "Nothing to cancel" in kept.text and "Alpha stays selected" in kept.text
+    shown = await h.send(ALICE, "/bots")
+    await h.press_button(ALICE, shown, "Alpha")
+    bot = (await h.services.bots.list(ALICE))[0]
+    await h.press(ALICE, created.message_id, f"br:{bot.bot_id}")  # Rename: a prompt is pending
     cancelled = await h.send(ALICE, "/cancel")
     assert cancelled.text == "Cancelled."
-    reply = await h.send(ALICE, STRATEGY_TEXT)
-    assert "select a strategy bot first" in reply.text
+    reply = await h.send(ALICE, STRATEGY_TEXT)  # the rename was cancelled; the text designs Alpha
+    assert "Strategy updated" in reply.text
     bot = (await h.services.bots.list(ALICE))[0]
-    assert h.services.bots.strategy(bot) is None
+    assert bot.name == "Alpha" and h.services.bots.strategy(bot) is not None
 
 
 async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -> None:
@@ -453,9 +459,10 @@ async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -
     await h.send(ALICE, "/newbot Sim")
     await h.send(ALICE, STRATEGY_TEXT)
     started = await h.send(ALICE, "/simulate start")
-    assert "Simulation #1 of Sim started on the demo market with 1,000.00 USDC of paper capital" in started.text
+    assert "Simulation #1 of Sim started on the demo market with paper money" in started.text
+    assert "Capital: 1,000.00 USDC (the default" in started.text  # no agent: the stated default
     status = await h.send(ALICE, "/simulate status")
-    assert "#1 Sim" in status.text and "running" in status.text and status.callback_data() == ["ss:1"]
+    assert "#1 Sim" in status.text and "running" in status.text and status.callback_data() == ["ss:1", "m:home"]
     ask = await h.send(ALICE, "/simulate stop")  # one running: asked once, straight to the confirmation
     assert "Stop simulation #1 of <b>Sim</b>?" in (ask.raw_text or "") and ask.callback_data()[0] == "ssc:1"
     assert (await h.services.simulations.status(ALICE))  # still running until confirmed
@@ -465,10 +472,16 @@ async def test_simulate_start_status_and_stop_with_confirmation(h: BotHarness) -
     assert "Final result" in final and "Equity 1,000.00 USDC" in final and "stopped" in final
     assert "Costs: fee 0.30% + slippage 0.10% per fill" in final and "replayed through the backtest" in final
     assert await h.services.simulations.status(ALICE) == []
-    after = await h.send(ALICE, "/simulate status")
-    assert "No simulation is running" in after.text
+    after = await h.send(ALICE, "/simulate status")  # the stopped one stays listed with its result
+    assert "None is running now" in after.text and "Ended" in after.text and "#1 Sim" in after.text
+    assert "Equity 1,000.00 USDC" in after.text and after.callback_data()[0] == "m:home"
     usage = await h.send(ALICE, "/simulate dance")
-    assert "Usage: /simulate start | stop | status" in usage.text
+    assert "Usage: /simulate start [capital] | stop | status" in usage.text
+    chosen = await h.send(ALICE, "/simulate start $250")
+    assert "Capital: 250.00 USDC" in chosen.text and "default" not in chosen.text
+    for bad in ("/simulate start 5", "/simulate start abc", "/simulate start -100", "/simulate start 1e12"):
+        refused = await h.send(ALICE, bad)
+        assert refused.text.startswith("⚠️") and "capital" in refused.text.lower(), (bad, refused.text)
 
 
 # ------------------------------------------------------------------------------------ admin

@@ -56,3 +56,26 @@ def test_equity_has_buy_and_hold_and_a_drawdown_panel() -> None:
     (area,) = ax_dd.collections
     lowest = min(v[1] for path in area.get_paths() for v in path.vertices)
     assert np.isclose(lowest, (900 / 1200 - 1) * 100, atol=0.5)  # the worst drawdown, in percent
+
+
+def test_candles_with_volume_and_the_readers_words() -> None:
+    rng = np.random.default_rng(7)
+    close = PRICE * (1 + rng.normal(0, 0.01, HOURS))
+    candles = {"time": T, "open": np.roll(close, 1), "high": close * 1.01, "low": close * 0.99, "close": close,
+               "volume": rng.uniform(100, 200, HOURS)}
+    merged = charts.merged_candles(candles)
+    assert len(merged["close"]) <= charts.MAX_CANDLES_DRAWN
+    assert merged["high"].max() == candles["high"].max() and merged["low"].min() == candles["low"].min()
+    assert np.isclose(merged["volume"].sum(), candles["volume"].sum())  # merging keeps every bar's volume
+    assert merged["open"][0] == candles["open"][0] and merged["close"][-1] == candles["close"][-1]
+    fig = Figure()
+    ax, ax_vol = fig.add_subplot(211), fig.add_subplot(212)
+    words = charts.ChartWords(price="harga", buy="beli", sell="jual: {reason}", take_profit="ambil untung")
+    charts._candle_panels(ax, ax_vol, merged, words)
+    charts._markers(ax, T.astype("datetime64[s]"), TRADES, words)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:3] == ["harga", "beli", "jual: ambil untung"]
+    assert len(ax_vol.patches) == len(merged["close"]) and ax_vol.get_ylabel() == "volume"
+    png = charts.render_equity_chart(T, close, np.linspace(1000, 1100, HOURS), TRADES, title="PEPE 1h",
+                                     candles=candles, words=words.as_dict())
+    assert png.startswith(b"\x89PNG")

@@ -73,7 +73,9 @@ class FakeRunner:
         current: Strategy | None,
         history: Sequence[tuple[str, str]],
         timeout: float,
+        language: str = "en",
     ) -> CrewResult:
+        self.language = language
         self.calls.append((message, current, list(history), timeout))
         if isinstance(self.result, Exception):
             raise self.result
@@ -266,3 +268,13 @@ async def test_daily_limit_survives_a_restart_with_the_database_store(db: Databa
     clock.now += timedelta(hours=2)  # the next UTC day
     assert (await restarted.design(1, NOT_UNDERSTOOD, None, [])).used_llm
     assert await LlmUsageRepo(db).used(1, clock.now.date().isoformat()) == 1
+
+
+async def test_the_crew_is_told_the_users_language() -> None:
+    runner = FakeRunner()
+    designer = designer_for(SETTINGS, crew_runner=runner)
+    await designer.design(1, "buy SOL on strength", None, [], language="id")
+    assert runner.language == "id"
+    from agents.design.crew.prompts import build_prompts
+    prompts = build_prompts("beli SOL", None, [], "tag", "pt")
+    assert "Brazilian Portuguese" in prompts.explainer and "Brazilian Portuguese" not in prompts.designer

@@ -93,11 +93,15 @@ NEW_STRATEGIES: list[tuple[str, dict[str, Any]]] = [
         {"token": "PEPE", "conds": [("volume_spike", 200, "1h", "buy", None)]},
     ),
     (
-        "buy 10% PEPE when it drops 5% in 1h, sell when it rises 8%",
+        "buy 10% PEPE when it drops 5% in 1h, sell when it rises 8% in 1h",
         {
             "conds": [("price_drop", 5, "1h", "buy", None), ("price_rise", 8, "1h", "sell", None)],
             "sell_action": True,
         },
+    ),
+    (  # a sell "when it rises 8%" with no window of its own is a take-profit
+        "buy 10% PEPE when it drops 5% in 1h, sell when it rises 8%",
+        {"conds": [("price_drop", 5, "1h", "buy", None)], "tp": 8},
     ),
     (
         "buy 10% PEPE when it drops 5% and sell if it falls below 0.001",
@@ -233,7 +237,7 @@ def test_edits_relative_to_current(text: str, expected: dict[str, Any]) -> None:
 
 
 def test_edit_then_remove_sell_conditions() -> None:
-    current = parse_strategy_text("buy 10% PEPE when it drops 5%, sell when it rises 8%").strategy
+    current = parse_strategy_text("buy 10% PEPE when it drops 5%, sell when it rises 8% in 4h").strategy
     assert current is not None and current.exit_conditions()
     result = parse_strategy_text("remove the sell condition", current)
     assert result.strategy is not None, parse_text(result)

@@ -172,7 +172,9 @@ def test_a_decimal_comma_does_not_end_a_clause() -> None:
     english = _ok("buy 10% PEPE when it drops 5%, sell if it rises 2.5% or drops 1.5%")
     indonesian = _ok("beli 10% PEPE kalau turun 5%, jual kalau naik 2,5% atau turun 1,5%")
     assert indonesian == english
-    assert [c["signal"] for c in indonesian.to_config()["conditions"]] == ["buy", "sell", "sell"]
+    # both exits were read (with no window of their own they are a take-profit and a stop-loss)
+    rm = indonesian.risk_management
+    assert (rm.take_profit_percent, rm.stop_loss_percent) == (2.5, 1.5)
 
 
 def test_a_leftover_keeps_its_decimal_comma() -> None:

@@ -16,20 +16,17 @@ One `tick()`:
    (`engine.live.closed_bars`, cached per bar) and each distinct strategy's signals are
    evaluated on them (`engine.signals.evaluate`, the backtest's code). A quiet tick reads no bars.
 4. **Trading core**: each agent's `engine.core.TradingCore` (its state kept in memory and in
-   `agent_core_state`, its position in `positions`) consumes the new closed bars and, when it
-   can settle something now, the forming bar: orders decided at a close fill at the next open,
-   stops and targets against the bars' lows and highs, stop first, at the level or the gap open
-   — exactly the backtest. Paused and dead agents keep their stops and targets, trade no
-   signals. Cores with the same strategy and state decide once per group and tick. Every fill
-   goes through the manager, batched (`agents.autonomy.loop_orders`): an open is keyed
-   `open:<agent>:<token>:<bar>` and a close `close:<agent>:<position>`, so a tick replayed after
-   a crash books nothing twice; the ledger's positions are the truth the core adopts at every tick.
+   `agent_core_state`, its position in `positions`) consumes the new closed bars and, when it can
+   settle something now, the forming bar: exactly the backtest's fills. Paused and dead agents
+   keep their stops and targets, trade no signals; one decision per group, strategy and state.
+   Fills are booked in a batch (`agents.autonomy.loop_orders`), keyed `open:<agent>:<token>:<bar>`
+   and `close:<agent>:<position>`, so a tick replayed after a crash books nothing twice; the
+   ledger's positions are the truth the core adopts at every tick.
 5. The processed bars (`market_bars`, for the parity replay) and the changed core states are
    written in the same transaction as the tick's fills.
 
-Failures: if prices cannot be fetched the tick aborts before writing anything (`aborted`); a
-group whose bars fail is skipped (its cores wait for the next tick, nothing is decided without
-the bars). Ticks never overlap: a tick that finds the previous one running returns `skipped`.
+Failures: without prices the tick aborts before writing anything (`aborted`); a group whose bars
+fail waits for the next tick. Ticks never overlap (a second one returns `skipped`).
 """
 
 from __future__ import annotations
@@ -41,9 +38,19 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from agents.autonomy.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport
+from agents.autonomy.loop_model import (
+    Group,
+    LoopAgent,
+    LoopPosition,
+    Snapshot,
+    TickError,
+    TickReport,
+    upstream_calls,
+)
 from agents.autonomy.loop_orders import OrderDesk
 from agents.autonomy.loop_snapshot import SnapshotReader
+from agents.autonomy.stop_all import StopAllReport, stop_all
+from agents.autonomy.watch import Watch, watch
 from agents.ledger.manager import IsolatedAIManager
 from engine.core import CoreState, Costs, Fill, TradingCore
 from engine.events import EventSink
@@ -138,6 +145,15 @@ class AgentLoop:
             raise TickError("; ".join(report.errors[:3]) or "tick aborted")
         return report
 
+    async def stop_all(self, user_id: int) -> StopAllReport:
+        """Pause `user_id`'s agents, close their positions through this loop's desk, between ticks."""
+        async with self._lock:
+            return await stop_all(self.manager, self.market, self._desk, user_id, self._clock())
+
+    async def watch(self, agent_id: str, strategy_json: str | None) -> Watch | None:
+        """What the agent waits for now (`agents.autonomy.watch`); None when it cannot be read."""
+        return await watch(self._reader, self.market, agent_id, strategy_json, self._clock())
+
     async def needed_token_ids(self) -> list[str]:
         """Every token id the active agents and open positions need (for the data worker)."""
         async with self._lock:  # the working set is the tick's; never change it under a running tick
@@ -186,14 +202,14 @@ class AgentLoop:
         report.agents_evaluated = sum(1 for a in snap.agents.values() if a.status == "active")
         if not token_ids:
             return
-        before = _upstream_calls(self.market)
+        before = upstream_calls(self.market)
         try:
             quotes = await self.market.get_prices(token_ids)
         except MarketDataError as exc:
             report.aborted = True
             report.add_error(f"prices: {exc}")
             return
-        report.price_calls = max(0, _upstream_calls(self.market) - before)
+        report.price_calls = max(0, upstream_calls(self.market) - before)
         prices = {t: q.price_usd for t, q in quotes.items() if q.price_usd and q.price_usd > 0}
         if self._states is None:
             self._states = await self._cores.load_all()
@@ -382,15 +398,3 @@ class AgentLoop:
 
         self._desk.after_commit(stored)
         return write
-
-def _upstream_calls(market: Any) -> int:
-    """Upstream calls so far: the provider's HTTP count when known, else the cache's miss count."""
-    stats_fn = getattr(market, "stats", None)
-    if not callable(stats_fn):
-        return 0
-    stats = stats_fn()
-    provider = stats.get("provider") if isinstance(stats, dict) else None
-    if isinstance(provider, dict) and isinstance(provider.get("calls_total"), int):
-        return int(provider["calls_total"])
-    value = stats.get("upstream_calls_total", stats.get("calls_total", 0)) if isinstance(stats, dict) else 0
-    return int(value) if isinstance(value, int) else 0

@@ -128,3 +128,16 @@ class Group:
         self.forming = None
         self.forming_read = False
         self.decided = {}
+
+
+def upstream_calls(market: Any) -> int:
+    """Upstream calls so far: the provider's HTTP count when known, else the cache's miss count."""
+    stats_fn = getattr(market, "stats", None)
+    if not callable(stats_fn):
+        return 0
+    stats = stats_fn()
+    provider = stats.get("provider") if isinstance(stats, dict) else None
+    if isinstance(provider, dict) and isinstance(provider.get("calls_total"), int):
+        return int(provider["calls_total"])
+    value = stats.get("upstream_calls_total", stats.get("calls_total", 0)) if isinstance(stats, dict) else 0
+    return int(value) if isinstance(value, int) else 0

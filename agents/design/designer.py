@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -31,6 +31,7 @@ from agents.design.daemon import run_in_daemon_thread
 from agents.design.notes import Note
 from agents.design.parser import MAX_TEXT_CHARS, ParseResult, parse_strategy_text
 from agents.llm_config import LlmSettings, redact
+from engine.market.base import MarketDataError, TokenInfo, TokenNotFoundError
 from engine.strategy import Strategy
 
 __all__ = ["MAX_MESSAGE_CHARS", "CrewRunner", "DesignPath", "DesignResult", "StrategyDesigner", "UsageStore"]
@@ -41,8 +42,10 @@ MAX_MESSAGE_CHARS = MAX_TEXT_CHARS
 HISTORY_PASSED = 20  # designer messages handed to the crew (it keeps the last few of them)
 DAILY_LIMIT = "daily_limit"  # `llm_error` when the user's AI budget for the day is spent
 
-# (settings, message, current, history, per-request timeout) -> CrewResult; blocking.
-CrewRunner = Callable[[LlmSettings, str, Strategy | None, Sequence[tuple[str, str]], float], CrewResult]
+# (settings, message, current, history, per-request timeout, the user's language) -> CrewResult; blocking.
+CrewRunner = Callable[[LlmSettings, str, Strategy | None, Sequence[tuple[str, str]], float, str], CrewResult]
+# (token symbol or id, chain or None) -> the market's token; raises `TokenNotFoundError` when it has none.
+TokenResolver = Callable[[str, str | None], Awaitable[TokenInfo]]
 
 
 class DesignPath(StrEnum):
@@ -65,6 +68,7 @@ class DesignResult:
     summary (LLM path, may be ""). `ignored`: harmless leftovers of the user's message, in their
     own words (parser paths). `llm_error`: the kind of AI problem when one happened (an
     `LlmErrorKind`, ``invalid_output``, ``crew_error``, ``timeout`` or ``daily_limit``).
+    `cleared`: the user asked to start over and said nothing more (no strategy, no error).
     """
 
     path: DesignPath
@@ -75,6 +79,7 @@ class DesignResult:
     ignored: tuple[str, ...] = ()
     error: Note | None = None
     llm_error: str | None = None
+    cleared: bool = False  # "start over" alone: the caller clears the strategy
 
     @property
     def ok(self) -> bool:
@@ -97,8 +102,9 @@ def _default_runner(
     current: Strategy | None,
     history: Sequence[tuple[str, str]],
     timeout: float,
+    language: str,
 ) -> CrewResult:
-    return run_crew(settings, message, current, history, timeout=timeout)
+    return run_crew(settings, message, current, history, timeout=timeout, language=language)
 
 
 class UsageStore(Protocol):
@@ -119,6 +125,7 @@ class StrategyDesigner:
         timeout: float = 90.0,
         clock: Callable[[], datetime] = _utcnow,
         crew_runner: CrewRunner | None = None,
+        resolve_token: TokenResolver | None = None,
     ) -> None:
         if daily_limit < 0:
             raise ValueError("daily_limit must be >= 0")
@@ -130,6 +137,7 @@ class StrategyDesigner:
         self._timeout = timeout
         self._clock = clock
         self._runner: CrewRunner = crew_runner or _default_runner
+        self._resolve = resolve_token
 
     async def design(
         self,
@@ -137,8 +145,17 @@ class StrategyDesigner:
         message: str,
         current: Strategy | None,
         history: Sequence[tuple[str, str]] = (),
+        language: str = "en",
     ) -> DesignResult:
-        """Turn one chat message into a new or edited strategy. Never raises for user input or LLM trouble."""
+        """Turn one chat message into a new or edited strategy. Never raises for user input or LLM trouble.
+
+        `language` (en, id, pt) is the one the AI answers in. A strategy's token is checked against
+        the market before it is returned, so a token the market does not have is refused now, not
+        at the first backtest or trade."""
+        return await self._checked(await self._design(user_id, message, current, history, language))
+
+    async def _design(self, user_id: int, message: str, current: Strategy | None,
+                      history: Sequence[tuple[str, str]], language: str) -> DesignResult:
         text = (message or "").strip()
         if not text:
             return DesignResult(DesignPath.INPUT, None, error=Note("design.empty"))
@@ -146,6 +163,8 @@ class StrategyDesigner:
             return DesignResult(DesignPath.INPUT, None,
                                 error=Note("design.too_long", chars=len(text), max_chars=MAX_MESSAGE_CHARS))
         parsed = parse_strategy_text(text, current)
+        if parsed.cleared:  # "start over" alone: nothing for the AI to design
+            return DesignResult(DesignPath.RULE, None, changed=current is not None, cleared=True)
         if self._llm is None:
             return _from_parser(parsed, current)
 
@@ -155,13 +174,31 @@ class StrategyDesigner:
                 return _from_parser(parsed, current, problem=spent, kind=DAILY_LIMIT)
             return DesignResult(DesignPath.LLM, None, error=Note("design.try_simple_phrasing", reason=spent),
                                 llm_error=DAILY_LIMIT)
-        return await self._with_crew(self._llm, text, current, history, parsed)
+        return await self._with_crew(self._llm, text, current, history, parsed, language)
+
+    async def _checked(self, result: DesignResult) -> DesignResult:
+        """The result with its token checked against the market (and its chain filled in)."""
+        strategy = result.strategy
+        if strategy is None or self._resolve is None:
+            return result
+        try:
+            info = await self._resolve(strategy.token, strategy.chain)
+        except TokenNotFoundError as exc:
+            return DesignResult(result.path, None, error=Note("design.unknown_token", error=exc),
+                                llm_error=result.llm_error)
+        except MarketDataError as exc:  # the market is down: keep the strategy, say it is unchecked
+            logger.info("could not check token %s: %s", strategy.token, exc.code)
+            return replace(result, notes=(*result.notes, Note("design.token_unchecked", token=strategy.token)))
+        if strategy.chain is None and info.chain:
+            return replace(result, strategy=strategy.with_token(strategy.token, info.chain))
+        return result
 
     # -- helpers ----------------------------------------------------------------------------
     async def _with_crew(self, settings: LlmSettings, text: str, current: Strategy | None,
-                         history: Sequence[tuple[str, str]], parsed: ParseResult) -> DesignResult:
+                         history: Sequence[tuple[str, str]], parsed: ParseResult, language: str) -> DesignResult:
         try:
-            result = await asyncio.wait_for(self._run(settings, text, current, history), timeout=self._timeout)
+            result = await asyncio.wait_for(self._run(settings, text, current, history, language),
+                                            timeout=self._timeout)
         except TimeoutError:
             result = CrewResult(False, None, "", Note("design.ai_timeout"), "timeout")
         except Exception as exc:  # the crew reports its own errors; this is a last-resort guard
@@ -184,16 +221,20 @@ class StrategyDesigner:
         return DesignResult(DesignPath.LLM, None, error=problem, llm_error=kind)
 
     def _run(
-        self, settings: LlmSettings, text: str, current: Strategy | None, history: Sequence[tuple[str, str]]
+        self, settings: LlmSettings, text: str, current: Strategy | None, history: Sequence[tuple[str, str]],
+        language: str,
     ) -> Awaitable[CrewResult]:
         history = [(str(r), str(t)) for r, t in list(history)[-HISTORY_PASSED:]]
-        return run_in_daemon_thread(lambda: self._runner(settings, text, current, history, self._timeout))
+        return run_in_daemon_thread(lambda: self._runner(settings, text, current, history, self._timeout, language))
 
     def _today(self) -> str:
         now = self._clock()
         if now.tzinfo is not None:
             now = now.astimezone(UTC)
         return now.date().isoformat()
+
+
+_STARTED = {"understood.replaced": "design.replaced", "understood.started_over": "design.started_over"}
 
 
 def _from_parser(parsed: ParseResult, current: Strategy | None, *, problem: Note | None = None,
@@ -203,6 +244,8 @@ def _from_parser(parsed: ParseResult, current: Strategy | None, *, problem: Note
     if parsed.strategy is None:
         return DesignResult(path, None, error=parsed.failure, llm_error=kind)
     notes = () if problem is None else (Note("design.parser_instead", reason=problem),)
+    # a whole new strategy says so: nothing of the old one was kept
+    notes += tuple(Note(_STARTED[n.code]) for n in parsed.understood if n.code in _STARTED and current is not None)
     return DesignResult(path, parsed.strategy, parsed.strategy != current, notes,
                         ignored=tuple(parsed.not_understood), llm_error=kind)
 

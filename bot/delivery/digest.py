@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.i18n import tn
 from bot.render import MAX_TEXT, utf16_len
 from storage.outbox_repo import OutboxRow
 
@@ -12,7 +13,8 @@ SEPARATOR = "\n\n➖➖➖\n\n"
 
 
 def header(count: int) -> str:
-    return f"📬 <b>{count} updates</b>\n\n"
+    """The digest's first line, in the reader's language (the sender sets it)."""
+    return tn("📬 <b>{n} update</b>", "📬 <b>{n} updates</b>", count) + "\n\n"
 
 
 def combine(rows: Sequence[OutboxRow]) -> tuple[str, list[OutboxRow]]:

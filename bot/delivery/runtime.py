@@ -11,9 +11,11 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
+from bot import i18n
 from bot.delivery.inbox import Inbox, MemoryInboxRepo
 from bot.delivery.scope import Scope, entered
 from bot.delivery.throttle import Throttle
+from bot.i18n import N_, t
 from storage.db import Database
 from storage.inbox_repo import InboxRepo, StoredUpdate
 from storage.outbox_repo import OutboxRepo
@@ -22,11 +24,13 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
-SLOW_DOWN = ("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
-             "Wait a few seconds, then try again.")
-SLOW_TOAST = "🐢 Slow down a little, please."
-GAVE_UP = ("⚠️ I could not finish one of your last messages: it kept failing, so I stopped trying. "
-           "A money operation it asked for happened once or not at all: check /ai_portfolio.")
+# Answers to updates that are never handed to PTB (so no handler set their language): each is
+# worded in its user's language when it is answered.
+SLOW_DOWN = N_("🐢 You're sending messages faster than I can answer, so I skipped some of them. "
+               "Wait a few seconds, then try again.")
+SLOW_TOAST = N_("🐢 Slow down a little, please.")
+GAVE_UP = N_("⚠️ I could not finish one of your last messages: it kept failing, so I stopped trying. "
+             "A money operation it asked for happened once or not at all: check /ai_portfolio.")
 INBOX_KEEP_SECONDS = 2 * 86_400  # finished updates: long enough to investigate a report
 OUTBOX_KEEP_SECONDS = 7 * 86_400  # delivered messages: the edit targets of a week-old screen
 
@@ -76,27 +80,37 @@ def plain_inbox(app: Application) -> Inbox:
 def make_inbox(app: Application, services: Services) -> Inbox:
     """The inbox that hands each stored update to PTB inside its delivery scope."""
     settings = services.settings
+    languages = services.languages  # flood answers use the cached language: no query per flooding update
 
     async def process(payload: dict[str, Any]) -> None:
         update = Update.de_json(payload, app.bot)
         with entered(Scope(services.outbox, update.update_id)):
             await app.process_update(update)
 
+    def worded(text: str, language: str) -> str:
+        with i18n.using(language):
+            return t(text)
+
     async def throttled(update: StoredUpdate, payload: dict[str, Any], warn: bool) -> None:
+        language = languages.cached(update.user_id or 0)
         query = payload.get("callback_query")
         if isinstance(query, dict) and isinstance(query.get("id"), str):
             try:  # stop the spinner; an answer is only useful now, so it is not queued
-                await app.bot.answer_callback_query(query["id"], SLOW_TOAST)
+                await app.bot.answer_callback_query(query["id"], worded(SLOW_TOAST, language))
             except TelegramError:
                 log.debug("could not answer a throttled callback query")
         if warn and update.user_id is not None and update.user_id > 0:
             outbox = services.outbox
-            await outbox.add([outbox.message(update.user_id, SLOW_DOWN, key=f"slow:{update.update_id}")])
+            text = worded(SLOW_DOWN, language)
+            await outbox.add([outbox.message(update.user_id, text, key=f"slow:{update.update_id}")])
 
     async def abandoned(update: StoredUpdate) -> None:
         if update.user_id is not None and update.user_id > 0:
             outbox = services.outbox
-            await outbox.add([outbox.message(update.user_id, GAVE_UP, key=f"gave-up:{update.update_id}")])
+            # recovered at start-up, before any update of theirs filled the cache: read it
+            language = (await languages.of_users([update.user_id]))[update.user_id]
+            text = worded(GAVE_UP, language)
+            await outbox.add([outbox.message(update.user_id, text, key=f"gave-up:{update.update_id}")])
 
     throttle = Throttle(burst=settings.user_burst, per_minute=settings.user_updates_per_minute)
     return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)

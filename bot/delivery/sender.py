@@ -22,6 +22,7 @@ from typing import Any
 from aiolimiter import AsyncLimiter
 from telegram import Bot, InputFile
 
+from bot import i18n
 from bot.delivery import digest, quiet_raw_calls
 from bot.delivery.outbox import NOTIFY, REPLY
 from bot.delivery.periodic import every
@@ -57,12 +58,14 @@ class Sender:
     """Delivers queued rows; `add` is called by `Outbox` after they are stored."""
 
     def __init__(self, bot: Bot, repo: OutboxRepo, *, on_blocked: Callable[[int], Awaitable[None]],
-                 global_rate: float = 30.0, chat_rate: float = 1.0, chat_burst: int = 5, concurrency: int = 8,
+                 language_of: Callable[[int], str] = lambda _chat: "en", global_rate: float = 30.0,
+                 chat_rate: float = 1.0, chat_burst: int = 5, concurrency: int = 8,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._bot = bot
         quiet_raw_calls()
         self._repo = repo
         self._on_blocked = on_blocked
+        self._language_of = language_of  # the digest's header is in its reader's language
         self._limiter = AsyncLimiter(global_rate, 1.0)
         self._chat_rate = chat_rate
         self._chat_burst = float(chat_burst)
@@ -258,7 +261,8 @@ class Sender:
         if row.priority == NOTIFY and row.method == "sendMessage":
             notes = [r for r in chat.rows if r.priority == NOTIFY and r.method == "sendMessage"]
             if len(notes) >= digest.DIGEST_AT:
-                text, taken = digest.combine(notes)
+                with i18n.using(self._language_of(chat.chat_id)):
+                    text, taken = digest.combine(notes)
                 params = dict(taken[0].params, text=text)
                 params.pop("reply_markup", None)
                 if not all(r.params.get("disable_notification") for r in taken):

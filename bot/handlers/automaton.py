@@ -10,6 +10,7 @@ from bot import callbacks, keyboards
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply, update_key
+from bot.i18n import t
 from bot.render import agent_summary, esc, first_run_hint, usdc
 from bot.selection import strategy_of
 
@@ -28,12 +29,12 @@ async def show_automaton(update: Update, context: AppContext) -> None:
     agent = await services.manager.get_main_agent(uid)
     if agent is None:
         if await services.manager.had_closed_main_agent(uid):
-            head = ("🤖 Your automaton was closed when its balance was withdrawn in full; its history stays in "
-                    "/ai_portfolio. Start a new one:")
+            head = t("🤖 Your automaton was closed when its balance was withdrawn in full; its history stays in "
+                     "/ai_portfolio. Start a new one:")
         else:
-            head = "🤖 You don't have an automaton yet."
-        text = (f"{head}\n\nChoose a starting balance (paper USDC), or send "
-                f"<code>/automaton 250</code>. Minimum {services.settings.min_deposit} USDC.")
+            head = t("🤖 You don't have an automaton yet.")
+        text = head + "\n\n" + t("Choose a starting balance (paper USDC), or send <code>/automaton 250</code>. "
+                                  "Minimum {minimum} USDC.", minimum=services.settings.min_deposit)
         await reply(update, text, keyboards.preset_amounts(callbacks.CREATE))
         return
     await reply(update, agent_summary(agent, demo=services.market.is_demo), keyboards.automaton_menu(agent))
@@ -43,7 +44,7 @@ async def _create(update: Update, context: AppContext, amount: str) -> None:
     services = context.services
     agent = await services.manager.create_user_main_agent(update.effective_user.id, amount,
                                                           idempotency_key=update_key(update))
-    await reply(update, "✅ Your automaton is live!\n\n" + agent_summary(agent, demo=services.market.is_demo)
+    await reply(update, t("✅ Your automaton is live!") + "\n\n" + agent_summary(agent, demo=services.market.is_demo)
                 + "\n\n" + first_run_hint(None, services.settings.agent_tick_seconds),
                 keyboards.automaton_menu(agent))
 
@@ -55,10 +56,10 @@ async def automaton_cmd(update: Update, context: AppContext) -> None:
     agent = await context.services.manager.get_main_agent(update.effective_user.id)
     if amount is not None and agent is not None:  # the amount is not dropped in silence: offer it
         whole = _whole_usdc(amount)
-        text = (agent_summary(agent, demo=context.services.market.is_demo)
-                + "\n\nYou already have an automaton; " + (
-                    f"add {esc(amount)} USDC to it with the button below, or send <code>/deposit {whole}</code>."
-                    if whole is not None else "send <code>/deposit 100</code> to add capital to it."))
+        offer = (t("You already have an automaton; add {amount} USDC to it with the button below, or send "
+                   "<code>/deposit {whole}</code>.", amount=esc(amount), whole=whole) if whole is not None
+                 else t("You already have an automaton; send <code>/deposit 100</code> to add capital to it."))
+        text = agent_summary(agent, demo=context.services.market.is_demo) + "\n\n" + offer
         markup = keyboards.deposit_offer(whole) if whole is not None else keyboards.automaton_menu(agent)
         await reply(update, text, markup)
         return
@@ -78,7 +79,7 @@ async def deposit_cmd(update: Update, context: AppContext) -> None:
     """/deposit <amount>."""
     amount = _one_arg(context, "deposit")
     if amount is None:
-        await reply(update, "Usage: <code>/deposit 100</code> (paper USDC).",
+        await reply(update, t("Usage: <code>/deposit 100</code> (paper USDC)."),
                     keyboards.preset_amounts(callbacks.DEPOSIT))
         return
     await _deposit(update, context, amount)
@@ -89,9 +90,9 @@ async def _deposit(update: Update, context: AppContext, amount: str) -> None:
         agent = await context.services.manager.deposit(update.effective_user.id, amount,
                                                        idempotency_key=update_key(update))
     except AgentNotFoundError:
-        raise UserFacingError("You don't have an automaton yet. Use /automaton to create one.") from None
-    await reply(update, f"✅ Deposited. Your automaton's balance is now <b>{usdc(agent['isolated_balance'])}</b>.",
-                keyboards.automaton_menu(agent))
+        raise UserFacingError(t("You don't have an automaton yet. Use /automaton to create one.")) from None
+    await reply(update, t("✅ Deposited. Your automaton's balance is now <b>{balance}</b>.",
+                          balance=usdc(agent["isolated_balance"])), keyboards.automaton_menu(agent))
 
 
 @button(callbacks.MENU_AUTOMATON)
@@ -131,8 +132,8 @@ async def assign_button(update: Update, context: AppContext, agent_id: str) -> N
     uid = update.effective_user.id
     await context.services.manager.get_agent_info(agent_id, uid)  # ownership
     bots = await context.services.bots.list(uid)
-    text = "🧠 Choose the strategy for this agent." + (
-        "" if bots else "\n\nYou have no strategy bots yet: create one with /newbot, or keep the default.")
+    text = t("🧠 Choose the strategy for this agent.") + (
+        "" if bots else "\n\n" + t("You have no strategy bots yet: create one with /newbot, or keep the default."))
     await edit(update, text, keyboards.bots_to_assign(agent_id, bots))
 
 
@@ -142,12 +143,13 @@ async def assign_bot_button(update: Update, context: AppContext, agent_id: str, 
     services = context.services
     if bot_id == 0:
         await services.manager.assign_strategy(agent_id, uid, None, None)
-        await edit(update, "✅ The agent now uses the default strategy.")
+        await edit(update, t("✅ The agent now uses the default strategy."))
         return
     bot = await services.bots.get(uid, bot_id)
     strategy = strategy_of(bot)
     await services.manager.assign_strategy(agent_id, uid, bot.bot_id, strategy.model_dump_json())
-    await edit(update, f"✅ Agent <code>{esc(agent_id)}</code> now trades with <b>{esc(bot.name)}</b>.")
+    await edit(update, t("✅ Agent <code>{agent_id}</code> now trades with <b>{name}</b>.", agent_id=esc(agent_id),
+                         name=esc(bot.name)))
 
 
 def register(app: Application) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
@@ -10,13 +11,15 @@ from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks
 from bot.backtest_args import argument_words, parse_backtest_args
+from bot.capital import CHOSEN, capital_text, default_capital
 from bot.cards import metrics_rows, progress_text
+from bot.chart_words import chart_words
 from bot.context import AppContext
 from bot.delivery.scope import Scope, current
 from bot.guards import SOMETHING_WRONG, UserFacingError, button, command, refusal
+from bot.i18n import t, tn
 from bot.render import MAX_CAPTION, clip, esc
-from bot.selection import select_strategy, selected_strategy
-from bot.wording import count
+from bot.selection import bot_strategy, selected_strategy
 from engine.backtest_service import BacktestRequest
 from engine.errors import CodedError
 from engine.pool import BacktestBusyError
@@ -29,10 +32,11 @@ log = logging.getLogger(__name__)
 
 
 def metrics_card(report: object, rows: list[tuple[str, str]]) -> str:
-    demo = " <i>(demo market)</i>" if getattr(report, "demo", False) else ""
-    head = (f"📈 <b>Backtest: {esc(getattr(report, 'symbol', ''))}</b> {esc(getattr(report, 'timeframe', ''))} · "
-            f"{count(int(getattr(report, 'days', 0)), 'day', 'days')} · "
-            f"{count(int(getattr(report, 'candles', 0)), 'candle', 'candles')}{demo}")
+    demo = " " + t("<i>(demo market)</i>") if getattr(report, "demo", False) else ""
+    head = t("📈 <b>Backtest: {symbol}</b> {timeframe} · {days} · {candles}",
+             symbol=esc(getattr(report, "symbol", "")), timeframe=esc(getattr(report, "timeframe", "")),
+             days=tn("{n} day", "{n} days", int(getattr(report, "days", 0))),
+             candles=tn("{n} candle", "{n} candles", int(getattr(report, "candles", 0)))) + demo
     return "\n".join([head, "", *(f"{esc(k)}: <b>{esc(v)}</b>" for k, v in rows)])
 
 
@@ -46,18 +50,23 @@ async def run_backtest_for(update: Update, context: AppContext, bot: Any, strate
     """
     services = context.services
     request = parse_backtest_args(args, strategy.finest_timeframe)
+    source = CHOSEN
+    if request.capital is None:
+        amount, source = await default_capital(services, update.effective_user.id)
+        request = replace(request, capital=float(amount))
+    request = replace(request, bot_name=bot.name, words=chart_words())  # the chart in the user's words
     if services.backtests.is_busy(update.effective_user.id):  # refused before any progress message
         raise BacktestBusyError("backtest.busy")
     chat_id = update.effective_chat.id
     scope = current()
-    (progress_id,) = await scope.outbox.add([scope.outbox.message(chat_id, "⏳ Preparing backtest…",
+    (progress_id,) = await scope.outbox.add([scope.outbox.message(chat_id, t("⏳ Preparing backtest…"),
                                                                    key=scope.next_key())])
-    run = _run(services, scope, chat_id, progress_id, update.effective_user.id, bot, strategy, request)
+    run = _run(services, scope, chat_id, progress_id, update.effective_user.id, bot, strategy, request, source)
     services.background.spawn(run, name=f"backtest-{update.effective_user.id}")
 
 
 async def _run(services: Services, scope: Scope, chat_id: int, progress_id: int, user_id: int, bot: Any,
-               strategy: Strategy, request: BacktestRequest) -> None:
+               strategy: Strategy, request: BacktestRequest, source: str) -> None:
     outbox = scope.outbox
 
     async def say(*rows: Any) -> None:
@@ -72,15 +81,16 @@ async def _run(services: Services, scope: Scope, chat_id: int, progress_id: int,
     try:
         report = await services.backtests.run(user_id, bot.bot_id, strategy, request, progress)
     except (CodedError, UserFacingError) as exc:
-        await say(progress_edit("❌ Backtest failed."), outbox.message(chat_id, "⚠️ " + esc(refusal(exc)),
-                                                                      key=scope.next_key()))
+        await say(progress_edit(t("❌ Backtest failed.")), outbox.message(chat_id, "⚠️ " + esc(refusal(exc)),
+                                                                         key=scope.next_key()))
         return
     except Exception:
         log.exception("backtest for user %s failed unexpectedly", user_id)
-        await say(progress_edit("❌ Backtest failed."), outbox.message(chat_id, SOMETHING_WRONG, key=scope.next_key()))
+        await say(progress_edit(t("❌ Backtest failed.")),
+                  outbox.message(chat_id, t(SOMETHING_WRONG), key=scope.next_key()))
         return
-    card = metrics_card(report, metrics_rows(report))
-    rows = [progress_edit("✅ Backtest complete.")]
+    card = metrics_card(report, metrics_rows(report)) + "\n" + esc(capital_text(report.capital, source))
+    rows = [progress_edit(t("✅ Backtest complete."))]
     if len(card) <= MAX_CAPTION:
         rows.append(outbox.photo(chat_id, report.chart_png, caption=card, key=scope.next_key()))
     else:
@@ -99,8 +109,8 @@ async def backtest_cmd(update: Update, context: AppContext) -> None:
 
 @button(callbacks.BOT_BACKTEST)
 async def backtest_button(update: Update, context: AppContext, bot_id: int) -> None:
-    """A bot's Backtest button: select that bot, then backtest it with the default arguments."""
-    bot, strategy = await select_strategy(update, context, bot_id)
+    """A bot's Backtest button: backtest that bot with the default arguments (the selection stays)."""
+    bot, strategy = await bot_strategy(update, context, bot_id)
     await run_backtest_for(update, context, bot, strategy, [])
 
 

@@ -12,10 +12,12 @@ from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
 from agents.design.strategy_bots import MAX_BOTS
 from agents.screens import BotScreen
-from bot import callbacks, keyboards
+from bot import callbacks, i18n, keyboards
+from bot.commands import strategy_example
 from bot.context import AppContext
 from bot.design_text import design_text
 from bot.guards import UserFacingError, button, command, edit, reply
+from bot.i18n import t
 from bot.render import clip, cost_warning_text, esc
 from bot.strategy_text import describe_strategy
 from engine.core import cost_warnings
@@ -26,12 +28,12 @@ MAX_TEXT_IN = 2000
 
 def _bot_text(screen: BotScreen) -> str:
     strategy = screen.strategy.strategy
-    lines = [f"🧠 <b>{esc(screen.bot.name)}</b>" + (" ✅ selected" if screen.selected else "")]
+    name = esc(screen.bot.name)
+    lines = [t("🧠 <b>{name}</b> ✅ selected", name=name) if screen.selected else f"🧠 <b>{name}</b>"]
     if screen.strategy.invalid:
-        lines += ["", "⚠️ The stored strategy is no longer valid. Describe a strategy in a message to replace it."]
+        lines += ["", t("⚠️ The stored strategy is no longer valid. Describe a strategy in a message to replace it.")]
     elif strategy is None:
-        lines += ["", "No strategy yet. Describe one in a message, for example:",
-                  "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>"]
+        lines += ["", t("No strategy yet. Describe one in a message, for example:"), strategy_example()]
     else:
         config = json.dumps(strategy.to_config(), indent=1)
         lines += ["", esc(describe_strategy(strategy)), "", f"<pre>{esc(config)}</pre>"]
@@ -44,11 +46,11 @@ async def show_bots(update: Update, context: AppContext, *, edit_in_place: bool)
     bots = await services.bots.list(uid)
     selected = await services.bots.selected(uid)
     if not bots:
-        text = "🧠 You have no strategy bots yet. Create one to design a strategy by chatting."
+        text = t("🧠 You have no strategy bots yet. Create one to design a strategy by chatting.")
     else:
-        text = (f"🧠 <b>Your strategy bots</b> (max {MAX_BOTS})\n\n"
-                "Tap one to see its strategy, backtest or simulate it."
-                + ("\nMessages you send now edit <b>" + esc(selected.name) + "</b>." if selected else ""))
+        text = (t("🧠 <b>Your strategy bots</b> (max {max_bots})\n\n"
+                  "Tap one to see its strategy, backtest or simulate it.", max_bots=MAX_BOTS)
+                + ("\n" + t("Messages you send now edit <b>{name}</b>.", name=esc(selected.name)) if selected else ""))
     markup = keyboards.bots_list(bots, selected.bot_id if selected else None, MAX_BOTS)
     await (edit if edit_in_place else reply)(update, text, markup)
 
@@ -76,9 +78,9 @@ async def newbot_cmd(update: Update, context: AppContext) -> None:
 
 async def _create(update: Update, context: AppContext, name: str | None) -> None:
     bot = await context.services.bots.create(update.effective_user.id, name)
-    await reply(update, f"✅ Strategy bot <b>{esc(bot.name)}</b> created and selected.\n\n"
-                        "Now describe your strategy in plain words, for example:\n"
-                        "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>",
+    await reply(update, t("✅ Strategy bot <b>{name}</b> created and selected.\n\n"
+                          "Now describe your strategy in plain words, for example:\n{example}",
+                          name=esc(bot.name), example=strategy_example()),
                 keyboards.bot_actions(bot.bot_id, True))
 
 
@@ -115,14 +117,14 @@ async def select_button(update: Update, context: AppContext, bot_id: int) -> Non
 async def rename_button(update: Update, context: AppContext, bot_id: int) -> None:
     bot = await context.services.bots.get(update.effective_user.id, bot_id)
     context.user_data[RENAMING] = bot.bot_id
-    await reply(update, f"Send the new name for <b>{esc(bot.name)}</b> (1–32 characters), or /cancel.")
+    await reply(update, t("Send the new name for <b>{name}</b> (1–32 characters), or /cancel.", name=esc(bot.name)))
 
 
 @button(callbacks.BOT_DELETE)
 async def delete_button(update: Update, context: AppContext, bot_id: int) -> None:
     bot = await context.services.bots.get(update.effective_user.id, bot_id)
-    await edit(update, f"Delete <b>{esc(bot.name)}</b> and its conversation? Running simulations of it stop.",
-               keyboards.confirm_delete_bot(bot.bot_id))
+    await edit(update, t("Delete <b>{name}</b> and its conversation? Running simulations of it stop.",
+                         name=esc(bot.name)), keyboards.confirm_delete_bot(bot.bot_id))
 
 
 @button(callbacks.BOT_DELETE_OK)
@@ -131,7 +133,7 @@ async def delete_ok_button(update: Update, context: AppContext, bot_id: int) -> 
     bot = await context.services.bots.get(uid, bot_id)
     await context.services.simulations.stop_for_bot(uid, bot.bot_id)
     await context.services.bots.delete(uid, bot.bot_id)
-    await edit(update, f"🗑 Deleted <b>{esc(bot.name)}</b>.")
+    await edit(update, t("🗑 Deleted <b>{name}</b>.", name=esc(bot.name)))
 
 
 async def _typing(update: Update, context: AppContext, stop: asyncio.Event) -> None:
@@ -152,25 +154,32 @@ async def text_message(update: Update, context: AppContext) -> None:
     if RENAMING in context.user_data:
         bot_id = context.user_data.pop(RENAMING)
         bot = await services.bots.rename(uid, bot_id, text)
-        await reply(update, f"✅ Renamed to <b>{esc(bot.name)}</b>.")
+        await reply(update, t("✅ Renamed to <b>{name}</b>.", name=esc(bot.name)))
         return
     bot = await services.bots.selected(uid)
     if bot is None:
-        await reply(update, "To design a strategy, create or select a strategy bot first: /newbot or /bots.\n"
-                            "Use /help to see everything I can do.")
+        await reply(update, t("To design a strategy, create or select a strategy bot first: /newbot or /bots.\n"
+                              "Use /help to see everything I can do."))
         return
     if len(text) > MAX_TEXT_IN:
-        raise UserFacingError(f"That message is too long ({len(text)} characters); keep it under {MAX_TEXT_IN}.")
+        raise UserFacingError(t("That message is too long ({length} characters); keep it under {most}.",
+                                length=len(text), most=MAX_TEXT_IN))
     current = services.bots.strategy(bot)
     history = await services.bots.history(uid, bot.bot_id)
     stop = asyncio.Event()
     typing = asyncio.create_task(_typing(update, context, stop))
     try:
-        result = await services.designer.design(uid, text, current, history)
+        result = await services.designer.design(uid, text, current, history, language=i18n.current())
     finally:
         stop.set()
         await typing
     await services.bots.add_message(uid, bot.bot_id, "user", text)
+    if result.cleared:
+        await services.bots.set_strategy(uid, bot.bot_id, None)
+        answer = t("🧹 Strategy cleared for <b>{name}</b>. Describe the new one from scratch.", name=esc(bot.name))
+        await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
+        await reply(update, answer)
+        return
     answer = design_text(result)
     if result.strategy is None:
         await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
@@ -178,13 +187,20 @@ async def text_message(update: Update, context: AppContext) -> None:
         return
     await services.bots.set_strategy(uid, bot.bot_id, result.strategy)
     await services.bots.add_message(uid, bot.bot_id, "assistant", answer)
-    head = "✅ Strategy updated" if result.changed else "ℹ️ Strategy unchanged"
-    source = " (AI crew)" if result.used_llm else ""
     costs = services.agent_loop.costs
     warnings = "".join(f"\n\n⚠️ {cost_warning_text(code, result.strategy, costs)}"
                        for code in cost_warnings(result.strategy, costs))
-    await reply(update, f"{head}{source} for <b>{esc(bot.name)}</b>.\n\n{esc(answer)}{warnings}",
+    await reply(update, _design_head(result.changed, result.used_llm, esc(bot.name)) + f"\n\n{esc(answer)}{warnings}",
                 keyboards.bot_actions(bot.bot_id, True))
+
+
+def _design_head(changed: bool, used_llm: bool, name: str) -> str:
+    """The first line of the designer's answer: whether the strategy changed, and who worked on it."""
+    if changed:
+        return (t("✅ Strategy updated (AI crew) for <b>{name}</b>.", name=name) if used_llm
+                else t("✅ Strategy updated for <b>{name}</b>.", name=name))
+    return (t("ℹ️ Strategy unchanged (AI crew) for <b>{name}</b>.", name=name) if used_llm
+            else t("ℹ️ Strategy unchanged for <b>{name}</b>.", name=name))
 
 
 def register(app: Application) -> None:

@@ -15,8 +15,10 @@ from bot.cards import costs_text, parity_line
 from bot.commands import usage
 from bot.context import AppContext
 from bot.guards import UserFacingError, button, command, edit, reply
+from bot.i18n import t
 from bot.render import agent_text, checked_text, portfolio_text
 from bot.strategy_text import describe_strategy
+from bot.watch_text import watch_text
 
 
 async def show_portfolio(update: Update, context: AppContext, *, page: int, edit_in_place: bool) -> None:
@@ -36,7 +38,8 @@ async def show_agent(update: Update, context: AppContext, agent_id: str, page: i
     text = agent_text(screen, strategy=None if own is None else describe_strategy(own),
                       parity=None if screen.parity is None else parity_line(screen.parity),
                       costs=costs_text(services.agent_loop.costs),
-                      checked=checked_text(screen.last_check, services.settings.agent_tick_seconds, time.time()))
+                      checked=checked_text(screen.last_check, services.settings.agent_tick_seconds, time.time()),
+                      watching=None if screen.watch is None else watch_text(screen.watch))
     await (edit if edit_in_place else reply)(update, text, keyboards.agent_details(screen.agent, page))
 
 
@@ -55,9 +58,9 @@ async def status_cmd(update: Update, context: AppContext) -> None:
     if not args:
         portfolio = await context.services.manager.get_user_ai_portfolio(update.effective_user.id)
         if not portfolio["agents"]:
-            await reply(update, "You have no agents yet. Use /automaton to create one.")
+            await reply(update, t("You have no agents yet. Use /automaton to create one."))
             return
-        await reply(update, "Choose an agent:", keyboards.agent_list(portfolio["agents"]))
+        await reply(update, t("Choose an agent:"), keyboards.agent_list(portfolio["agents"]))
         return
     agent_id = args[0].strip().lower()
     if not re.fullmatch(AGENT_ID, agent_id):

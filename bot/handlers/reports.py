@@ -1,4 +1,5 @@
-"""/profit, /trades [n], /daily /weekly /monthly [n]: reports over the user's closed paper trades."""
+"""/status, /profit, /performance, /trades [n], /daily /weekly /monthly [n]: reports over the user's
+closed paper trades and open positions, each with Refresh (in place, same argument) and 🏠 Menu."""
 
 from __future__ import annotations
 
@@ -7,61 +8,69 @@ from datetime import UTC, datetime
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
+from bot import callbacks, keyboards
 from bot.commands import usage
 from bot.context import AppContext
-from bot.guards import UserFacingError, command, reply
-from bot.report_text import periods_text, positions_text, profit_text, trades_text
+from bot.guards import UserFacingError, button, command, edit, reply
+from bot.i18n import t
+from bot.report_text import performance_text, periods_text, positions_text, profit_text, trades_text
 
 DEFAULT_TRADES = 10
 MAX_TRADES = 30
-
-
-@command
-async def profit_cmd(update: Update, context: AppContext) -> None:
-    """/profit: closed P&L, win rate, profit factor, best and worst trade, per agent and in total."""
-    if context.args:
-        raise UserFacingError(usage("profit"))
-    await reply(update, profit_text(await context.services.screens.profit(update.effective_user.id)))
-
-
-@command
-async def trades_cmd(update: Update, context: AppContext) -> None:
-    """/trades [n]: the newest n closed trades (default 10, at most 30)."""
-    args = context.args or []
-    if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= MAX_TRADES)):
-        raise UserFacingError(usage("trades", f"/trades 20 (1 to {MAX_TRADES})"))
-    limit = int(args[0]) if args else DEFAULT_TRADES
-    await reply(update, trades_text(await context.services.screens.trades(update.effective_user.id, limit), limit))
-
-
-@command
-async def status_cmd(update: Update, context: AppContext) -> None:
-    """/status: open positions with current price, unrealized P&L and stop/target levels."""
-    if context.args:
-        raise UserFacingError(usage("status"))
-    await reply(update, positions_text(await context.services.screens.open_positions(update.effective_user.id)))
-
-
 PERIOD_COMMANDS = {"daily": ("day", 7, 31), "weekly": ("week", 4, 26), "monthly": ("month", 6, 24)}
+NO_ARGUMENT = ("status", "profit", "performance")
+
+
+async def report_text(context: AppContext, user_id: int, report: str, n: int) -> str:
+    """The text of one report for `user_id` (`n`: its count argument, 0 where it has none)."""
+    screens = context.services.screens
+    if report == "status":
+        return positions_text(await screens.open_positions(user_id))
+    if report == "profit":
+        return profit_text(await screens.profit(user_id))
+    if report == "performance":
+        return performance_text(await screens.performance(user_id))
+    if report == "trades":
+        return trades_text(await screens.trades(user_id, n), n)
+    period = PERIOD_COMMANDS[report][0]
+    return periods_text(await screens.periods(user_id, period, n, datetime.now(UTC).date()), period)
+
+
+def _count(name: str, args: list[str], default: int, most: int, example: str) -> int:
+    """The optional count argument of a report command (1..most), or a usage refusal."""
+    if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= most)):
+        raise UserFacingError(usage(name, t("{example} (1 to {most})", example=example, most=most)))
+    return int(args[0]) if args else default
 
 
 @command
-async def periods_cmd(update: Update, context: AppContext) -> None:
-    """/daily [n], /weekly [n], /monthly [n]: closed P&L per calendar period, the last n of them."""
+async def report_cmd(update: Update, context: AppContext) -> None:
+    """Any report command: check its argument, answer with the report and its buttons."""
     name = (update.effective_message.text or "").split()[0].lstrip("/").split("@", 1)[0].lower()
-    period, default, most = PERIOD_COMMANDS[name]
     args = context.args or []
-    if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= most)):
-        raise UserFacingError(usage(name, f"/{name} {default} (1 to {most})"))
-    n = int(args[0]) if args else default
-    today = datetime.now(UTC).date()
-    rows = await context.services.screens.periods(update.effective_user.id, period, n, today)
-    await reply(update, periods_text(rows, period))
+    if name in NO_ARGUMENT:
+        if args:
+            raise UserFacingError(usage(name))
+        n = 0
+    elif name == "trades":
+        n = _count(name, args, DEFAULT_TRADES, MAX_TRADES, "/trades 20")
+    else:
+        _, default, most = PERIOD_COMMANDS[name]
+        n = _count(name, args, default, most, f"/{name} {default}")
+    text = await report_text(context, update.effective_user.id, name, n)
+    await reply(update, text, keyboards.report_refresh(name, n))
+
+
+@button(callbacks.REFRESH)
+async def refresh_button(update: Update, context: AppContext, report: str, n: int) -> None:
+    """Refresh: the same report with the same argument, in place (forged counts are bounded)."""
+    most = MAX_TRADES if report == "trades" else PERIOD_COMMANDS[report][2] if report in PERIOD_COMMANDS else 0
+    n = 0 if report in NO_ARGUMENT else max(1, min(n, most))
+    text = await report_text(context, update.effective_user.id, report, n)
+    await edit(update, text, keyboards.report_refresh(report, n))
 
 
 def register(app: Application) -> None:
     private = filters.ChatType.PRIVATE
-    app.add_handlers([CommandHandler("profit", profit_cmd, filters=private),
-                      CommandHandler("trades", trades_cmd, filters=private),
-                      CommandHandler("status", status_cmd, filters=private),
-                      CommandHandler(list(PERIOD_COMMANDS), periods_cmd, filters=private)])
+    names = [*NO_ARGUMENT, "trades", *PERIOD_COMMANDS]
+    app.add_handlers([CommandHandler(names, report_cmd, filters=private), refresh_button.handler()])

@@ -1,32 +1,43 @@
-"""/settings: notification preferences per kind (signals, trades, spawns, risk): on / silent / off."""
+"""/settings: notification preferences per kind (on / silent / off) and the language."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
-from bot import callbacks, keyboards
+from bot import callbacks, i18n, keyboards
 from bot.context import AppContext
 from bot.guards import button, command, edit, reply
+from bot.i18n import N_, t
+from bot.keyboards import KIND_NAMES, LEVEL_NAMES
 from storage.notify import NotifyKind, NotifyLevel
 
-EXPLAIN = {NotifyLevel.ON: "🔔 on", NotifyLevel.SILENT: "🔕 silent", NotifyLevel.OFF: "🚫 off"}
+ICONS = {NotifyLevel.ON: "🔔", NotifyLevel.SILENT: "🔕", NotifyLevel.OFF: "🚫"}
+AUTOMATIC = N_("automatic ({language}, from your Telegram app)")
 
 
 async def _prefs(context: AppContext, uid: int) -> dict[str, str]:
     return (await context.services.users.get_prefs(uid)).as_dict()
 
 
-def _text(prefs: dict[str, str]) -> str:
-    rows = [f"• {k}: {EXPLAIN[NotifyLevel(v)]}" for k, v in prefs.items()]
-    return "⚙️ <b>Notifications</b>\n\n" + "\n".join(rows) + (
-        "\n\n<i>silent</i> delivers without a sound; <i>off</i> sends nothing. Tap to change.")
+def _text(prefs: dict[str, str], chosen: str | None) -> str:
+    rows = [f"• {t(KIND_NAMES[NotifyKind(k)])}: {ICONS[NotifyLevel(v)]} {t(LEVEL_NAMES[NotifyLevel(v)])}"
+            for k, v in prefs.items()]
+    language = (i18n.NATIVE_NAMES[chosen] if chosen is not None
+                else t(AUTOMATIC, language=i18n.NATIVE_NAMES[i18n.current()]))
+    return "\n".join([
+        t("⚙️ <b>Notifications</b>"), "", *rows, "",
+        t("<i>silent</i> delivers without a sound; <i>off</i> sends nothing. Tap to change."), "",
+        t("🌐 <b>Language</b>: {language}", language=language),
+    ])
 
 
 async def show_settings(update: Update, context: AppContext, *, edit_in_place: bool) -> None:
     """The preferences screen, as a new message or in place of the pressed one."""
-    prefs = await _prefs(context, update.effective_user.id)
-    await (edit if edit_in_place else reply)(update, _text(prefs), keyboards.settings_menu(prefs))
+    uid = update.effective_user.id
+    prefs = await _prefs(context, uid)
+    chosen = context.services.languages.chosen(uid)
+    await (edit if edit_in_place else reply)(update, _text(prefs, chosen), keyboards.settings_menu(prefs, chosen))
 
 
 @command
@@ -47,7 +58,18 @@ async def setting_button(update: Update, context: AppContext, kind: NotifyKind, 
     await show_settings(update, context, edit_in_place=True)
 
 
+@button(callbacks.LANGUAGE)
+async def language_button(update: Update, context: AppContext, code: str) -> None:
+    """Choose a language (or "auto"); the screen is redrawn in it at once."""
+    user = update.effective_user
+    chosen = None if code == "auto" else code
+    await context.services.languages.choose(user.id, chosen)
+    i18n.activate(i18n.resolve(chosen, user.language_code))
+    await show_settings(update, context, edit_in_place=True)
+
+
 def register(app: Application) -> None:
     app.add_handler(CommandHandler("settings", settings_cmd, filters=filters.ChatType.PRIVATE))
     app.add_handler(menu_button.handler())
     app.add_handler(setting_button.handler())
+    app.add_handler(language_button.handler())

@@ -7,43 +7,49 @@ from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, MessageHandler, filters
 
 from bot import callbacks, keyboards
-from bot.commands import ADMIN_COMMANDS, COMMANDS, closest
+from bot.commands import ADMIN_COMMANDS, COMMANDS, arguments, closest, description, strategy_example
 from bot.context import AppContext
 from bot.guards import PRIVATE_ONLY, STALE_BUTTON, button, command, edit, reply
+from bot.i18n import N_, t
 from bot.render import esc
 
 EDIT_GUARD_GROUP = -2  # before user registration (-1) and every feature (0)
-EDITED = "✏️ I don't act on edited messages. Send the command again as a new message."
-NOT_TEXT = ("I only understand text: commands like /help, or a strategy in plain words while a strategy bot "
-            "is selected. (A command in a photo's caption is not run: send it as a message.)")
+EDITED = N_("✏️ I don't act on edited messages. Send the command again as a new message.")
+NOT_TEXT = N_("I only understand text: commands like /help, or a strategy in plain words while a strategy bot "
+              "is selected. (A command in a photo's caption is not run: send it as a message.)")
+UNKNOWN = N_("I don't know that command. Use /help to see what I can do.")
 
 
 def bot_commands() -> list[BotCommand]:
     """The command menu registered with set_my_commands."""
-    return [BotCommand(name, desc) for name, _, desc in COMMANDS]
+    return [BotCommand(name, description(desc)) for name, _, desc in COMMANDS]
 
 
 def help_text(is_admin: bool) -> str:
     rows = COMMANDS + (ADMIN_COMMANDS if is_admin else [])
-    lines = ["<b>Commands</b>", ""]
+    lines = [t("<b>Commands</b>"), ""]
     for name, args, desc in rows:
-        lines.append(f"/{name} {esc(args)}".rstrip() + f" — {esc(desc)}")
-    lines += ["", "While a strategy bot is selected, plain messages describe or edit its strategy, e.g. "
-              "<i>buy 10% PEPE on bsc when it drops 5% in an hour, stop loss 3%, take profit 10%</i>."]
+        lines.append(f"/{name} {esc(arguments(args))}".rstrip() + f" — {esc(description(desc))}")
+    lines += ["", t("While a strategy bot is selected, plain messages describe or edit its strategy, e.g. {example}.",
+                    example=strategy_example())]
     return "\n".join(lines)
 
 
 def welcome_text(first_name: str | None, demo: bool) -> str:
-    name = esc(first_name or "there")
+    hello = (t("👋 Hi {name}! I run an <b>autonomous trading agent</b> for you.", name=esc(first_name)) if first_name
+             else t("👋 Hi there! I run an <b>autonomous trading agent</b> for you."))
+    trades = (t("• It trades on live DEX prices (demo market now), and when it earns enough it spawns child agents "
+                "funded from its earnings.") if demo
+              else t("• It trades on live DEX prices, and when it earns enough it spawns child agents funded from its "
+                     "earnings."))
     return "\n".join([
-        f"👋 Hi {name}! I run an <b>autonomous trading agent</b> for you.",
+        hello,
         "",
-        "• /automaton creates your generation-1 agent with paper USDC.",
-        "• It trades on live DEX prices" + (" (demo market now)" if demo else "")
-        + ", and when it earns enough it spawns child agents funded from its earnings.",
-        "• Design strategies by chatting in /bots, test them with /backtest and /simulate.",
+        t("• /automaton creates your generation-1 agent with paper USDC."),
+        trades,
+        t("• Design strategies by chatting in /bots, test them with /backtest and /simulate."),
         "",
-        "Everything here is paper trading: no real funds move.",
+        t("Everything here is paper trading: no real funds move."),
     ])
 
 
@@ -64,14 +70,27 @@ async def help_cmd(update: Update, context: AppContext) -> None:
 
 @command
 async def cancel(update: Update, context: AppContext) -> None:
-    """Leave any pending conversation state (strategy chat, pending withdrawal)."""
+    """Leave a pending prompt (a rename, a withdrawal to confirm). The selected strategy bot stays
+    selected: choosing another is /bots' job, and a cancel that also deselected surprised users."""
     had = bool(context.user_data) if context.user_data is not None else False
     if context.user_data is not None:
         context.user_data.clear()
-    # A selected strategy bot is the strategy conversation: leaving it is a real cancel.
-    had = had or await context.services.bots.selected(update.effective_user.id) is not None
-    await context.services.users.select_bot(update.effective_user.id, None)
-    await reply(update, "Cancelled." if had else "Nothing to cancel. Use /help to see what I can do.")
+    if had:
+        await reply(update, t("Cancelled."))
+        return
+    selected = await context.services.bots.selected(update.effective_user.id)
+    if selected is not None:
+        await reply(update, t("Nothing to cancel. <b>{name}</b> stays selected: your messages edit its strategy "
+                              "(/bots to choose another).", name=esc(selected.name)))
+        return
+    await reply(update, t("Nothing to cancel. Use /help to see what I can do."))
+
+
+@button(callbacks.MENU)
+async def menu_button(update: Update, context: AppContext) -> None:
+    """🏠 Menu on a sub-screen: the main menu in its place."""
+    user = update.effective_user
+    await edit(update, welcome_text(user.first_name, context.services.market.is_demo), keyboards.main_menu())
 
 
 @button(callbacks.MENU_HELP)
@@ -86,13 +105,13 @@ async def unknown_command(update: Update, context: AppContext) -> None:
         return
     typed = (update.effective_message.text or "").split()[0] if update.effective_message else ""
     guess = closest(typed)
-    hint = f" Did you mean /{guess}?" if guess else ""
-    await reply(update, f"I don't know that command.{hint} Use /help to see what I can do.")
+    await reply(update, t("I don't know that command. Did you mean /{command}? Use /help to see what I can do.",
+                          command=guess) if guess else t(UNKNOWN))
 
 
 async def group_message(update: Update, context: AppContext) -> None:
     """Commands in group chats are refused: agents are controlled privately."""
-    await reply(update, PRIVATE_ONLY)
+    await reply(update, t(PRIVATE_ONLY))
 
 
 @button(None, toast=STALE_BUTTON)
@@ -106,19 +125,20 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("help", help_cmd, filters=private))
     app.add_handler(CommandHandler("cancel", cancel, filters=private))
     app.add_handler(help_button.handler())
+    app.add_handler(menu_button.handler())
 
 
 async def edited_message(update: Update, context: AppContext) -> None:
     """An edited message never runs anything (editing "/deposit 100" into "/deposit 1000" must not
     deposit again): say so in a private chat, and stop every other handler."""
     if update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE:
-        await reply(update, EDITED)
+        await reply(update, t(EDITED))
     raise ApplicationHandlerStop
 
 
 async def not_text(update: Update, context: AppContext) -> None:
     """Stickers, photos, voice, locations, files (a command in a caption too) get a hint, not silence."""
-    await reply(update, NOT_TEXT)
+    await reply(update, t(NOT_TEXT))
 
 
 def register_edit_guard(app: Application) -> None:

@@ -2,43 +2,31 @@
 
 `agents/` and `engine/` raise `CodedError(code, **params)`; this package is the only place that
 turns a code into a sentence (one module per area, merged here), so the wording can be
-translated and is written once. Templates are `str.format` strings over the error's params.
+translated and is written once. Templates are `str.format` strings over the error's params, marked
+with `N_` for the catalogs and translated (`bot.i18n.t`) when worded.
 """
 
 from __future__ import annotations
 
 import logging
-import string
 from collections.abc import Mapping
 from typing import Any
 
+from bot.i18n import FORMATTER, N_, t
 from bot.messages import design, engine, ledger, reasons
 from engine.errors import CodedError
-from engine.numbers import format_price
 
 log = logging.getLogger(__name__)
 
 CATALOG: Mapping[str, str] = {**ledger.TEXTS, **design.TEXTS, **engine.TEXTS, **reasons.TEXTS}
 # Params whose value is itself a code (e.g. which amount a refusal is about), by param name.
 PARAM_WORDS: Mapping[str, Mapping[str, str]] = {**ledger.PARAM_WORDS, **reasons.PARAM_WORDS}
-FALLBACK = "That did not work. Please check the input and try again."
+FALLBACK = N_("That did not work. Please check the input and try again.")
 
 
 def describe(error: CodedError) -> str:
     """The user-facing sentence for `error` (plain text; the caller escapes it for HTML)."""
     return word(error.code, error.params)
-
-
-class _Formatter(string.Formatter):
-    """`str.format` plus the spec `price` (`{value:price}`): the one price rule, `engine.numbers`."""
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if format_spec == "price" and isinstance(value, int | float):
-            return format_price(value)
-        return super().format_field(value, format_spec)
-
-
-_FORMATTER = _Formatter()
 
 
 def word(code: str, params: Mapping[str, Any]) -> str:
@@ -51,12 +39,12 @@ def word(code: str, params: Mapping[str, Any]) -> str:
     template = CATALOG.get(code)
     if template is None:
         log.error("no text for code %s", code)
-        return FALLBACK
+        return t(FALLBACK)
     try:
-        return _FORMATTER.format(template, **{k: _param(k, v) for k, v in params.items()})
+        return FORMATTER.format(t(template), **{k: _param(k, v) for k, v in params.items()})
     except (KeyError, IndexError, ValueError, TypeError) as exc:  # never break a screen
         log.error("text for %s does not fit its params %s: %s", code, params, exc)
-        return FALLBACK
+        return t(FALLBACK)
 
 
 def _coded(value: Any) -> bool:
@@ -65,7 +53,8 @@ def _coded(value: Any) -> bool:
 
 def _param(name: str, value: Any) -> Any:
     if isinstance(value, str):
-        return PARAM_WORDS.get(name, {}).get(value, value)
+        named = PARAM_WORDS.get(name, {}).get(value)
+        return value if named is None else t(named)
     if _coded(value):
         return word(value.code, value.params)
     if isinstance(value, list | tuple):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from engine.capital import MAX_CAPITAL, MIN_CAPITAL, capital_ok
 from engine.core import Costs, TradingCore
 from engine.events import EventSink
 from engine.live import closed_bars, start_after, warmup_bars
@@ -105,8 +106,10 @@ class SimulationService:
 
     # -- start / stop ----------------------------------------------------------------------
     async def start(self, user_id: int, bot_id: int, bot_name: str, strategy: Strategy,
-                    timeframe: str = "1h") -> SimulationRecord:
-        """Start simulating the caller's bot on its strategy's token with `timeframe` candles."""
+                    timeframe: str = "1h", capital: Decimal | None = None) -> SimulationRecord:
+        """Start simulating the caller's bot on its strategy's token with `timeframe` candles and
+        `capital` paper USDC (None: the service's default)."""
+        initial = self.capital_of(capital)
         checked = valid_id(bot_id)
         if checked is None:
             raise SimulationNotFoundError("simulate.bot_not_found")
@@ -122,7 +125,6 @@ class SimulationService:
         closed = await closed_bars(self.market, info.token_id, interval, window_bars, now)
         if len(closed) == 0:
             raise SimulationError("simulate.no_candles", timeframe=timeframe, symbol=info.symbol)
-        initial = to_micro(self.initial_equity)
         core = TradingCore.for_strategy(strategy, Costs(self.fee_bps, self.slippage_bps))
         start_after(core, closed)
         state = SimState(
@@ -146,6 +148,14 @@ class SimulationService:
             raise SimulationExistsError() from None
         log.info("simulation %s started for user %s on %s", record.simulation_id, user_id, info.token_id)
         return record
+
+    def capital_of(self, capital: Decimal | None) -> int:
+        """The starting cash in micro-USDC: `capital` (within the engine's limits), else the default."""
+        if capital is None:
+            return to_micro(self.initial_equity)
+        if not capital_ok(capital):
+            raise SimulationError("simulate.capital_out_of_range", minimum=MIN_CAPITAL, maximum=MAX_CAPITAL)
+        return to_micro(floor_usdc(capital))
 
     async def _check_can_start(self, user_id: int, bot_id: int, *, tx: Any = None) -> None:
         store = self._store

@@ -72,10 +72,14 @@ class Prompts:
     explainer: str
 
 
+# The explanation is written in the user's language (the bot's own words come from its catalogs).
+LANGUAGE_NAMES = {"en": "English", "id": "Indonesian (Bahasa Indonesia)", "pt": "Brazilian Portuguese"}
+
+
 def build_prompts(
-    message: str, current: Strategy | None, history: Sequence[tuple[str, str]], tag: str
+    message: str, current: Strategy | None, history: Sequence[tuple[str, str]], tag: str, language: str = "en"
 ) -> Prompts:
-    """The three task descriptions (`tag` is the per-run delimiter nonce)."""
+    """The three task descriptions (`tag` is the per-run delimiter nonce; `language` the user's)."""
     security = SECURITY.format(begin=BEGIN_MARK.format(tag=tag), end=END_MARK.format(tag=tag))
     current_json = json.dumps(current.to_config()) if current is not None else "null (no strategy yet)"
     user_block = _wrap("The user's message", message, tag)
@@ -96,6 +100,8 @@ def build_prompts(
         "Explain to the user, in plain language, what the final strategy JSON (the last item in the context) "
         "does and what changed compared with the current strategy before this request: "
         f"{current_json}\n\n{security}\n\n{user_block}\n\n"
-        "Write at most 4 short sentences of plain text: no markdown, no HTML, no links, no JSON."
+        "Write at most 4 short sentences of plain text: no markdown, no HTML, no links, no JSON. "
+        f"Write them in {LANGUAGE_NAMES.get(language, 'English')}; keep token symbols, numbers and the "
+        "terms take-profit and stop-loss as they are."
     )
     return Prompts(designer, validator, explainer)

@@ -53,11 +53,12 @@ def run_crew(
     *,
     timeout: float = 60.0,
     max_tokens: int = 2048,
+    language: str = "en",
 ) -> CrewResult:
     """Run the three-agent crew synchronously and return a validated strategy or a clear failure.
 
     Never raises for LLM/service/model-output problems; `timeout` bounds each LLM request."""
-    prompts = build_prompts(message, current, history, secrets.token_hex(6))
+    prompts = build_prompts(message, current, history, secrets.token_hex(6), language)
     state = GuardState()
     crew = build_crew(settings, prompts, state, timeout=timeout, max_tokens=max_tokens)
     try:

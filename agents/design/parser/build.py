@@ -1,9 +1,13 @@
 """The build step: turn what the rules found (and the current strategy, for edits) into a strategy dict.
 
-Edits: fields the message does not mention keep their current values. New buy conditions replace
-the current entry conditions unless the message says "add"/"also"; the same holds for sell
-conditions. A bare timeframe ("use 4h instead") applies to every condition that did not name its
-own; "change the drop to 4%" edits the matching condition's threshold.
+A full description (a token and an entry condition, no edit words) replaces the current strategy,
+as does anything after "start over". Otherwise the message edits: fields it does not mention keep
+their current values. New buy conditions replace the current entry conditions unless the message
+says "add"/"also"; the same holds for sell conditions. A bare timeframe ("use 4h instead") applies
+to every condition that did not name its own; "change the drop to 4%" edits the matching
+condition's threshold, and asks which one when both a buy and a sell condition match. A sell "when
+it goes up 4%" with no timeframe of its own is a take-profit (a drop: a stop-loss): a move over
+some window is a signal only when the window is said.
 
 What was understood and what blocks the build are `Note`s (``understood.…`` / ``parse.…``).
 """
@@ -54,6 +58,10 @@ def build(found: Found, current: Strategy | None, text: str) -> tuple[dict[str, 
     found.conditions.sort(key=lambda c: c.pos)
     for c in found.conditions:
         c.signal = _signal_of(c, found, text)
+    if current is not None and (found.reset or _describes_whole(found, new_token)):
+        notes.understood.append(Note("understood.started_over" if found.reset else "understood.replaced"))
+        edit = Edit(found, None, text, None)
+    _exits_as_risk(found, standalone_tf)
     place = _token_and_chain(edit, new_token, notes)
     if place is None:
         return None, notes.understood, notes.problems
@@ -73,6 +81,28 @@ def build(found: Found, current: Strategy | None, text: str) -> tuple[dict[str, 
     }
     data["match"] = _match(edit, new_buys, notes)
     return data, notes.understood, notes.problems
+
+
+def _describes_whole(found: Found, new_token: tuple[str, str | None] | None) -> bool:
+    """A token and an entry condition with no edit words: a strategy of its own, not an edit."""
+    return (new_token is not None and any(c.signal == "buy" for c in found.conditions) and not found.add_mode
+            and not found.threshold_edits and not found.removals)
+
+
+def _exits_as_risk(found: Found, standalone_tf: str | None) -> None:
+    """"Sell when it goes up 4%" with no window of its own: a take-profit (a drop: a stop-loss)."""
+    if standalone_tf is not None:
+        return
+    for c in list(found.conditions):
+        if c.signal != "sell" or c.timeframe:
+            continue
+        if c.type == "price_rise" and found.take_profit is None:
+            found.take_profit = c.threshold
+        elif c.type == "price_drop" and found.stop_loss is None:
+            found.stop_loss = c.threshold
+        else:
+            continue
+        found.conditions.remove(c)
 
 
 def _timeframes(found: Found, notes: Notes) -> str | None:
@@ -180,15 +210,18 @@ def _words(text: str, c: Cond) -> str:
 
 def _apply_edits(conds: list[dict[str, Any]], found: Found, notes: Notes) -> None:
     """Apply "change the X to N" and "remove the X condition" to the merged conditions."""
-    for what, value, _pct in found.threshold_edits:
+    for what, value, _pct, side in found.threshold_edits:
         key = " ".join(what.split())
         kinds = v.EDIT_TARGETS.get(key, ())
-        targets = [c for c in conds if c["type"] in kinds]
+        targets = [c for c in conds if c["type"] in kinds and side in (None, c.get("signal", "buy"))]
         if not targets:
             notes.problems.append(Note("parse.nothing_to_change", target=key))
             continue
         if len(targets) > 1 and key in v.AMBIGUOUS_TARGETS:
             notes.problems.append(Note("parse.ambiguous_target"))
+            continue
+        if side is None and len({c.get("signal", "buy") for c in targets}) > 1:
+            notes.problems.append(Note("parse.which_side", target=key))  # "the buy or the sell drop?"
             continue
         for c in targets:
             c["price" if c["type"] == "price_level" else "threshold"] = value

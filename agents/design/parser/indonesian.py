@@ -74,7 +74,7 @@ INDONESIAN = Lexicon(
     chain_preps=r"di|pada|lewat|melalui",
     chain_nouns=r"jaringan",
     # -- structure --
-    and_words=r"\b(?:dan|serta)\b",
+    and_words=r"\b(?:dan|serta|dengan|disertai)\b",
     or_words=r"\batau\b",
     then_words=r"lalu|kemudian|setelah\s+itu",
     add_markers=r"juga|tambahkan|tambah",
@@ -96,4 +96,5 @@ lonjakan jam menit hari minggu persen level rata
 """
     ),
     blocking=words("rugi untung cuan"),
+    reset=r"mulai\s+(?:lagi\s+)?(?:ulang|dari\s+awal|dari\s+nol)|ulang\s+dari\s+awal|dari\s+nol|hapus\s+strategi",
 )

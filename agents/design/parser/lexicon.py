@@ -96,6 +96,8 @@ class Lexicon:
     soft_filler: frozenset[str]  # meaningless in a leftover, but may be a token in caps ("ADA")
     non_token: frozenset[str]  # can sit where a token is expected but are not tokens
     blocking: frozenset[str]  # a leftover with one of these asked for something unsupported
+    # -- conversation --
+    reset: str = ""  # "start over": the message describes a strategy from nothing ("mulai ulang")
 
 
 def words(text: str) -> frozenset[str]:

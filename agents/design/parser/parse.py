@@ -27,13 +27,15 @@ class ParseResult:
     themselves), ``parse.invalid`` (`error`: the `StrategyError`) or ``parse.no_change``.
     `understood` lists what was recognised (``understood.…`` notes, echoed to the user).
     `not_understood` lists leftover pieces of the user's text, in their own words (plain text,
-    the caller escapes it); on success they were harmless and ignored.
+    the caller escapes it); on success they were harmless and ignored. `cleared`: the message
+    only said "start over" / "reset" (no strategy, no failure: the caller clears the strategy).
     """
 
     strategy: Strategy | None
     understood: list[Note] = field(default_factory=list)
     not_understood: list[str] = field(default_factory=list)
     failure: Note | None = None
+    cleared: bool = False  # "start over" and nothing else: the strategy is to be cleared
 
     @property
     def fully_understood(self) -> bool:
@@ -71,6 +73,8 @@ def parse_strategy_text(text: str, current: Strategy | None = None) -> ParseResu
     not_understood = [snippet for snippet, _ in leftovers]
     blocking = [snippet for snippet, block in leftovers if block]
 
+    if found.reset and not (found.conditions or found.tokens or found.threshold_edits or blocking):
+        return ParseResult(None, [Note("understood.cleared")], not_understood, cleared=True)
     data, understood, problems = build(found, current, scanner.low)
     if found.problems:
         # Hard rejections (bad numbers, fixed amounts) first: follow-on complaints would be noise.

@@ -84,7 +84,7 @@ PORTUGUESE = Lexicon(
     chain_preps=r"na|em|pela|pelo",
     chain_nouns=r"rede",
     # -- structure ("e" is "and" only as a word of its own: not the "e" of "e.g." or "i.e.") --
-    and_words=r"(?<![\w.])e(?![\w.])",
+    and_words=r"(?<![\w.])e(?![\w.])|\bcom\b",
     or_words=r"\bou\b",
     then_words=r"ent[ãa]o|depois",
     add_markers=r"tamb[ée]m|adicione|adicionar|al[ée]m\s+disso",
@@ -106,4 +106,5 @@ semana nível nivel média media lucro perda
 """
     ),
     blocking=words("lucro perda prejuízo prejuizo alavancagem móvel movel parcial ifr"),
+    reset=r"come[çc]ar\s+de\s+novo|recome[çc]ar|do\s+zero|resetar|zerar|apagar\s+a\s+estrat[ée]gia",
 )

@@ -9,14 +9,16 @@ from agents.design.parser.scanner import Scanner, number, rx
 
 _NUM, _PCT = v.NUM, v.PCT
 
+_SIDE = r"(?:(?P<side>buy|buying|entry|sell|selling|exit)\s+)?"
 CHANGE_THRESHOLD = rx(
     r"\b(?:change|set|make|update|move|raise|lower|increase|decrease|adjust|put)\s+(?:the\s+|my\s+)?"
-    r"(?P<what>drop|dip|fall|rise|pump|gain|volume(?:\s+spike)?|spike|price\s+level|level|threshold|trigger)"
+    + _SIDE + r"(?P<what>drop|dip|fall|rise|pump|gain|volume(?:\s+spike)?|spike|price\s+level|level|threshold|trigger)"
     r"(?:\s+(?:threshold|trigger|condition|level|percentage|percent|rule))?\s+(?:to|=|at|:)\s*\$?\s*"
     rf"(?P<n>{_NUM})(?P<pct>{_PCT})?"
 )
 NAMED_THRESHOLD = rx(
-    rf"\b(?P<what>drop|dip|rise|pump|volume|spike|level)\s+threshold\s*(?:to|=|:|of)?\s*(?P<n>{_NUM})(?P<pct>{_PCT})?"
+    r"\b" + _SIDE + r"(?P<what>drop|dip|rise|pump|volume|spike|level)\s+threshold\s*(?:to|=|:|of)?\s*"
+    rf"(?P<n>{_NUM})(?P<pct>{_PCT})?"
 )
 REMOVE_CONDITION = rx(
     r"\b(?:remove|delete|drop|clear|get\s+rid\s+of)\s+(?:the\s+|my\s+|all\s+)?"
@@ -35,6 +37,7 @@ MATCH_ANY = rx(
 )
 # Other languages' "and"/"or" ("dan", "e", "ou"): build reads them between conditions (match mode).
 CONNECTIVE = rx(v.CONNECTIVES_MORE)
+START_OVER = rx(rf"\b(?:{v.RESET_WORDS})\b\s*:?")
 ADD_MARKER = rx(
     r"\b(?:add(?:\s+(?:a|another|one\s+more))?(?:\s+(?:condition|rule|trigger))?|also|another|as\s+well|too|"
     rf"additionally|plus|{v.ADD_MARKERS_MORE})\b"
@@ -43,7 +46,9 @@ ADD_MARKER = rx(
 
 def threshold_edit(s: Scanner, m: re.Match[str]) -> None:
     """"change the drop to 4%", "volume threshold 250%": a new value for an existing condition."""
-    s.found.threshold_edits.append((m.group("what"), number(m.group("n")), bool(m.group("pct"))))
+    side = {"buying": "buy", "entry": "buy", "selling": "sell", "exit": "sell"}.get(m.group("side") or "",
+                                                                                    m.group("side"))
+    s.found.threshold_edits.append((m.group("what"), number(m.group("n")), bool(m.group("pct")), side))
 
 
 def condition_removal(s: Scanner, m: re.Match[str]) -> None:
@@ -63,6 +68,11 @@ def match_any(s: Scanner, m: re.Match[str]) -> None:
 
 def connective(s: Scanner, m: re.Match[str]) -> None:
     """"dan", "e", "atau", "ou": nothing to record (build reads them in place), but no leftover either."""
+
+
+def start_over(s: Scanner, m: re.Match[str]) -> None:
+    """"start over", "reset", "mulai ulang", "do zero": the strategy is described from nothing."""
+    s.found.reset = True
 
 
 def add_mode(s: Scanner, m: re.Match[str]) -> None:

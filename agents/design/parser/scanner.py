@@ -94,9 +94,11 @@ class Found:
     match: str | None = None
     timeframes: list[str] = field(default_factory=list)
     actions: list[tuple[int, str]] = field(default_factory=list)
-    threshold_edits: list[tuple[str, float, bool]] = field(default_factory=list)
+    # (target word, value, value was a percent, side named: "buy" / "sell" / None)
+    threshold_edits: list[tuple[str, float, bool, str | None]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     add_mode: bool = False
+    reset: bool = False
     problems: list[Note] = field(default_factory=list)
 
 

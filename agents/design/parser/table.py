@@ -14,6 +14,8 @@ from agents.design.parser import rules_risk as r
 from agents.design.parser.scanner import Rule, Scanner
 
 RULES: tuple[Rule, ...] = (
+    # 0. "Start over" first: its words ("reset", "clear") must not read as removals.
+    Rule("start over", e.START_OVER, e.start_over),
     # 1. Token ids contain digits, so they go before any number rule.
     Rule("token id", o.TOKEN_ID, o.token_id, orig=True),
     # 2. What cannot be represented, refused with a reason.

@@ -307,13 +307,18 @@ BLOCKING_WORDS = _union("blocking", BLOCKING_WORDS)
 # -- structure ------------------------------------------------------------------------------------
 
 # Between two entry conditions: "and" means all must hold, "or" any.
-AND_WORDS = r"\b(?:and|plus)\b|&" + _more("and_words")
+# "with" joins conditions too ("drops 5% with a volume spike"): both must hold.
+AND_WORDS = r"\b(?:and|plus|with|along\s+with|together\s+with)\b|&" + _more("and_words")
 OR_WORDS = r"\bor\b" + _more("or_words")
 # The other languages' "and"/"or" are claimed by a rule rather than listed as filler: the
 # Portuguese "e" is a word only where the English "e" of "e.g." is not.
 CONNECTIVES_MORE = "|".join((_only("and_words"), _only("or_words")))
 THEN_WORDS = r"then" + _more("then_words")
 ADD_MARKERS_MORE = _only("add_markers")
+# "Start over": the message describes a strategy from nothing (alone: the strategy is cleared).
+RESET_WORDS = (r"start\s+(?:over|again|afresh|from\s+scratch)|from\s+scratch|begin\s+again|reset|"
+               r"clear\s+(?:the\s+|my\s+)?strategy|forget\s+(?:the\s+|my\s+)?(?:old\s+)?strategy"
+               + _more("reset"))
 
 # -- edits ----------------------------------------------------------------------------------------
 
