@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 # "$500", "500$", "500usdc", "500 USD": a number with a currency mark is a capital, not days.
-CAPITAL_WORD = re.compile(r"^(?:\$\s?(?P<a>[^$\s]+)|(?P<b>[^$\s]+?)\s?(?:usdc|usd|\$))$", re.IGNORECASE)
+# The number must start like one ("$PEPE" stays a cashtag token); the ledger's rules then judge it.
+_NUMBERISH = r"[+-]?(?:\d|[.,]\d)[^$\s]*"
+CAPITAL_WORD = re.compile(rf"^(?:\$\s?(?P<a>{_NUMBERISH})|(?P<b>{_NUMBERISH}?)\s?(?:usdc|usd|\$))$", re.IGNORECASE)
 CHOSEN, AGENT, DEFAULT = "chosen", "agent", "default"
 
 

@@ -26,6 +26,9 @@ PEPE_ID = "0x514ad355aec892241cbf8cb58844b7e352bea2f5-bsc"
     (["24h", "120"], BacktestRequest(None, None, "1d", 120)),
     (["1INCH"], BacktestRequest("1INCH", None, "1h", 30)),
     (["+45"], BacktestRequest(None, None, "1h", 45)),
+    (["PEPE", "$500"], BacktestRequest("PEPE", None, "1h", 30, capital=500.0)),
+    (["250usdc", "4h"], BacktestRequest(None, None, "4h", 30, capital=250.0)),
+    (["1000.5usd"], BacktestRequest(None, None, "1h", 30, capital=1000.5)),
 ])
 def test_good_arguments(args: list[str], expected: BacktestRequest) -> None:
     assert parse_backtest_args(args) == expected
@@ -51,7 +54,8 @@ def test_good_arguments(args: list[str], expected: BacktestRequest) -> None:
     (["PEPE:"], "chain name"),
     ([":bsc"], "missing"),
     ([PEPE_ID + ":bsc"], "already names its chain"),
-    (["PEPE", "1h", "30", "extra"], "Too many arguments"),
+    (["PEPE", "1h", "30", "$500", "extra"], "Too many arguments"),
+    (["PEPE", "1h", "30", "extra"], "Give only one token"),
     (["1h", "4h"], "only one timeframe"),
     (["10", "20"], "only one number of days"),
     (["1d", "30"], "Too short a range"),           # 30 candles < 50

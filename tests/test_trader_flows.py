@@ -86,7 +86,7 @@ async def test_backtest_capital_is_chosen_or_stated_and_the_button_keeps_the_sel
     await h.send(ALICE, FULL)
     chosen = await h.send_all(ALICE, "/backtest PEPE 1h 30 $250", timeout=90)
     assert "Capital: 250.00 USDC" in (chosen[-1].caption or chosen[-1].text or "")
-    for bad in ("$5", "$abc", "$-10", "$1e12"):
+    for bad in ("$5", "$-10", "$1e12", "$0", "$1.1234567"):
         refused = await h.send(ALICE, f"/backtest {bad}")
         assert refused.text.startswith("⚠️") and "apital" in refused.text, (bad, refused.text)
     second = await h.send(ALICE, "/newbot Beta")
