@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage.connection import SyncTx
-from storage.dialect import NOW, IntegrityError, in_chunks, unique_violation
+from storage.dialect import NOW, in_chunks
 
 AGENT_COLUMNS = (
     "agent_id, user_id, parent_agent_id, generation, isolated_balance, locked_balance, peak_balance,"
@@ -58,15 +58,11 @@ def for_user(tx: SyncTx, user_id: int) -> list[Any]:
 
 def insert_root(tx: SyncTx, agent_id: str, user_id: int, balance: int) -> bool:
     """Insert a generation-1 agent; False when the user already has a live one (the unique index
-    `agents_one_live_root` is the check, race-free and one statement fewer than a SELECT)."""
-    try:
-        tx.run("INSERT INTO automaton_agents(agent_id, user_id, generation, isolated_balance, peak_balance)"
-               " VALUES (?, ?, 1, ?, ?)", (agent_id, user_id, balance, balance))
-    except IntegrityError as exc:
-        if unique_violation(exc, "automaton_agents", "user_id"):
-            return False
-        raise
-    return True
+    `agents_one_live_root` is the check, race-free and one statement fewer than a SELECT; DO
+    NOTHING rather than a caught error, which would abort a PostgreSQL transaction)."""
+    return tx.run("INSERT INTO automaton_agents(agent_id, user_id, generation, isolated_balance, peak_balance)"
+                  " VALUES (?, ?, 1, ?, ?) ON CONFLICT (user_id) WHERE generation = 1 AND status <> 'closed'"
+                  " DO NOTHING", (agent_id, user_id, balance, balance)) == 1
 
 
 def insert_child(tx: SyncTx, child_id: str, parent: Any, reason: str, *, remote_agent_id: str | None = None,

@@ -54,7 +54,7 @@ def sqlite_path(database_url: str) -> str:
     elif url.startswith("sqlite://"):
         path = url[len("sqlite://"):] or ":memory:"
     elif "://" in url:
-        raise ValueError("DATABASE_URL must be a sqlite:/// URL in this version")
+        raise ValueError("DATABASE_URL must be a sqlite:///… or postgresql://… URL")
     else:
         path = url
     if not path:
@@ -116,6 +116,8 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 class Database:
     """The application's database handle (build it with `open_database`)."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: str, writer: ThreadConnection, readers: list[ThreadConnection],
                  schema_version: int) -> None:
@@ -189,7 +191,13 @@ class Database:
 
 
 async def open_database(database_url: str, *, migrations_dir: Traversable = MIGRATIONS_DIR) -> Database:
-    """Open (creating the folder if needed) and migrate the database at `database_url`."""
+    """Open (creating the folder if needed) and migrate the database at `database_url`: a SQLite
+    file, or a PostgreSQL server for `postgresql://` / `postgres://` (`storage.pg_db.PgDatabase`,
+    the same interface)."""
+    if database_url.strip().lower().startswith(("postgresql://", "postgres://")):
+        from storage.pg_db import open_pg_database  # psycopg only when a server is asked for
+
+        return await open_pg_database(database_url, migrations_dir=migrations_dir)  # type: ignore[return-value]
     path = sqlite_path(database_url)
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start

@@ -1,7 +1,9 @@
-"""The SQLite-specific pieces of SQL, in one place (a PostgreSQL backend adds its own beside it).
+"""The pieces of SQL that differ between SQLite and PostgreSQL, in one place.
 
-Everything else in `storage/` is written in SQL both engines accept: `?` parameter markers are the
-only other difference, and a PostgreSQL implementation translates them where it runs them.
+Everything else in `storage/` is written in SQL both engines accept, with `?` markers and SQLite's
+current-time expression `NOW`; the PostgreSQL connection translates those where it runs them
+(`storage.pg_connection.pg_sql`). What cannot be translated statement by statement (reserving a
+block of ids, which integrity error is which) asks the transaction which engine it is on.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from storage.connection import SyncTx
 # The current time as ISO-8601 UTC text with milliseconds, the shape `storage.values.to_iso` writes.
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
-IntegrityError = sqlite3.IntegrityError
+try:  # PostgreSQL's driver is installed with the app; SQLite alone still works without it
+    import psycopg
+
+    IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+except ImportError:  # pragma: no cover
+    IntegrityError = (sqlite3.IntegrityError,)
 
 
 def unique_violation(exc: BaseException, table: str, column: str) -> bool:
     """True when `exc` says a UNIQUE constraint on `table.column` refused the row."""
-    return isinstance(exc, sqlite3.IntegrityError) and f"{table}.{column}" in str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return f"{table}.{column}" in str(exc)
+    diag = getattr(exc, "diag", None)  # PostgreSQL: "Key (column)=(…) already exists."
+    return (isinstance(exc, IntegrityError) and diag is not None and diag.table_name == table
+            and f"({column})" in (diag.message_detail or ""))
 
 
 def explain(sql: str) -> str:
@@ -43,6 +54,16 @@ def reserve_ids(tx: SyncTx, table: str, column: str, count: int) -> int:
     """The first of `count` fresh ids of an AUTOINCREMENT `table.column`, reserved for explicit
     inserts inside the caller's write transaction (so a batch knows its rows' ids without one
     round trip per row). Higher than any id the table ever used, as AUTOINCREMENT promises."""
+    if count <= 0:
+        return 0
+    if not isinstance(tx, SyncTx):  # PostgreSQL: the identity column's sequence
+        # Every insert into these tables reserves through here, under one advisory lock per
+        # sequence, so no other writer takes an id inside the block between nextval and setval.
+        seq = tx.value(f"SELECT pg_get_serial_sequence('{table}', '{column}')")
+        tx.value("SELECT pg_advisory_xact_lock(hashtext(?))", (seq,))
+        first = int(tx.value("SELECT nextval(?::regclass)", (seq,)))
+        tx.value("SELECT setval(?::regclass, ?)", (seq, first + count - 1))
+        return first
     used = tx.value(f"SELECT MAX({column}) FROM {table}") or 0  # fixed names from storage/
-    seq = tx.value("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)) or 0
-    return max(int(used), int(seq)) + 1 if count > 0 else 0
+    seq_value = tx.value("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)) or 0
+    return max(int(used), int(seq_value)) + 1

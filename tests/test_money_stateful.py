@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -32,6 +33,8 @@ from agents.events import ChildSpawned
 from engine.events import CollectingSink
 from storage import open_database
 from tests.invariants import check_invariants, money_snapshot
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 T = TypeVar("T")
 D = Decimal

@@ -17,6 +17,8 @@ from storage.signals_repo import NewSignal, NewTrade, SignalRepo, TradeRepo
 from storage.users_repo import UserRepo
 from storage.values import from_iso, json_safe, to_iso, valid_id
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 ALICE, BOB = 1001, 2002
 
 

@@ -21,6 +21,8 @@ from storage import Database, SyncTx, agents_repo, open_database
 from storage.bars_repo import clock, loop_changes
 from tests.invariants import check_invariants
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 D = Decimal
 
 
