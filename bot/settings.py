@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, v: str) -> str:
-        if not v.startswith("sqlite:") and "://" in v:
-            raise ValueError("must be a sqlite:/// URL")
+        v = v.strip()
+        if "://" in v and not v.lower().startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError("must be a sqlite:///… or postgresql://… URL")
         return v
 
     @model_validator(mode="after")
