@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from storage import open_database
 from tests.e2e_driver import ROOT, BotProcess
 from tests.fakes.telegram_api import TelegramFake
+from tests.invariants import check_invariants
 
 pytestmark = pytest.mark.e2e
 USERS = list(range(801, 811))
@@ -25,26 +27,35 @@ def tg() -> Iterator[TelegramFake]:
         yield fake
 
 
-def _env(tg: TelegramFake, tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(tg: TelegramFake, tmp_path: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {"TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_BASE_URL": f"{tg.base_url}/bot",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "AGENT_TICK_SECONDS": "3600",
+           "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'bot.db'}", "AGENT_TICK_SECONDS": "3600",
            "BACKTEST_WORKERS": "1", "LOG_LEVEL": "INFO", "USER_BURST": "1000"}
     env.update(extra)
     return env
 
 
-def _deposits(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'deposit'").fetchone()[0])
+async def _totals(database_url: str) -> tuple[int, int, int]:
+    """(deposits booked, the sum of all balances, updates still pending), on either backend."""
+    db = await open_database(database_url)
+    try:
+        deposits = await db.fetchval("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'deposit'")
+        total = await db.fetchval("SELECT SUM(isolated_balance) FROM automaton_agents")
+        pending = await db.fetchval("SELECT COUNT(*) FROM inbox_updates WHERE state = 'pending'")
+        await check_invariants(db)
+    finally:
+        await db.close()
+    return int(deposits), int(total), int(pending)
 
 
 def _answered(tg: TelegramFake, user_id: int) -> int:
     return sum(1 for m in tg.messages(user_id) if m.from_bot and "Deposited" in (m.content or ""))
 
 
-async def test_kill_9_mid_burst_then_restart_answers_everything_once_in_effect(tg: TelegramFake,
-                                                                               tmp_path: Path) -> None:
-    bot = BotProcess(_env(tg, tmp_path), tmp_path / "bot.log").start()
+@pytest.mark.both_backends  # the inbox, the outbox and the money effects on SQLite and on PostgreSQL
+async def test_kill_9_mid_burst_then_restart_answers_everything_once_in_effect(tg: TelegramFake, tmp_path: Path,
+                                                                               db_url: str) -> None:
+    bot = BotProcess(_env(tg, tmp_path, db_url), tmp_path / "bot.log").start()
     try:
         await tg.wait_for_async(lambda: tg.my_commands() or None, timeout=60)
         for uid in USERS:
@@ -59,14 +70,12 @@ async def test_kill_9_mid_burst_then_restart_answers_everything_once_in_effect(t
         assert bot.proc is not None
         bot.proc.send_signal(signal.SIGKILL)
         bot.proc.wait(10)
-        bot = BotProcess(_env(tg, tmp_path), tmp_path / "bot.log").start()
+        bot = BotProcess(_env(tg, tmp_path, db_url), tmp_path / "bot.log").start()
         await tg.wait_for_async(lambda: all(_answered(tg, u) >= 3 for u in USERS) or None, timeout=90)
         await asyncio.sleep(1.0)
         # every deposit booked exactly once (30 + 10 initial), every one answered at least once
-        assert _deposits(tmp_path / "bot.db") == 40, bot.log()[-3000:]
-        with sqlite3.connect(tmp_path / "bot.db") as conn:
-            total = conn.execute("SELECT SUM(isolated_balance) FROM automaton_agents").fetchone()[0]
-            pending = conn.execute("SELECT COUNT(*) FROM inbox_updates WHERE state = 'pending'").fetchone()[0]
+        deposits, total, pending = await _totals(db_url)
+        assert deposits == 40, bot.log()[-3000:]
         assert total == len(USERS) * 130 * 10**6 and pending == 0
     finally:
         assert bot.stop() == 0, bot.log()[-3000:]

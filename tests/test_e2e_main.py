@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from storage import open_database
 from tests.e2e_driver import BotProcess, User
 from tests.fakes.ave_api import AveFake
 from tests.fakes.telegram_api import TelegramFake
@@ -30,11 +30,12 @@ def fakes() -> Iterator[tuple[TelegramFake, AveFake]]:
         yield tg, ave
 
 
-def _env(tg: TelegramFake, ave: AveFake, tmp_path: Path, **extra: str) -> dict[str, str]:
+def _env(tg: TelegramFake, ave: AveFake, tmp_path: Path, database_url: str | None = None,
+         **extra: str) -> dict[str, str]:
     env = {
         "TELEGRAM_BOT_TOKEN": tg.token,
         "TELEGRAM_BASE_URL": f"{tg.base_url}/bot",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'bot.db'}",
         "AVE_API_KEY": "test-pro-key",
         "AVE_API_PLAN": "pro",
         "AVE_BASE_URL": ave.base_url,
@@ -47,11 +48,14 @@ def _env(tg: TelegramFake, ave: AveFake, tmp_path: Path, **extra: str) -> dict[s
     return env
 
 
-def _money(db_path: Path) -> list[tuple]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT agent_id, user_id, isolated_balance, status FROM automaton_agents"
-                            " ORDER BY agent_id").fetchall() + conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM ledger_entries").fetchall()
+async def _money(database_url: str) -> list[tuple]:
+    db = await open_database(database_url)
+    try:
+        return [tuple(r) for r in await db.fetchall(
+            "SELECT agent_id, user_id, isolated_balance, status FROM automaton_agents ORDER BY agent_id")] + [
+            tuple(r) for r in await db.fetchall("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM ledger_entries")]
+    finally:
+        await db.close()
 
 
 async def _ready(tg: TelegramFake, bot: BotProcess) -> None:
@@ -59,9 +63,11 @@ async def _ready(tg: TelegramFake, bot: BotProcess) -> None:
     assert bot.alive(), bot.log()
 
 
-async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, AveFake], tmp_path: Path) -> None:
+@pytest.mark.both_backends
+async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, AveFake], tmp_path: Path,
+                                                   db_url: str) -> None:
     tg, ave = fakes
-    env = _env(tg, ave, tmp_path)
+    env = _env(tg, ave, tmp_path, db_url)
     bot = BotProcess(env, tmp_path / "bot.log").start()
     try:
         await _ready(tg, bot)
@@ -98,13 +104,13 @@ async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, Av
         assert "Agent not found" in foreign.content and foreign.content == missing.content
 
         # Forged callbacks: Bob presses buttons carrying Alice's agent id, and garbage.
-        before = _money(tmp_path / "bot.db")
+        before = await _money(db_url)
         (bob_pf,) = await bob.say("/ai_portfolio")
         for data in (f"ag:{alice_agent}:0", f"ap:{alice_agent}", f"asb:{alice_agent}:0", "ag:zzz", "pf:-1",
                      "x" * 64, "wd:ok:deadbeef"):
             qid = tg.user_presses(bob.id, bob_pf.message_id, data)
             await tg.wait_for_async(lambda q=qid: bob.answer_for(q), timeout=10)
-        assert _money(tmp_path / "bot.db") == before
+        assert await _money(db_url) == before
         # Every press is answered first; the refusal then arrives as a message (a foreign id reads
         # exactly like a missing one).
         await tg.wait_for_async(lambda: any("Agent not found" in (m.text or "") for m in bob.bot_messages())
@@ -122,7 +128,7 @@ async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, Av
         assert "70.00 USDC" in pf2.content
 
         # Bad input from Carol (no agent): every one answered clearly, nothing created.
-        before = _money(tmp_path / "bot.db")
+        before = await _money(db_url)
         for arg in ("-5", "0", "abc", "1e309", "NaN", "10.1234567", "9" * 5000, "<b>5</b>", "5 6"):
             (answer,) = await carol.say(f"/automaton {arg}")
             assert "⚠️" in answer.content, (arg, answer.content)
@@ -132,13 +138,13 @@ async def test_conversations_bad_input_and_restart(fakes: tuple[TelegramFake, Av
         assert "at most" in wd.content
         (neg,) = await bob.say("/withdraw -3")
         assert "⚠️" in neg.content
-        assert _money(tmp_path / "bot.db") == before
+        assert await _money(db_url) == before
 
         # A group chat cannot control agents.
         tg.user_sends(104, "/automaton 100", chat_id=-5001, chat_type="group")
         await tg.wait_for_async(lambda: [m for m in tg.messages(-5001) if m.from_bot] or None, timeout=10)
         assert "private chat" in [m for m in tg.messages(-5001) if m.from_bot][-1].content
-        assert _money(tmp_path / "bot.db") == before
+        assert await _money(db_url) == before
 
         # A running simulation survives the restart.
         await alice.say("/newbot Dipper")
