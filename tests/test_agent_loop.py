@@ -19,6 +19,8 @@ from engine.market.base import Candles, PriceQuote, TemporaryMarketError, TokenI
 from storage import Database
 from tests.invariants import check_invariants, money_snapshot
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 HOUR = 3600
 BOUNDARY = 472223 * HOUR  # a whole hour
 NOW = BOUNDARY + 600  # ten minutes into the forming bar

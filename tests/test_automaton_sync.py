@@ -20,6 +20,8 @@ from storage import Database, remote_repo
 from tests.fakes.automaton_api import AutomatonFake
 from tests.invariants import check_invariants, money_snapshot
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 KEY = "sync-key"
 
 

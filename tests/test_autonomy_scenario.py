@@ -32,6 +32,8 @@ from storage import Database
 from tests.fakes.ave_api import AveFake
 from tests.invariants import check_invariants, money_snapshot
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 HOUR = 3600
 START = 472223 * HOUR + 600
 TOKEN = "0x00000000000000000000000000000000000000aa-bsc"

@@ -32,6 +32,8 @@ from storage.inbox_repo import InboxRepo, StoredUpdate
 from storage.outbox_repo import OutboxRepo, OutboxRow, Outcome
 from tests.fakes.telegram_api import TelegramFake
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 USER, OTHER = 901, 902
 HTML = {"parse_mode": "HTML"}
 LIMIT = 30.0  # generous bound on any wait; the file's tests finish in well under a minute together

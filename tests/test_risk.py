@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from agents.autonomy.risk import RiskWorker
 from agents.events import AgentPaused
 from agents.ledger.manager import IsolatedAIManager
@@ -11,6 +13,8 @@ from bot.render import reason_text
 from engine.events import CollectingSink
 from storage import Database
 from tests.test_agent_loop import ScriptedMarket
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 async def _agent_with_position(manager: IsolatedAIManager, market: ScriptedMarket, user_id: int = 1,

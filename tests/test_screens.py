@@ -21,6 +21,8 @@ from storage import Database
 from storage.bots_repo import BotRepo
 from tests.test_agent_loop import ScriptedMarket
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 ALICE, BOB = 1, 2
 
 

@@ -36,6 +36,8 @@ from storage.runs_repo import SimulationRepo
 from storage.signals_repo import SignalRepo, TradeRepo
 from storage.users_repo import UserRepo
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 H = 3600
 T0 = 1_700_000_000 // H * H
 ALICE, BOB = 71, 72

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from agents.autonomy.spawn_policy import SpawnContext, SpawnDecision, SpawnPolicy
 from agents.autonomy.spawner import Spawner, SpawnReport
 from agents.events import ChildSpawned
@@ -12,6 +14,8 @@ from bot.render import reason_text
 from engine.events import CollectingSink
 from storage import Database
 from tests.invariants import check_invariants
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
 
 
 class FixedPolicy:

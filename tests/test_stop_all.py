@@ -14,6 +14,8 @@ from storage import Database
 from tests.invariants import check_invariants
 from tests.test_agent_loop import Clock, ScriptedMarket, dip_strategy, dip_then_open, make_agent
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL
+
 
 @pytest.fixture
 def market() -> ScriptedMarket:
