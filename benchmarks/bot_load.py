@@ -202,15 +202,17 @@ def _raise_fake_backlog() -> None:
     http_server._QuietServer.request_queue_size = 1024
 
 
-async def run(users: int, *, rate_limited: bool, timeout: float, echo: bool = False) -> dict[str, object]:
-    """One measurement: start the fake and the bot process, drive the users, stop everything."""
+async def run(users: int, *, rate_limited: bool, timeout: float, echo: bool = False,
+              database_url: str | None = None) -> dict[str, object]:
+    """One measurement: start the fake and the bot process, drive the users, stop everything
+    (`database_url`: the bot's database; default a temp SQLite file)."""
     _raise_fake_backlog()
     fake = TelegramFake(per_chat_limit=10_000, global_limit=1_000_000).start()
     tmp = tempfile.TemporaryDirectory()
     profile = os.environ.get("BOT_LOAD_PROFILE")  # a path: the bot process runs under cProfile
     prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile and not echo else [sys.executable]
     cmd = [*prefix, str(SCRIPT), "--serve", "--base-url", f"{fake.base_url}/bot",
-           "--token", fake.token, "--database-url", f"sqlite:///{tmp.name}/bot.db"]
+           "--token", fake.token, "--database-url", database_url or f"sqlite:///{tmp.name}/bot.db"]
     if not rate_limited:
         cmd.append("--no-rate-limiter")
     if echo:
@@ -286,6 +288,8 @@ async def main() -> int:
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--no-rate-limiter", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="sqlite",
+                        help="the bot's database; both: the 200-user bot-only run once more on PostgreSQL")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.serve and args.echo:
@@ -324,6 +328,8 @@ async def main() -> int:
                 print(f"target at {n} users: p95 <= 1.3x echo, CPU/message <= 1.5x echo, all answered -> "
                       f"{'PASS' if target else 'FAIL'}")
                 ok &= target
+    if args.database in ("postgres", "both"):
+        figures |= await _on_postgres(args.users, args.timeout, figures, compare=args.database == "both")
     if args.mode in ("both", "shipped"):
         result = await run(args.users, rate_limited=True, timeout=args.timeout)
         ok &= report("as shipped (outbox sender, 30 messages/s like Telegram)", args.users, result)
@@ -333,6 +339,28 @@ async def main() -> int:
         figures["shipped_answered"] = str(len(result["all"]))  # type: ignore[arg-type]
     print("RESULT " + " ".join(f"{k}={v}" for k, v in figures.items()))
     return 0 if ok else 1
+
+
+async def _on_postgres(users: int, timeout: float, figures: dict[str, str], *, compare: bool) -> dict[str, str]:
+    """The bot-only run at `users` users on an embedded PostgreSQL server, against SQLite's p95
+    measured in this run (`p95_<n>_s`)."""
+    from tests import pg_server
+
+    try:
+        url = pg_server.fresh_database_url(migrated=False)
+        result = await run(users, rate_limited=False, timeout=timeout, database_url=url)
+    finally:
+        pg_server.stop()
+    report(f"ours on PostgreSQL, {users} users (client rate limiter removed)", users, result)
+    p95 = pct(result["all"], 95) if result["all"] else float("inf")  # type: ignore[arg-type]
+    out = {f"pg_p95_{users}_s": f"{p95:.3f}", "pg_answered": f"{len(result['all'])}/{users * len(STEPS)}"}  # type: ignore[arg-type]
+    sqlite_p95 = figures.get(f"p95_{users}_s")
+    if compare and sqlite_p95:
+        ratio = p95 / float(sqlite_p95)
+        print(f"-> PostgreSQL p95 {p95 * 1000:.0f} ms / SQLite {float(sqlite_p95) * 1000:.0f} ms = {ratio:.2f}x "
+              f"(target <= 1.2x)")
+        out["pg_vs_sqlite_p95"] = f"{ratio:.2f}"
+    return out
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ block of ids, which integrity error is which) asks the transaction which engine 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -17,12 +18,13 @@ from storage.connection import SyncTx
 # The current time as ISO-8601 UTC text with milliseconds, the shape `storage.values.to_iso` writes.
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
-try:  # PostgreSQL's driver is installed with the app; SQLite alone still works without it
-    import psycopg
-
-    IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
-except ImportError:  # pragma: no cover
-    IntegrityError = (sqlite3.IntegrityError,)
+def is_integrity_error(exc: BaseException) -> bool:
+    """True for a constraint refusal on either engine. psycopg is looked up, not imported: a
+    SQLite-only process never loads it (~20 MB of resident memory)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.IntegrityError)
 
 
 def unique_violation(exc: BaseException, table: str, column: str) -> bool:
@@ -30,7 +32,7 @@ def unique_violation(exc: BaseException, table: str, column: str) -> bool:
     if isinstance(exc, sqlite3.IntegrityError):
         return f"{table}.{column}" in str(exc)
     diag = getattr(exc, "diag", None)  # PostgreSQL: "Key (column)=(…) already exists."
-    return (isinstance(exc, IntegrityError) and diag is not None and diag.table_name == table
+    return (is_integrity_error(exc) and diag is not None and diag.table_name == table
             and f"({column})" in (diag.message_detail or ""))
 
 

@@ -1,13 +1,12 @@
 """Batched writes on PostgreSQL: a tick's thousands of rows in a few statements.
 
 SQLite's `executemany` costs a few microseconds a row in-process; PostgreSQL pays a statement's
-round trip and execution per row even pipelined (~50 µs here). The repositories' batch statements
-are simple, so they are rewritten per chunk into one statement:
-
-* `INSERT INTO t(cols) VALUES (?, …) [ON CONFLICT …]` → `INSERT … VALUES (…), (…), … [ON CONFLICT …]`
-* `UPDATE t SET a = ?, b = 'x' WHERE key = ?` → `UPDATE t SET a = v.a, b = 'x' FROM (VALUES …) AS
-  v(a, key) WHERE t.key = v.key` (values cast to the columns' types; only when every key of the
-  chunk is distinct, since executemany would apply repeated keys in order)
+execution per row even pipelined. A batch of simple UPDATEs is rewritten per chunk into one
+statement: `UPDATE t SET a = ?, b = 'x' WHERE key = ?` → `UPDATE t SET a = v.a, b = 'x' FROM
+(VALUES …) AS v(a, key) WHERE t.key = v.key` (values cast to the columns' types; only when every
+key of the chunk is distinct, since executemany would apply repeated keys in order). Measured on
+5,000 agent rows: 0.25 s instead of 0.65 s. INSERTs stay on psycopg's pipelined executemany: a
+multi-row VALUES insert measured slower (0.26 s against 0.19 s for 5,000 ledger rows).
 
 Anything else (an expression on the right, several conditions) is left to executemany.
 """
@@ -23,28 +22,15 @@ if TYPE_CHECKING:
 
 MAX_PARAMS = 30_000  # well under PostgreSQL's 65,535 bind parameters per statement
 MAX_ROWS = 1_000
-_INSERT = re.compile(r"^\s*INSERT INTO (?P<table>\w+)\s*\((?P<cols>[^)]*)\)\s*VALUES\s*\((?P<marks>[\s?,]*)\)"
-                     r"(?P<tail>.*)$", re.IGNORECASE | re.DOTALL)
 _UPDATE = re.compile(r"^\s*UPDATE (?P<table>\w+) SET (?P<sets>.+?) WHERE (?P<key>\w+) = \?\s*$",
                      re.IGNORECASE | re.DOTALL)
 _ASSIGN = re.compile(r"^\s*(?P<col>\w+)\s*=\s*(?P<value>\?|'[^'?]*'|\d+)\s*$")
 
 
 def batch(tx: PgSyncTx, sql: str, rows: list[Sequence[Any]]) -> bool:
-    """Write `rows` with `sql` in multi-row statements; False when `sql` is not a simple batch."""
-    from storage.pg_connection import pg_sql
-
+    """Write `rows` with `sql` in multi-row statements; False when `sql` is not a simple UPDATE batch."""
     if "%" in sql:  # a literal percent sign: leave the statement to the general path
         return False
-    insert = _INSERT.match(sql)
-    if insert and "?" not in insert.group("tail") and insert.group("marks").count("?") == len(rows[0]):
-        width = len(rows[0])
-        row = "(" + ", ".join(["%s"] * width) + ")"
-        head = f"INSERT INTO {insert.group('table')} ({insert.group('cols')}) VALUES "
-        tail = pg_sql(insert.group("tail"))
-        for chunk in _chunks(rows, width):
-            tx.conn.execute(head + ", ".join([row] * len(chunk)) + tail, [v for r in chunk for v in r])
-        return True
     update = _UPDATE.match(sql)
     if update is None:
         return False

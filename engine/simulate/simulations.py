@@ -56,7 +56,7 @@ from engine.simulate.status import SimulationStatus, read_status
 from engine.simulate.store import BOT_DELETED, MAX_DURATION, STOPPED, UNREADABLE, SimulationStore
 from engine.strategy import TIMEFRAME_MINUTES, Strategy
 from storage.db import Database
-from storage.dialect import IntegrityError
+from storage.dialect import is_integrity_error
 from storage.money import floor_usdc, to_micro
 from storage.runs_repo import SimulationRecord
 from storage.values import from_iso, to_iso, valid_id
@@ -143,7 +143,9 @@ class SimulationService:
                     json.dumps(strategy.to_config(), separators=(",", ":")), state.to_dict(),
                     to_iso(now), to_iso(ends), tx=tx)
                 await store.bars.save(info.token_id, interval, closed, tx=tx)
-        except IntegrityError:
+        except Exception as exc:
+            if not is_integrity_error(exc):
+                raise
             # the unique index caught a concurrent start of the same bot
             raise SimulationExistsError() from None
         log.info("simulation %s started for user %s on %s", record.simulation_id, user_id, info.token_id)
