@@ -137,5 +137,40 @@ async def test_sigkill_during_money_operations(db_url: str) -> None:
     assert progress[-1] > progress[0] > len(USERS)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+async def test_two_processes_hammering_the_same_users_never_overdraw(db_url: str) -> None:
+    """Two worker processes run random money operations on the same users' trees at once (each its
+    own connections: on PostgreSQL, two clients racing in SERIALIZABLE transactions), then are
+    killed; every invariant holds and nothing is half done."""
+    db = await open_database(db_url)
+    manager = get_isolated_ai_manager(db, rules=MoneyRules(max_children=50))
+    for user in USERS:  # both workers find them (neither races to create them)
+        await manager.create_user_main_agent(user, Decimal(500))
+    await db.close()
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.test_crash", db_url, str(100 + k), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        for k in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).strip() == b"ready"
+        await asyncio.sleep(3.0)
+        for proc in procs:
+            assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+    db = await open_database(db_url)
+    try:
+        await check_invariants(db)
+        await check_nothing_half_done(db)
+        assert await db.fetchval("SELECT COUNT(*) FROM ledger_entries") > 20  # both really worked
+    finally:
+        await db.close()
+
+
 if __name__ == "__main__":
     asyncio.run(worker(sys.argv[1], int(sys.argv[2])))
