@@ -83,7 +83,8 @@ class _NumericLoader(Loader):
 
 def connect(uri: str) -> psycopg.Connection:
     """A connection with the loaders above; statements run in explicit transactions."""
-    conn = psycopg.connect(uri, autocommit=True, row_factory=row_factory)
+    # connect_timeout: an unreachable server fails start-up in seconds, not minutes
+    conn = psycopg.connect(uri, autocommit=True, row_factory=row_factory, connect_timeout=10)
     conn.adapters.register_loader("numeric", _NumericLoader)
     return conn
 

@@ -194,14 +194,45 @@ class PgDatabase:
             await conn.close()
 
 
-async def _open(uri: str, name: str) -> ThreadConnection:
+class PgThread(ThreadConnection):
+    """A psycopg connection on its own thread that reconnects when the server dropped it (a
+    restart, a failover, an idle timeout). A reader runs the read again on the new connection; a
+    writer's call that found it broken fails (a write whose commit may have reached the server is
+    not repeated blindly: the callers' idempotency keys and the inbox do that), the next one runs
+    on a fresh connection."""
+
+    def __init__(self, conn: psycopg.Connection, pool: ThreadPoolExecutor, uri: str, *, reads: bool) -> None:
+        super().__init__(conn, pool)
+        self.uri = uri
+        self.reads = reads
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return super().submit(self._live, fn, args)
+
+    def _live(self, _stale: psycopg.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if self.conn.closed or self.conn.broken:
+            self._reconnect()
+        try:
+            return fn(self.conn, *args)
+        except psycopg.OperationalError:
+            if not (self.reads and self.conn.broken):
+                raise
+            self._reconnect()
+            return fn(self.conn, *args)
+
+    def _reconnect(self) -> None:
+        log.warning("PostgreSQL connection lost; reconnecting")
+        self.conn = connect(self.uri)
+
+
+async def _open(uri: str, name: str, *, reads: bool = False) -> ThreadConnection:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     try:
         conn = await asyncio.get_running_loop().run_in_executor(pool, connect, uri)
     except BaseException:
         pool.shutdown(wait=False)
         raise
-    return ThreadConnection(conn, pool)
+    return PgThread(conn, pool, uri, reads=reads)
 
 
 async def open_pg_database(url: str, *, migrations_dir: Traversable = MIGRATIONS_DIR) -> PgDatabase:
@@ -212,7 +243,7 @@ async def open_pg_database(url: str, *, migrations_dir: Traversable = MIGRATIONS
     try:
         version = await writer.call(apply_pg_migrations, migrations_dir)
         for i in range(READERS):
-            readers.append(await _open(uri, f"pg-reader-{i}"))
+            readers.append(await _open(uri, f"pg-reader-{i}", reads=True))
     except BaseException:
         for conn in [*readers, writer]:
             await conn.close()

@@ -1,0 +1,66 @@
+"""PostgreSQL-only behaviour of the storage backend: URL forms, a connection the server dropped,
+rows read by name and position, and the SQL translation's edge cases."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from agents import MoneyRules, get_isolated_ai_manager
+from storage import open_database
+from storage.pg_connection import pg_sql
+from tests import pg_server
+from tests.invariants import check_invariants
+
+pytestmark = pytest.mark.skipif(not pg_server.available(), reason="PostgreSQL tests are off")
+
+
+def test_statements_are_translated_once_with_literals_kept() -> None:
+    assert pg_sql("SELECT ? FROM t WHERE a = ? AND b LIKE 'x%?'") == "SELECT %s FROM t WHERE a = %s AND b LIKE 'x%%?'"
+    assert pg_sql("INSERT INTO t(at) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))") == \
+        "INSERT INTO t(at) VALUES (iso_now())"
+    assert pg_sql("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , %s"
+
+
+async def test_railways_postgres_scheme_and_rows_by_name() -> None:
+    url = pg_server.fresh_database_url().replace("postgresql://", "postgres://", 1)
+    db = await open_database(url)
+    try:
+        assert db.dialect == "postgresql" and db.schema_version >= 7
+        manager = get_isolated_ai_manager(db, rules=MoneyRules())
+        agent = await manager.create_user_main_agent(5, Decimal(100))
+        row = await db.fetchone("SELECT agent_id, isolated_balance FROM automaton_agents")
+        assert row["agent_id"] == row[0] == agent["agent_id"] and dict(row)["isolated_balance"] == 100_000_000
+        total = await db.fetchval("SELECT SUM(isolated_balance) FROM automaton_agents")
+        assert total == 100_000_000 and isinstance(total, int)  # numeric SUM comes back as int, as in SQLite
+    finally:
+        await db.close()
+
+
+async def test_a_dropped_connection_is_replaced_and_money_stays_consistent() -> None:
+    url = pg_server.fresh_database_url()
+    db = await open_database(url)
+    manager = get_isolated_ai_manager(db, rules=MoneyRules())
+    try:
+        await manager.create_user_main_agent(6, Decimal(100))
+        with psycopg.connect(url, autocommit=True) as admin:  # the server drops every client of the database
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        results = []
+        for _ in range(3):
+            try:
+                results.append(await manager.deposit(6, Decimal(10), idempotency_key="after-drop"))
+            except psycopg.OperationalError:
+                results.append(None)  # the call that found the connection gone fails
+        assert results[-1] is not None and results[-1]["isolated_balance"] == Decimal("110.000000")
+        assert (await manager.get_main_agent(6))["isolated_balance"] == Decimal("110.000000")  # once
+        await check_invariants(db)
+    finally:
+        await db.close()
+
+
+async def test_an_unreachable_server_fails_fast_with_a_clear_error() -> None:
+    with pytest.raises(psycopg.OperationalError):
+        await open_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
