@@ -88,7 +88,7 @@ def test_single_admin_id(monkeypatch: pytest.MonkeyPatch) -> None:
     ("AVE_WSS_URL", "https://wss.example"),
     ("AUTOMATON_BASE_URL", "http://"),
     ("ANTHROPIC_BASE_URL", "api.minimax.io/anthropic"),
-    ("DATABASE_URL", "postgresql://user:pw@host/db"),
+    ("DATABASE_URL", "mysql://user:pw@host/db"),
     ("ADMIN_USER_IDS", "abc"),
     ("ADMIN_USER_IDS", "1,two"),
     ("BACKTEST_WORKERS", "0"),
@@ -161,3 +161,9 @@ def test_overrides_and_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert load_settings(_env_file=env_file).agent_tick_seconds == 7
     monkeypatch.setenv("AGENT_TICK_SECONDS", "9")      # the environment wins over the file
     assert load_settings(_env_file=env_file).agent_tick_seconds == 9
+
+
+@pytest.mark.parametrize("url", ["sqlite:///./data/bot.db", "postgresql://bot:pw@db.internal:5432/bot",
+                                 "postgres://bot:pw@db.internal:5432/bot", "postgresql://postgres:@/db?host=/run/pg"])
+def test_database_urls_of_both_backends_are_accepted(url: str) -> None:
+    assert load_settings(_env_file=None, telegram_bot_token="123:abc", database_url=url).database_url == url
