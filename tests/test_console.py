@@ -388,3 +388,21 @@ async def test_real_application_end_to_end(tmp_path: Path) -> None:
     assert "[1] " in text  # the main menu keyboard was rendered and numbered
     assert "/automaton" in text  # the help listing
     assert "Something went wrong" not in text
+
+
+async def test_a_second_console_session_on_the_same_database_is_answered(tmp_path: Path) -> None:
+    """Update ids go on across runs: the inbox keys updates by id, so a second session starting
+    at id 1 again found its updates "already received" and answered nothing."""
+    app_module = pytest.importorskip("bot.app")
+    settings_module = pytest.importorskip("bot.settings")
+    settings = settings_module.Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}", _env_file=None)
+
+    def build(request: BaseRequest, updates_request: BaseRequest) -> Application:
+        return app_module.build_application(settings, request=request, get_updates_request=updates_request,
+                                            console=True)
+
+    for session in range(2):
+        out = io.StringIO()
+        await asyncio.wait_for(run_console(build, stdin=io.StringIO("/help\nquit\n"), stdout=out,
+                                           media_dir=tmp_path / "media"), 60)
+        assert "/automaton" in out.getvalue(), f"session {session + 1} got no answer"

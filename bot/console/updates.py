@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,7 +44,10 @@ class ConsoleUpdates:
         self.busy = 0
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending: list[dict[str, Any]] = []  # delivered, not yet confirmed by an offset
-        self._next_update_id = 1
+        # Update ids go on from run to run (milliseconds since the epoch at start): the inbox keys
+        # updates by id, so a second console session starting at 1 again would find its updates
+        # "already received" in the same database and answer nothing.
+        self._next_update_id = time.time_ns() // 1_000_000
         self._next_query_id = 1
         self._trackers: set[asyncio.Task[None]] = set()
 
