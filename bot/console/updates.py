@@ -47,7 +47,7 @@ class ConsoleUpdates:
         # Update ids go on from run to run (milliseconds since the epoch at start): the inbox keys
         # updates by id, so a second console session starting at 1 again would find its updates
         # "already received" in the same database and answer nothing.
-        self._next_update_id = time.time_ns() // 1_000_000
+        self._next_update_id = int(time.time() * 1000)
         self._next_query_id = 1
         self._trackers: set[asyncio.Task[None]] = set()
 
