@@ -86,6 +86,7 @@ class ProfitRow:
     gross_loss: Decimal
     best: Decimal
     worst: Decimal
+    fees: Decimal = Decimal(0)  # paid on entry and exit
 
     @property
     def win_rate_pct(self) -> float:
@@ -138,7 +139,7 @@ def _profit_row(agent_id: str | None, figures: list[AgentProfit]) -> ProfitRow:
     money = [from_micro(sum(getattr(f, name) for f in figures)) for name in ("pnl", "gross_win", "gross_loss")]
     return ProfitRow(agent_id, sum(f.trades for f in figures), sum(f.wins for f in figures), *money,
                      from_micro(max((f.best for f in figures), default=0)),
-                     from_micro(min((f.worst for f in figures), default=0)))
+                     from_micro(min((f.worst for f in figures), default=0)), from_micro(sum(f.fees for f in figures)))
 
 
 def remote_balance(agent: dict[str, Any]) -> RemoteBalance | None:

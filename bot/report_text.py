@@ -25,7 +25,8 @@ def _row(row: ProfitRow) -> list[str]:
               win_rate=format(row.win_rate_pct, ".0f"), profit_factor=_profit_factor(row)),
             t("P&amp;L: <b>{pnl} USDC</b> (won {won}, lost {lost})", pnl=signed(row.pnl), won=usdc(row.gross_win),
               lost=usdc(row.gross_loss)),
-            t("Best {best} · worst {worst} USDC", best=signed(row.best), worst=signed(row.worst))]
+            t("Best {best} · worst {worst} USDC", best=signed(row.best), worst=signed(row.worst)),
+            t("Fees paid: {fees}", fees=usdc(row.fees))]
 
 
 def profit_text(screen: ProfitScreen) -> str:

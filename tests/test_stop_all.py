@@ -70,3 +70,23 @@ async def test_a_position_without_a_price_stays_open_and_is_reported(
     assert (report.paused, report.closed, report.left_open) == (1, 0, ["TKN"])
     assert len(await manager.open_positions(agent_id)) == 1
     await check_invariants(db)
+
+
+async def test_profit_reports_the_fees_the_trades_paid(
+        loop: AgentLoop, manager: IsolatedAIManager, market: ScriptedMarket, events: CollectingSink,
+        db: Database, clock: Clock) -> None:
+    from agents.autonomy.risk import RiskWorker
+    from agents.design.strategy_bots import StrategyBots
+    from agents.screens import Screens
+    from engine.events import TradeOpened
+
+    tkn = market.add("TKN", price=100.0)
+    await make_agent(manager, 1, dip_strategy())
+    await dip_then_open(loop, market, clock, tkn)
+    market.prices[tkn] = 97.0
+    await loop.stop_all(1)
+    paid = sum(e.fee for e in events.events if isinstance(e, TradeOpened | TradeClosed))
+    screens = Screens(manager, RiskWorker(db, manager, market, events), loop, StrategyBots(db), remote_enabled=False)
+    total = (await screens.profit(1)).total
+    assert total.trades == 1 and paid > 0
+    assert total.fees == pytest.approx(paid, abs=Decimal("0.000003"))  # entry + exit fee, to the micro-USDC
