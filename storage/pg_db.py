@@ -60,8 +60,7 @@ def in_serializable(conn: psycopg.Connection, fn: Callable[..., T], args: tuple[
     unique_failures = 0
     for attempt in range(RETRIES):
         try:
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+            with conn.transaction():  # BEGIN ISOLATION LEVEL SERIALIZABLE (the writer's setting)
                 return fn(PgSyncTx(conn), *args)
         except errors.UniqueViolation:
             unique_failures += 1
@@ -75,9 +74,8 @@ def in_serializable(conn: psycopg.Connection, fn: Callable[..., T], args: tuple[
 
 
 def in_snapshot(conn: psycopg.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    """`fn(PgSyncTx, *args)` on one REPEATABLE READ, read-only snapshot."""
+    """`fn(PgSyncTx, *args)` on one REPEATABLE READ, read-only snapshot (the readers' setting)."""
     with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         return fn(PgSyncTx(conn), *args)
 
 
@@ -222,13 +220,20 @@ class PgThread(ThreadConnection):
 
     def _reconnect(self) -> None:
         log.warning("PostgreSQL connection lost; reconnecting")
-        self.conn = connect(self.uri)
+        self.conn = _connect_as(self.uri, self.reads)
+
+
+def _connect_as(uri: str, reads: bool) -> psycopg.Connection:
+    """A reader (REPEATABLE READ, READ ONLY snapshots) or the writer (SERIALIZABLE transactions)."""
+    if reads:
+        return connect(uri, isolation=psycopg.IsolationLevel.REPEATABLE_READ, read_only=True)
+    return connect(uri, isolation=psycopg.IsolationLevel.SERIALIZABLE)
 
 
 async def _open(uri: str, name: str, *, reads: bool = False) -> ThreadConnection:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     try:
-        conn = await asyncio.get_running_loop().run_in_executor(pool, connect, uri)
+        conn = await asyncio.get_running_loop().run_in_executor(pool, _connect_as, uri, reads)
     except BaseException:
         pool.shutdown(wait=False)
         raise

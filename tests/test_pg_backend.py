@@ -64,3 +64,15 @@ async def test_a_dropped_connection_is_replaced_and_money_stays_consistent() -> 
 async def test_an_unreachable_server_fails_fast_with_a_clear_error() -> None:
     with pytest.raises(psycopg.OperationalError):
         await open_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+async def test_money_transactions_are_serializable_and_reads_are_snapshots() -> None:
+    db = await open_database(pg_server.fresh_database_url())
+    try:
+        assert await db.run(lambda tx: tx.value("SHOW transaction_isolation")) == "serializable"
+        assert await db.read(lambda tx: (tx.value("SHOW transaction_isolation"),
+                                         tx.value("SHOW transaction_read_only"))) == ("repeatable read", "on")
+        async with db.transaction() as tx:  # the statement-by-statement form: non-money writes
+            assert (await tx.fetchone("SHOW transaction_isolation"))[0] == "read committed"
+    finally:
+        await db.close()
