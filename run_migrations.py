@@ -18,6 +18,7 @@ import sys
 import time
 
 from storage import MigrationError, open_database
+from storage.dialect import is_postgres_url
 
 
 async def _migrate(url: str) -> int:
@@ -34,7 +35,7 @@ async def _migrate(url: str) -> int:
 def _copy(source: str, target: str) -> int:
     from storage.copy import CopyError, copy_sqlite_to_postgres
 
-    if not target.lower().startswith(("postgresql://", "postgres://")):
+    if not is_postgres_url(target):
         print("the target must be a postgresql:// URL (argument or $DATABASE_URL)", file=sys.stderr)
         return 2
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents.ledger.rules import MoneyRules
+from storage.dialect import is_postgres_url
 
 DEFAULT_LLM_MODEL = "claude-sonnet-4-5"
 
@@ -136,7 +137,7 @@ class Settings(BaseSettings):
     @classmethod
     def _db_url(cls, v: str) -> str:
         v = v.strip()
-        if "://" in v and not v.lower().startswith(("sqlite:", "postgresql://", "postgres://")):
+        if "://" in v and not (v.lower().startswith("sqlite:") or is_postgres_url(v)):
             raise ValueError("must be a sqlite:///… or postgresql://… URL")
         return v
 

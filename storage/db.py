@@ -34,6 +34,7 @@ from storage.connection import (
     in_read_snapshot,
     in_write_transaction,
 )
+from storage.dialect import is_postgres_url
 from storage.migrate import MIGRATIONS_DIR, apply_migrations
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ async def open_database(database_url: str, *, migrations_dir: Traversable = MIGR
     """Open (creating the folder if needed) and migrate the database at `database_url`: a SQLite
     file, or a PostgreSQL server for `postgresql://` / `postgres://` (`storage.pg_db.PgDatabase`,
     the same interface)."""
-    if database_url.strip().lower().startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(database_url):
         from storage.pg_db import open_pg_database  # psycopg only when a server is asked for
 
         return await open_pg_database(database_url, migrations_dir=migrations_dir)  # type: ignore[return-value]

@@ -15,6 +15,14 @@ from typing import Any
 
 from storage.connection import SyncTx
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")  # libpq's, and Railway's spelling
+
+
+def is_postgres_url(url: str) -> bool:
+    """`postgresql://…` or `postgres://…` (any libpq URI form): the PostgreSQL backend."""
+    return url.strip().lower().startswith(POSTGRES_SCHEMES)
+
+
 # The current time as ISO-8601 UTC text with milliseconds, the shape `storage.values.to_iso` writes.
 NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 

@@ -42,16 +42,6 @@ UNIQUE_RETRIES = 3
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 
 
-def is_postgres_url(url: str) -> bool:
-    """`postgresql://…` or `postgres://…` (Railway's spelling), any libpq URI form."""
-    return url.strip().lower().startswith(("postgresql://", "postgres://"))
-
-
-def libpq_uri(url: str) -> str:
-    """The URI as libpq reads it (`postgres://` is accepted by libpq too; kept as given)."""
-    return url.strip()
-
-
 class NotStarted(Exception):
     """The connection failed at BEGIN: the transaction never started, so it can run again."""
 
@@ -270,7 +260,7 @@ async def _open(uri: str, name: str, *, reads: bool = False) -> ThreadConnection
 
 async def open_pg_database(url: str, *, migrations_dir: Traversable = MIGRATIONS_DIR) -> PgDatabase:
     """Connect to the PostgreSQL server at `url` and migrate its database."""
-    uri = libpq_uri(url)
+    uri = url.strip()  # libpq reads both spellings itself
     writers = [await _open(uri, "pg-writer-0")]
     readers: list[ThreadConnection] = []
     try:
