@@ -35,6 +35,13 @@ def parse_capital(text: str) -> Decimal:
     return from_micro(parse_amount(text, what="capital"))
 
 
+async def capital_for(services: Services, user_id: int, chosen: Decimal | float | None) -> tuple[Decimal, str]:
+    """The capital to run with and where it came from: `chosen`, else `default_capital`."""
+    if chosen is not None:
+        return Decimal(str(chosen)), CHOSEN
+    return await default_capital(services, user_id)
+
+
 async def default_capital(services: Services, user_id: int) -> tuple[Decimal, str]:
     """The main agent's available balance when it has one worth testing with, else the default."""
     agent = await services.manager.get_main_agent(user_id)

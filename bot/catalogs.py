@@ -3,7 +3,7 @@
     python -m bot.catalogs          rewrite bot/locale/messages.pot and merge it into each language's .po
     python -m bot.catalogs --check  list what is missing or broken (exit 1 if anything)
 
-A translation is broken when its `{placeholders}` or its HTML tags differ from the English, so a
+A translation is broken when its `{fields}` or its HTML tags differ from the English, so a
 translated message can never lose a figure or break Telegram's HTML.
 """
 
@@ -69,7 +69,7 @@ def problems(template: Catalog, language: str) -> list[str]:
             continue
         for text in strings:
             if _shape(text)[0] != _shape(ids[-1])[0] and _shape(text)[0] != _shape(ids[0])[0]:
-                out.append(f"{language}: placeholders differ: {ids[0]!r} -> {text!r}")
+                out.append(f"{language}: format fields differ: {ids[0]!r} -> {text!r}")
             elif _shape(text)[1] != _shape(ids[0])[1]:
                 out.append(f"{language}: HTML tags differ: {ids[0]!r} -> {text!r}")
     return out

@@ -91,7 +91,7 @@ FORMATTER = _Formatter()
 
 
 def t(message: str, /, **params: Any) -> str:
-    """`message` in the current language, its `{placeholders}` filled from `params` (the caller
+    """`message` in the current language, its `{fields}` filled from `params` (the caller
     escapes what it passes for HTML; the template's own markup is the translator's to keep)."""
     text = _translations(_current.get()).gettext(message)
     return FORMATTER.format(text, **params) if params else text

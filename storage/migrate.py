@@ -63,10 +63,9 @@ def _applied(conn: sqlite3.Connection) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
 
 
-def apply_migrations(conn: sqlite3.Connection, directory: Traversable = MIGRATIONS_DIR) -> int:
-    """Apply pending migrations; return the schema version. Idempotent. Runs on the writer's thread."""
-    migrations = load_migrations(directory)
-    applied = _applied(conn)
+def check_applied(applied: dict[int, str], migrations: list[Migration]) -> None:
+    """Refuse a database newer than the code, or one whose applied file was edited since (both
+    backends: the rule of the `schema_migrations` record)."""
     known = {m.version: m for m in migrations}
     newest = max(known, default=0)
     for version, checksum in applied.items():
@@ -74,6 +73,13 @@ def apply_migrations(conn: sqlite3.Connection, directory: Traversable = MIGRATIO
             raise MigrationError(f"database schema version {version} is newer than this code ({newest})")
         if known[version].checksum != checksum:
             raise MigrationError(f"migration {version:03d} was edited after being applied")
+
+
+def apply_migrations(conn: sqlite3.Connection, directory: Traversable = MIGRATIONS_DIR) -> int:
+    """Apply pending migrations; return the schema version. Idempotent. Runs on the writer's thread."""
+    migrations = load_migrations(directory)
+    applied = _applied(conn)
+    check_applied(applied, migrations)
     for mig in migrations:
         if mig.version in applied:
             continue

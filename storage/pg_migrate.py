@@ -12,7 +12,7 @@ from importlib.resources.abc import Traversable
 
 import psycopg
 
-from storage.migrate import MIGRATIONS_DIR, Migration, MigrationError, load_migrations
+from storage.migrate import MIGRATIONS_DIR, Migration, MigrationError, check_applied, load_migrations
 
 DIALECT_DIR = "postgresql"
 _LOCK = 0x6175746F6D  # "autom": the advisory lock key of schema changes
@@ -31,25 +31,19 @@ def pg_migrations(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
 def apply_pg_migrations(conn: psycopg.Connection, directory: Traversable = MIGRATIONS_DIR) -> int:
     """Apply pending migrations; return the schema version (the rules of `storage.migrate`)."""
     migrations = pg_migrations(directory)
-    known = {m.version: m for m in migrations}
-    newest = max(known, default=0)
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,"
                      " checksum TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT"
                      " (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')))")
         applied = {int(r[0]): str(r[1]) for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
-        for version, checksum in applied.items():
-            if version > newest:
-                raise MigrationError(f"database schema version {version} is newer than this code ({newest})")
-            if known[version].checksum != checksum:
-                raise MigrationError(f"migration {version:03d} was edited after being applied")
+        check_applied(applied, migrations)
         for mig in migrations:
             if mig.version in applied:
                 continue
             try:
                 with conn.transaction():
-                    conn.execute(mig.sql.encode())  # bytes: the SQL file's own % signs are not placeholders
+                    conn.execute(mig.sql.encode())  # bytes: the file's own % signs are not parameter markers
                     conn.execute("INSERT INTO schema_migrations(version, name, checksum) VALUES (%s, %s, %s)",
                                  (mig.version, mig.name, mig.checksum))
             except psycopg.Error as exc:

@@ -14,31 +14,17 @@ from agents import get_isolated_ai_manager
 from storage import open_database
 from storage.pg_connection import PgSyncTx, connect, pg_sql
 from tests import pg_server
-from tests.test_query_plans import PER_USER
+from tests.test_query_plans import PER_USER, Recording
 
 pytestmark = pytest.mark.skipif(not pg_server.available(), reason="PostgreSQL tests are off")
 
 
-class RecordingPgTx(PgSyncTx):
+class RecordingPgTx(Recording, PgSyncTx):
     """A PgSyncTx that remembers every statement it ran."""
-
-    __slots__ = ("statements",)
 
     def __init__(self, conn: psycopg.Connection) -> None:
         super().__init__(conn)
-        self.statements: list[tuple[str, Any]] = []
-
-    def one(self, sql: str, params: Any = ()) -> Any:
-        self.statements.append((sql, params))
-        return super().one(sql, params)
-
-    def all(self, sql: str, params: Any = ()) -> list[Any]:
-        self.statements.append((sql, params))
-        return super().all(sql, params)
-
-    def value(self, sql: str, params: Any = ()) -> Any:
-        self.statements.append((sql, params))
-        return super().value(sql, params)
+        self.statements = []
 
 
 @pytest.fixture(scope="module")

@@ -17,24 +17,30 @@ from storage.connection import connect_sync
 from storage.dialect import explain
 
 
-class RecordingTx(SyncTx):
+class Recording:
+    """Mixed in before a SyncTx-like class: remembers every statement the reads ran."""
+
+    statements: list[tuple[str, Any]]
+
+    def one(self, sql: str, params: Any = ()) -> Any:
+        self.statements.append((sql, params))
+        return super().one(sql, params)  # type: ignore[misc]
+
+    def all(self, sql: str, params: Any = ()) -> list[Any]:
+        self.statements.append((sql, params))
+        return super().all(sql, params)  # type: ignore[misc]
+
+    def value(self, sql: str, params: Any = ()) -> Any:
+        self.statements.append((sql, params))
+        return super().value(sql, params)  # type: ignore[misc]
+
+
+class RecordingTx(Recording, SyncTx):
     """A SyncTx that remembers every statement it ran."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
-        self.statements: list[tuple[str, Any]] = []
-
-    def one(self, sql: str, params: Any = ()) -> Any:
-        self.statements.append((sql, params))
-        return super().one(sql, params)
-
-    def all(self, sql: str, params: Any = ()) -> list[Any]:
-        self.statements.append((sql, params))
-        return super().all(sql, params)
-
-    def value(self, sql: str, params: Any = ()) -> Any:
-        self.statements.append((sql, params))
-        return super().value(sql, params)
+        self.statements = []
 
 
 @pytest.fixture

@@ -167,3 +167,20 @@ async def test_withdraw_all_offers_to_keep_the_agent_trading(h: BotHarness) -> N
     agent = await h.services.manager.get_main_agent(ALICE)
     assert agent["status"] == "active" and agent["isolated_balance"] == Decimal("1.000000")
     await check_invariants(h.services.db)
+
+
+async def test_forged_and_stale_presses_of_the_new_buttons_change_nothing(h: BotHarness) -> None:
+    await h.send(ALICE, "/automaton 100")
+    screen = await h.send(ALICE, "/settings")
+    before = await h.snapshot()
+    for data in ("lang:xx", "lang:en:1", "lang:", "sa:ok:1", "sa:yes", "wd:keep:1", "rf:profit", "rf:profit:-1",
+                 "rf:trades:01", "m:home:1"):
+        pressed = await h.press(ALICE, screen.message_id, data)
+        assert pressed.answer.text, data  # the stale-button toast, never an action
+    assert await h.snapshot() == before
+    assert h.services.languages.chosen(ALICE) is None  # no language was chosen by a forged press
+    agent = await h.services.manager.get_main_agent(ALICE)
+    assert agent["status"] == "active"
+    for command in ("/performance 5", "/status all", "/profit x"):
+        refused = await h.send(ALICE, command)
+        assert refused.text.startswith("⚠️") and "Usage" in refused.text, command

@@ -11,7 +11,7 @@ from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks
 from bot.backtest_args import argument_words, parse_backtest_args
-from bot.capital import CHOSEN, capital_text, default_capital
+from bot.capital import capital_for, capital_text
 from bot.cards import metrics_rows, progress_text
 from bot.chart_words import chart_words
 from bot.context import AppContext
@@ -50,11 +50,9 @@ async def run_backtest_for(update: Update, context: AppContext, bot: Any, strate
     """
     services = context.services
     request = parse_backtest_args(args, strategy.finest_timeframe)
-    source = CHOSEN
-    if request.capital is None:
-        amount, source = await default_capital(services, update.effective_user.id)
-        request = replace(request, capital=float(amount))
-    request = replace(request, bot_name=bot.name, words=chart_words())  # the chart in the user's words
+    amount, source = await capital_for(services, update.effective_user.id, request.capital)
+    # the chart in the user's words
+    request = replace(request, capital=float(amount), bot_name=bot.name, words=chart_words())
     if services.backtests.is_busy(update.effective_user.id):  # refused before any progress message
         raise BacktestBusyError("backtest.busy")
     chat_id = update.effective_chat.id

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, filters
 
 from bot import callbacks, keyboards
-from bot.capital import CHOSEN, capital_text, capital_word, default_capital, parse_capital
+from bot.capital import capital_for, capital_text, capital_word, parse_capital
 from bot.cards import simulation_card
 from bot.commands import usage
 from bot.context import AppContext
@@ -28,9 +28,7 @@ async def start_simulation(update: Update, context: AppContext, bot: Any, strate
     balance, else the default); used by /simulate start [capital] and the bot's button."""
     services = context.services
     uid = update.effective_user.id
-    source = CHOSEN
-    if capital is None:
-        capital, source = await default_capital(services, uid)
+    capital, source = await capital_for(services, uid, capital)
     sim = await services.simulations.start(uid, bot.bot_id, bot.name, strategy, timeframe=strategy.finest_timeframe,
                                            capital=capital)
     params = {"simulation_id": sim.simulation_id, "name": esc(bot.name)}
