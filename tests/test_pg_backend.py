@@ -74,3 +74,42 @@ async def test_money_transactions_are_serializable_and_reads_are_snapshots() -> 
             assert (await tx.fetchone("SHOW transaction_isolation"))[0] == "read committed"
     finally:
         await db.close()
+
+
+BATCHES = [
+    ("INSERT INTO users(user_id, username) VALUES (?, ?)", [(1, "a"), (2, "b"), (3, "c")]),
+    # one table, two column sets, and the same twin twice in one transaction
+    ("UPDATE users SET username = ?, blocked = 1 WHERE user_id = ?", [("a2", 1), ("b2", 2)]),
+    ("UPDATE users SET first_name = ? WHERE user_id = ?", [("A", 1), ("C", 3)]),
+    ("UPDATE users SET username = ?, blocked = 1 WHERE user_id = ?", [("c2", 3)]),
+    # a key named twice: applied in order (the later value wins), as executemany does
+    ("UPDATE users SET first_name = ? WHERE user_id = ?", [("x", 2), ("y", 2)]),
+    ("INSERT INTO users(user_id, username) VALUES (?, ?) ON CONFLICT(user_id) DO NOTHING", [(3, "no"), (4, "d")]),
+    ("INSERT INTO users(user_id, username) VALUES (?, ?) ON CONFLICT(user_id) DO UPDATE SET"
+     " username = excluded.username", [(4, "d2"), (5, "e")]),
+    ("INSERT INTO users(user_id, username) VALUES (?, ?) ON CONFLICT(user_id) DO UPDATE SET"
+     " username = excluded.username", [(5, "e2"), (5, "e3")]),
+    ("UPDATE users SET first_name = ?, notify_trades = 'off' WHERE user_id = ?", [("50%", 5)]),
+]
+
+
+async def _apply_batches(url: str) -> list[tuple[object, ...]]:
+    db = await open_database(url)
+    try:
+        async with db.transaction() as tx:
+            for sql, rows in BATCHES:
+                await tx.executemany(sql, rows)
+        async with db.transaction() as tx:  # the twins are empty again in the next transaction
+            await tx.executemany(BATCHES[1][0], [("later", 4)])
+        rows = await db.fetchall("SELECT user_id, username, first_name, blocked, notify_trades FROM users"
+                                 " ORDER BY user_id")
+        return [tuple(r) for r in rows]
+    finally:
+        await db.close()
+
+
+async def test_batched_writes_leave_what_executemany_leaves_on_sqlite(tmp_path) -> None:
+    expected = await _apply_batches(f"sqlite:///{tmp_path / 'batches.db'}")
+    assert expected == [(1, "a2", "A", 1, "on"), (2, "b2", "y", 1, "on"), (3, "c2", "C", 1, "on"),
+                        (4, "later", None, 1, "on"), (5, "e3", "50%", 0, "off")]
+    assert await _apply_batches(pg_server.fresh_database_url()) == expected
