@@ -217,7 +217,8 @@ async def run(users: int, *, rate_limited: bool, timeout: float, echo: bool = Fa
         cmd.append("--no-rate-limiter")
     if echo:
         cmd.append("--echo")
-    child = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the caller's hooks kept
+    child = await asyncio.create_subprocess_exec(*cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
     waiter = Waiter(fake)
     stop = asyncio.Event()
     latencies: dict[str, list[float]] = defaultdict(list)

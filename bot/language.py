@@ -24,7 +24,10 @@ class Languages:
         """The language to answer `user_id` in; remembers a changed app language."""
         known = self._known.get(user_id)
         if known is None:
-            known = (await self.users.languages([user_id])).get(user_id, (None, None))
+            found = await self.users.languages([user_id])
+            if user_id not in found:  # not registered yet: registration stores the code; read it next time
+                return resolve(None, telegram_code)
+            known = found[user_id]
         chosen, app = known
         if telegram_code and telegram_code != app:
             if not await self.users.set_telegram_language(user_id, telegram_code):

@@ -13,6 +13,7 @@ from typing import Any
 
 from storage.connection import SyncTx
 from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.values import from_iso, to_iso
 
 
@@ -56,17 +57,17 @@ def add(tx: SyncTx, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
     """Store rows; returns (outbox_id, new) per row — an existing dedupe key gives its row back."""
     out: list[tuple[int, bool]] = []
     for row in rows:
-        if row.dedupe_key is not None:
-            known = tx.value("SELECT outbox_id FROM outbox_messages WHERE dedupe_key = ?", (row.dedupe_key,))
-            if known is not None:
-                out.append((int(known), False))
-                continue
-        new_id = tx.insert(
+        # one statement per new row; the existing row is looked up only when the key was known
+        new_id = tx.value(
             "INSERT INTO outbox_messages(dedupe_key, chat_id, method, params, file, priority, edit_of, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING RETURNING outbox_id",
             (row.dedupe_key, row.chat_id, row.method, json.dumps(row.params, ensure_ascii=False), row.file,
              row.priority, row.edit_of, None if row.expires_at is None else to_iso(row.expires_at)))
-        out.append((new_id, True))
+        if new_id is not None:
+            out.append((int(new_id), True))
+        else:
+            known = tx.value("SELECT outbox_id FROM outbox_messages WHERE dedupe_key = ?", (row.dedupe_key,))
+            out.append((int(known), False))
     return out
 
 
@@ -102,13 +103,18 @@ def prune(tx: SyncTx, before: float) -> int:
 
 
 class OutboxRepo:
-    """Async access for the bot's outbox; each call is one transaction on the writer."""
+    """Async access for the bot's outbox; each call is one transaction on the writer, except
+    `add`: concurrent adds share one (`storage.group_commit`)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._adds: GroupCommit[OutboxRow, tuple[int, bool]] = GroupCommit(self._write)
 
     async def add(self, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
-        return await self.db.run(add, list(rows))
+        return await self._adds.submit(rows)
+
+    async def _write(self, rows: list[OutboxRow]) -> list[tuple[int, bool]]:
+        return await self.db.run(add, rows)
 
     async def settle(self, outcomes: Iterable[Outcome], now: float) -> None:
         await self.db.run(settle, list(outcomes), now)

@@ -157,3 +157,16 @@ def test_the_strategy_example_means_the_same_in_every_language() -> None:
         assert result.fully_understood, (language, result.not_understood)
         strategies.append(result.strategy)
     assert strategies[0] == strategies[1] == strategies[2]
+
+
+async def test_a_changed_app_language_is_stored_for_notifications(h: BotHarness) -> None:
+    await h.send(EN_USER, "/start", language_code="en")  # registered with the app's code
+    reply = await h.send(EN_USER, "/help", language_code="pt")  # the app switched to Portuguese
+    assert _english_words(reply.text) == []
+    h.services.languages._known.clear()  # a restart: the language is read back from the database
+    await h.services.notifier.publish(TradeOpened(user_id=EN_USER, agent_id="ag0123456789", symbol="PEPE",
+                                                  price=0.0000125, cost=Decimal(10)))
+    await h.services.notifier.flush()
+    await h.drain_notifications()
+    pushed = h.fake.messages(EN_USER)[-1].text
+    assert "PEPE" in pushed and "Bought PEPE" not in pushed and _english_words(pushed) == []
