@@ -177,8 +177,10 @@ def _schedule_workers(app: Application, services: Services) -> None:
 
 async def _prune_delivery(context: AppContext) -> None:
     updates, messages = await prune_delivered(context.services.db, time.time())
-    if updates or messages:
-        log.info("pruned %d finished update(s) and %d delivered message(s)", updates, messages)
+    prompts = await context.services.shared.prune()
+    if updates or messages or prompts:
+        log.info("pruned %d finished update(s), %d delivered message(s) and %d expired prompt(s)",
+                 updates, messages, prompts)
 
 
 async def _my_chat_member(update: Update, context: AppContext) -> None:

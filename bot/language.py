@@ -14,15 +14,20 @@ from storage.users_repo import UserRepo
 
 
 class Languages:
-    """(chosen, Telegram app's) language per user: read once, then cached; writes go through."""
+    """(chosen, Telegram app's) language per user: read once, then cached; writes go through.
 
-    def __init__(self, users: UserRepo) -> None:
+    With `cache=False` (several replicas on one database) a sender's language is read again for
+    every update, since the user may have chosen another on a different replica; the cache then
+    only serves `cached` (flood answers, digest headers) and notifications' first read."""
+
+    def __init__(self, users: UserRepo, *, cache: bool = True) -> None:
         self.users = users
+        self._cache = cache
         self._known: dict[int, tuple[str | None, str | None]] = {}
 
     async def of_sender(self, user_id: int, telegram_code: str | None) -> str:
         """The language to answer `user_id` in; remembers a changed app language."""
-        known = self._known.get(user_id)
+        known = self._known.get(user_id) if self._cache else None
         if known is None:
             found = await self.users.languages([user_id])
             if user_id not in found:  # not registered yet: registration stores the code; read it next time
@@ -41,7 +46,7 @@ class Languages:
     async def of_users(self, user_ids: Iterable[int]) -> dict[int, str]:
         """The language of each of `user_ids` (English for a user never seen)."""
         ids = set(user_ids)
-        missing = [uid for uid in ids if uid not in self._known]
+        missing = [uid for uid in ids if not self._cache or uid not in self._known]
         if missing:
             self._known.update(await self.users.languages(missing))
         return {uid: resolve(*self._known.get(uid, (None, None))) for uid in ids}

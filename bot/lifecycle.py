@@ -1,9 +1,11 @@
-"""Run an Application: start-up with retries, the durable inbox fed by the poller, a clean stop.
+"""Run an Application: start-up with retries, the durable inbox fed by the poller or the
+webhook, a clean stop.
 
 One sequence for Telegram (`serve`, with signal handlers and an exit code), the console, the test
 harness and the load benchmark (`running`): initialize (retried while the Bot API is unreachable;
 a rejected token is retried for `token_grace` seconds, then `TokenRejected`) → post_init (opens
-the services) → start (the JobQueue) → inbox + poller … stop the poller → let running updates
+the services) → start (the JobQueue) → inbox + intake (long polling, or with WEBHOOK_URL the
+HTTP server and setWebhook; /healthz on PORT either way) … stop the intake → let running updates
 finish → stop → post_stop → shutdown → post_shutdown (closes the services, draining the outbox).
 PTB's own Updater is not used: it confirms getUpdates offsets before the updates are processed.
 """
@@ -16,13 +18,14 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TimedOut
 from telegram.ext import Application
 
 from bot.delivery.policy import backoff
-from bot.delivery.poller import Poller, RejectionClock, TokenRejected, describe_network
+from bot.delivery.poller import RejectionClock, TokenRejected, describe_network
 from bot.delivery.runtime import Runtime, make_inbox, plain_inbox
+from bot.delivery.web import WebServer
+from bot.delivery.webhook import start_intake
 
 log = logging.getLogger(__name__)
 EXIT_TOKEN_REJECTED = 3
@@ -71,16 +74,20 @@ async def running(app: Application, *, poll_timeout: int = 30, poll_interval: fl
         services = app.bot_data.get("services")
         inbox = make_inbox(app, services) if services is not None else plain_inbox(app)
         await inbox.start()
-        poller = Poller(app.bot, inbox, rejection=rejection, timeout=poll_timeout, allowed_updates=Update.ALL_TYPES,
-                        poll_interval=poll_interval)
-        runtime = Runtime(app, services, inbox, asyncio.create_task(poller.run(), name="poller"))
-        app.bot_data["runtime"] = runtime
+        runtime = Runtime(app, services, inbox)
+        web: WebServer | None = None
         try:
+            web = await start_intake(runtime, settings, rejection, poll_timeout=poll_timeout,
+                                     poll_interval=poll_interval)
+            app.bot_data["runtime"] = runtime
             yield runtime
         finally:
-            runtime.poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await runtime.poller
+            if runtime.intake is not None:
+                runtime.intake.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await runtime.intake
+            if web is not None:
+                await web.stop()
             await inbox.stop(drain_seconds=settings.shutdown_drain_seconds / 3 if settings is not None else 10.0)
             if app.running:
                 await app.stop()
@@ -111,13 +118,15 @@ async def serve(app: Application) -> int:
         async with running(app) as runtime:
             started = True
             waiter = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiter, runtime.poller}, return_when=asyncio.FIRST_COMPLETED)
+            intake = runtime.intake
+            assert intake is not None
+            await asyncio.wait({waiter, intake}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
-            if runtime.poller.done() and not runtime.poller.cancelled():
-                exc = runtime.poller.exception()
+            if intake.done() and not intake.cancelled():
+                exc = intake.exception()
                 if isinstance(exc, TokenRejected):
                     raise exc
-                log.error("polling stopped: %s", exc)
+                log.error("receiving updates stopped: %s", exc)
                 return EXIT_POLLING_FAILED
         log.info("stopped")
         return 0

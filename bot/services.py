@@ -37,6 +37,7 @@ from engine.simulate.simulations import SimulationService
 from storage import Database, open_database
 from storage.bots_repo import LlmUsageRepo
 from storage.outbox_repo import OutboxRepo
+from storage.shared_state_repo import SharedStateRepo
 from storage.users_repo import UserRepo
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Services:
     coordinator: Coordinator
     screens: Screens
     languages: Languages
+    shared: SharedStateRepo  # open prompts and agreed values, shared by every replica
     interrupted_backtests: list[tuple[int, int]] = field(default_factory=list)  # told on start
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
@@ -106,7 +108,8 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
 
 async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     users = UserRepo(db)
-    languages = Languages(users)
+    # several processes on one PostgreSQL database: a choice made on another replica must show
+    languages = Languages(users, cache=db.dialect != "postgresql")
 
     async def get_pref(user_id: int, kind: str) -> str:
         return (await users.get_prefs(user_id)).level(kind)
@@ -173,5 +176,5 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
                     outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
                     screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None),
-                    languages=languages,
+                    languages=languages, shared=SharedStateRepo(db, time.time),
                     interrupted_backtests=interrupted)

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     llm_daily_limit: int = Field(default=30, ge=0, le=10_000)
     llm_timeout_seconds: float = Field(default=90.0, gt=0, le=600)
 
+    # Webhook mode (bot.delivery.web): Telegram posts updates to WEBHOOK_URL; PORT is where this
+    # process listens (Railway sets it) and also serves /healthz in polling mode.
+    webhook_url: str = ""
+    port: int | None = Field(default=None, ge=0, le=65_535)
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
+
     agent_tick_seconds: float = Field(default=60.0, gt=0, le=86_400)
     # Delivery (bot.delivery): flood limits per user, notification lifetimes, Bot API rates.
     user_burst: int = Field(default=20, ge=1, le=10_000)
@@ -133,6 +139,18 @@ class Settings(BaseSettings):
     def _opt_url(cls, v: str) -> str:
         return _http_url(v, "URL")
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        parsed = urlparse(v)
+        loopback = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
+        if not parsed.hostname or not (parsed.scheme == "https" or loopback):
+            raise ValueError("must be the public https:// URL Telegram posts updates to")
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, v: str) -> str:
@@ -148,6 +166,16 @@ class Settings(BaseSettings):
         return self
 
     # -- derived ---------------------------------------------------------------------------
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook is served on: WEBHOOK_URL's (a proxy forwards it unchanged)."""
+        return urlparse(self.webhook_url).path or "/"
+
+    @property
+    def listen_port(self) -> int | None:
+        """PORT; in webhook mode 8080 when unset; None: no HTTP server (polling, no PORT)."""
+        return self.port if self.port is not None else (8080 if self.webhook_url else None)
+
     @property
     def demo_market(self) -> bool:
         return not self.ave_api_key.get_secret_value()

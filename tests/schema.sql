@@ -73,6 +73,9 @@ CREATE INDEX trades_user ON trades(user_id);
 -- table agent_core_state
 CREATE TABLE agent_core_state ( agent_id TEXT PRIMARY KEY REFERENCES automaton_agents(agent_id), strategy_key TEXT NOT NULL, token_id TEXT NOT NULL, interval_minutes INTEGER NOT NULL, since_time INTEGER NOT NULL, state_json TEXT NOT NULL DEFAULT '{}' );
 
+-- table app_state
+CREATE TABLE app_state ( name TEXT PRIMARY KEY, value TEXT NOT NULL );
+
 -- table automaton_agents
 CREATE TABLE automaton_agents ( agent_id TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(user_id), parent_agent_id TEXT REFERENCES automaton_agents(agent_id), generation INTEGER NOT NULL CHECK (generation >= 1), isolated_balance INTEGER NOT NULL DEFAULT 0 CHECK (isolated_balance >= 0), locked_balance INTEGER NOT NULL DEFAULT 0 CHECK (locked_balance >= 0), peak_balance INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'dead', 'closed')), status_reason TEXT, spawn_reason TEXT, strategy_bot_id INTEGER REFERENCES bots(bot_id) ON DELETE SET NULL, strategy_json TEXT, remote_agent_id TEXT UNIQUE, remote_balance INTEGER, remote_status TEXT, remote_synced_at TEXT, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), change_seq INTEGER NOT NULL DEFAULT 0, CHECK (locked_balance <= isolated_balance), CHECK ((generation = 1) = (parent_agent_id IS NULL)) );
 
@@ -87,6 +90,9 @@ CREATE TABLE bots ( bot_id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NO
 
 -- table change_clock
 CREATE TABLE change_clock ( id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL );
+
+-- table conversation_state
+CREATE TABLE conversation_state ( user_id INTEGER NOT NULL REFERENCES users(user_id), name TEXT NOT NULL, value TEXT NOT NULL, expires_at TEXT NOT NULL, PRIMARY KEY (user_id, name) );
 
 -- table inbox_updates
 CREATE TABLE inbox_updates ( update_id INTEGER PRIMARY KEY, -- Telegram's update_id: a re-delivered update is stored once user_id INTEGER, -- the update's effective user; NULL when it has none payload TEXT NOT NULL, -- the update's JSON as Telegram sent it state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'throttled', 'abandoned')), recoveries INTEGER NOT NULL DEFAULT 0, -- starts that found it unfinished (a crash loop gives up) received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import Bot
-from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.delivery import quiet_raw_calls
 from bot.delivery.inbox import Inbox
@@ -92,7 +92,11 @@ class Poller:
             except RetryAfter as exc:
                 await asyncio.sleep(_seconds(exc.retry_after))
                 continue
-            except Conflict:
+            except Conflict as exc:
+                if "webhook" in str(exc).lower():  # left by webhook mode: remove it, Telegram keeps the updates
+                    log.info("a webhook is set for this bot; removing it to poll (its waiting updates come here)")
+                    await self._drop_webhook()
+                    continue
                 failures += 1
                 log.warning("another process is polling this bot token (409 Conflict); retrying in %.0f s",
                             _backoff(failures))
@@ -114,6 +118,13 @@ class Poller:
                 offset = max(int(u["update_id"]) for u in updates) + 1
             elif self._interval:
                 await asyncio.sleep(self._interval)
+
+    async def _drop_webhook(self) -> None:
+        try:
+            await self._bot.delete_webhook(drop_pending_updates=False)
+        except TelegramError as exc:
+            log.info("could not remove the webhook (%s); retrying", exc)
+            await asyncio.sleep(1.0)
 
     async def _get(self, offset: int | None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"timeout": self._timeout}

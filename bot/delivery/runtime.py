@@ -42,7 +42,9 @@ class Runtime:
     app: Application
     services: Services | None  # None: a plain PTB application without the product's services
     inbox: Inbox
-    poller: asyncio.Task[None]
+    intake: asyncio.Task[None] | None = None  # the poller, or the webhook's watcher
+    mode: str = "polling"  # or "webhook"
+    web_port: int | None = None  # where /healthz (and the webhook) listen, when they do
 
     async def settle(self) -> None:
         """Until every received update, the work it started and every message it caused are done."""

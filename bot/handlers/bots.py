@@ -23,6 +23,7 @@ from bot.strategy_text import describe_strategy
 from engine.core import cost_warnings
 
 RENAMING = "renaming_bot"
+RENAME_SECONDS = 15 * 60  # an open rename prompt (stored: any replica takes the answer)
 MAX_TEXT_IN = 2000
 
 
@@ -116,7 +117,7 @@ async def select_button(update: Update, context: AppContext, bot_id: int) -> Non
 @button(callbacks.BOT_RENAME)
 async def rename_button(update: Update, context: AppContext, bot_id: int) -> None:
     bot = await context.services.bots.get(update.effective_user.id, bot_id)
-    context.user_data[RENAMING] = bot.bot_id
+    await context.services.shared.put(update.effective_user.id, RENAMING, bot.bot_id, RENAME_SECONDS)
     await reply(update, t("Send the new name for <b>{name}</b> (1–32 characters), or /cancel.", name=esc(bot.name)))
 
 
@@ -151,9 +152,9 @@ async def text_message(update: Update, context: AppContext) -> None:
     services = context.services
     uid = update.effective_user.id
     text = (update.effective_message.text or "").strip()
-    if RENAMING in context.user_data:
-        bot_id = context.user_data.pop(RENAMING)
-        bot = await services.bots.rename(uid, bot_id, text)
+    renaming = await services.shared.get(uid, RENAMING)
+    if renaming is not None and await services.shared.take(uid, RENAMING, expected=renaming) is not None:
+        bot = await services.bots.rename(uid, int(renaming), text)
         await reply(update, t("✅ Renamed to <b>{name}</b>.", name=esc(bot.name)))
         return
     bot = await services.bots.selected(uid)

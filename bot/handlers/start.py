@@ -72,10 +72,7 @@ async def help_cmd(update: Update, context: AppContext) -> None:
 async def cancel(update: Update, context: AppContext) -> None:
     """Leave a pending prompt (a rename, a withdrawal to confirm). The selected strategy bot stays
     selected: choosing another is /bots' job, and a cancel that also deselected surprised users."""
-    had = bool(context.user_data) if context.user_data is not None else False
-    if context.user_data is not None:
-        context.user_data.clear()
-    if had:
+    if await context.services.shared.clear(update.effective_user.id):
         await reply(update, t("Cancelled."))
         return
     selected = await context.services.bots.selected(update.effective_user.id)

@@ -1,7 +1,8 @@
 """/withdraw <amount|all>: proportional withdrawal from the whole tree, after a confirmation button.
 
-The pending request lives in `user_data` under a random nonce that the buttons carry, so
-a forged or stale confirmation (wrong nonce) cannot withdraw anything. The withdrawal is keyed
+The pending request is stored in the database (`conversation_state`, so any replica can confirm
+it) under a random nonce that the buttons carry, so a forged or stale confirmation (wrong nonce)
+cannot withdraw anything; it expires after 15 minutes. The withdrawal is keyed
 by the nonce: a second press, or the same press processed again after a restart, finds the
 committed result in the ledger's journal and shows that receipt instead of withdrawing again.
 """
@@ -22,6 +23,7 @@ from bot.i18n import N_, t, tn
 from bot.render import esc, usdc, usdc_exact
 
 PENDING = "pending_withdrawal"
+PENDING_SECONDS = 15 * 60
 EXPIRED = N_("This withdrawal request expired. Send /withdraw again.")
 
 
@@ -32,7 +34,8 @@ async def _ask(update: Update, context: AppContext, raw: str, *, offer_keep: boo
     manager = context.services.manager
     plan = await manager.preview_withdrawal(uid, raw)
     nonce = secrets.token_hex(4)
-    context.user_data[PENDING] = {"nonce": nonce, "amount": str(plan["amount"])}
+    await context.services.shared.put(uid, PENDING, {"nonce": nonce, "amount": str(plan["amount"])},
+                                            PENDING_SECONDS)
     text = t("💸 Withdraw <b>{amount}</b> from your agents, proportionally to each agent's available balance?\n\n"
              "Available now: {available}.", amount=usdc_exact(plan["amount"]),
              available=usdc_exact(plan["total_available"]))
@@ -107,19 +110,21 @@ async def withdraw_confirm_button(update: Update, context: AppContext, nonce: st
     if done is not None:  # a second press of the same confirmation
         await edit(update, t("This withdrawal was already done.") + "\n\n" + receipt(done))
         return
-    pending = context.user_data.get(PENDING)
+    pending = await context.services.shared.get(uid, PENDING)
     if not pending or pending.get("nonce") != nonce:
         raise UserFacingError(t(EXPIRED))
     result = await manager.withdraw(uid, pending["amount"], idempotency_key=key)
-    context.user_data.pop(PENDING, None)
+    await context.services.shared.take(uid, PENDING, expected=pending)
     await edit(update, receipt(result))
 
 
 @button(callbacks.WITHDRAW_CANCEL)
 async def withdraw_cancel_button(update: Update, context: AppContext, nonce: str) -> None:
-    pending = context.user_data.get(PENDING)
+    conversation = context.services.shared
+    uid = update.effective_user.id
+    pending = await conversation.get(uid, PENDING)
     if pending and pending.get("nonce") == nonce:
-        del context.user_data[PENDING]
+        await conversation.take(uid, PENDING, expected=pending)
     await edit(update, t("Withdrawal cancelled. Nothing was changed."))
 
 

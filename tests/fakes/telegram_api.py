@@ -12,23 +12,60 @@ limits, button data, flood control), so a bot that passes against it does not ge
 text (the product uses HTML), inline-mode messages are not modelled, and URL photos
 cannot be fetched offline.
 
-The test side (`user_sends`, `user_presses`, `sent`, `messages`, `wait_for`...) is
-thread-safe and may be used from the test thread or an asyncio test.
+Updates reach the bot by long polling (`getUpdates`) or, after `setWebhook`, by webhook
+delivery, modelled on telegram-bot-api (Client.cpp, WebhookActor.cpp):
+
+* `setWebhook` validates like Telegram: an `https://` URL (a URL without a scheme is https)
+  on port 80, 88, 443 or 8443, a `secret_token` of at most 256 `A-Za-z0-9_-` characters,
+  at most one call with a URL per `set_webhook_interval` second (429 otherwise), the same
+  settings again answer "Webhook is already set", and a new URL closes the old webhook
+  before the new one is validated. Offline relaxations: `http://127.0.0.1:<port>/...` and
+  `http://localhost:<port>/...` are accepted (no TLS), and an `https://` host is reachable
+  only after `route_webhook_host(host, "http://127.0.0.1:<port>")` (a TLS-terminating edge);
+  any other host "fails to resolve". Stricter than Telegram: `max_connections` outside
+  1-100 is a 400 (Telegram silently clamps it).
+* While a webhook is set `getUpdates` answers 409, and a pending long poll ends with 409.
+* A dispatcher thread POSTs each queued update as JSON with `X-Telegram-Bot-Api-Secret-Token`,
+  oldest first, at most `max_connections` requests at once over keep-alive connections, and
+  like Telegram one update at a time per queue (a chat's messages, a user's callback
+  queries...): the next update of a chat waits until the previous one was acknowledged.
+  Only a 2xx answer removes an update; anything else is recorded in `getWebhookInfo`
+  (`last_error_message`) and retried after `webhook_retry_delay` seconds (or the answer's
+  `Retry-After`). A 2xx answer carrying a Bot API call (`{"method": "sendMessage", ...}`)
+  is executed, as Telegram does. An update in flight when the webhook is deleted or
+  changed stays queued (its acknowledgement is lost), so it can be delivered twice.
+* Not modelled: Telegram's exponential back-off (1 s doubling to ~60 s) and its slow
+  connection ramp-up after errors, update expiry (callback queries after 150 s), closing
+  the webhook after repeated 410 answers, `ip_address`, certificate contents (an uploaded
+  `certificate` only sets `has_custom_certificate`), and Telegram's ~60 s response timeout
+  (here `webhook_timeout`, 10 s by default).
+
+The test side (`user_sends`, `user_presses`, `sent`, `messages`, `wait_for`,
+`webhook_attempts`...) is thread-safe and may be used from the test thread or an asyncio test.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
+import gzip
+import http.client
+import ipaddress
 import itertools
 import json
 import math
 import re
+import socket
 import struct
+import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Self
+from urllib.parse import urlsplit
 
 from .http_server import (
     BodyError,
@@ -55,6 +92,37 @@ QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or q
 CONFLICT = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 )
+WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+)
+TERMINATED_BY_SET_WEBHOOK = "Conflict: terminated by setWebhook request"
+WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
+MAX_WEBHOOK_CONNECTIONS = 100
+DEFAULT_WEBHOOK_CONNECTIONS = 40
+SECRET_TOKEN_LIMIT = 256
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Update types in telegram-bot-api's order (getWebhookInfo lists allowed_updates in it).
+UPDATE_TYPES = (
+    "message", "edited_message", "channel_post", "edited_channel_post", "inline_query",
+    "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query", "poll",
+    "poll_answer", "my_chat_member", "chat_member", "chat_join_request", "chat_boost",
+    "removed_chat_boost", "message_reaction", "message_reaction_count", "business_connection",
+    "business_message", "edited_business_message", "deleted_business_messages", "purchased_paid_media",
+)
+# Webhook queues: Telegram sends one update at a time per queue, keyed like this (WebhookActor).
+_MESSAGE_UPDATES = frozenset(
+    {"message", "edited_message", "channel_post", "edited_channel_post", "business_message",
+     "edited_business_message"}
+)
+_CHAT_KEYED_UPDATES = frozenset(
+    {"my_chat_member", "message_reaction", "message_reaction_count", "chat_boost", "removed_chat_boost"}
+)
+_USER_KEYED_UPDATES = frozenset(
+    {"callback_query", "inline_query", "chosen_inline_result", "chat_member", "chat_join_request",
+     "shipping_query", "pre_checkout_query"}
+)
+# Methods Telegram does not execute when a webhook answer carries them (besides get*).
+_IGNORED_REPLY_METHODS = frozenset({"setwebhook", "deletewebhook", "close", "logout"})
 
 # Methods that send or change a message: these count towards flood control.
 FLOOD_METHODS = frozenset(
@@ -88,6 +156,9 @@ _BUTTON_ERROR = "can't parse inline keyboard button"
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _BOT_COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{1,64})?(?=\s|$)")
 _PATH_RE = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z0-9_]+)/?$")
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]*$")
+_URL_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LOOPBACK_WEBHOOK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
 class ApiError(Exception):
@@ -138,6 +209,61 @@ class AnsweredCallback:
     show_alert: bool
     url: str | None
     time: float
+
+
+class WebhookAttempt(NamedTuple):
+    """One webhook delivery attempt: the update and the HTTP status answered, or the error text
+    (`"Connection refused"`, `"Read timeout expired"`...). Compares equal to a plain tuple."""
+
+    update_id: int
+    outcome: int | str
+
+
+@dataclass(frozen=True)
+class _Webhook:
+    """Settings of the webhook in place (what setWebhook stored)."""
+
+    url: str
+    secret_token: str
+    max_connections: int
+    has_certificate: bool
+    connect_host: str  # where the fake connects (loopback)
+    connect_port: int
+    host_header: str
+    target: str  # path and query of the POST
+    authorization: str | None  # from user:password@ in the URL
+    ip_address: str
+
+
+@dataclass
+class _WebhookRun:
+    """Delivery state of one webhook while the fake serves it; `closed` ends it."""
+
+    hook: _Webhook
+    closed: bool = False
+    in_flight: set[int] = field(default_factory=set)
+    busy_queues: set[tuple[str, Any]] = field(default_factory=set)
+    retry_at: dict[int, float] = field(default_factory=dict)  # update_id -> time.monotonic()
+    idle: list[http.client.HTTPConnection] = field(default_factory=list)
+    active: set[http.client.HTTPConnection] = field(default_factory=set)
+    threads: set[threading.Thread] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Described:
+    """A method result whose envelope carries a `description` too (setWebhook, deleteWebhook)."""
+
+    value: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class _DeliveryResult:
+    outcome: int | str
+    error: str | None  # getWebhookInfo's last_error_message when the attempt failed
+    retry_after: float | None = None
+    reply: bytes = b""
+    reply_type: str = ""
 
 
 @dataclass
@@ -307,6 +433,68 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _update_kind(update: dict[str, Any]) -> str:
+    """The update's type: its one key besides update_id."""
+    return next((k for k in update if k != "update_id"), "")
+
+
+def _webhook_queue_key(update: dict[str, Any]) -> tuple[str, Any]:
+    """The webhook queue of an update: Telegram sends one update per queue at a time (a chat's
+    messages, a user's callback queries...); an update of no known queue has its own."""
+    kind = _update_kind(update)
+    body = update.get(kind)
+    if isinstance(body, dict):
+        chat = body.get("chat")
+        sender = body.get("from")
+        if kind in _MESSAGE_UPDATES and isinstance(chat, dict) and "id" in chat:
+            return "chat", chat["id"]
+        if kind in _CHAT_KEYED_UPDATES and isinstance(chat, dict) and "id" in chat:
+            return kind, chat["id"]
+        if kind in _USER_KEYED_UPDATES and isinstance(sender, dict) and "id" in sender:
+            return kind, sender["id"]
+        if kind == "poll" and "id" in body:
+            return "poll", body["id"]
+        if kind == "poll_answer" and "poll_id" in body:
+            return "poll", body["poll_id"]
+    return "update", update.get("update_id")
+
+
+def _webhook_error_text(exc: Exception, stage: str) -> str:
+    """getWebhookInfo's wording for a failed delivery."""
+    if isinstance(exc, TimeoutError):
+        return "Connection timed out" if stage == "connect" else "Read timeout expired"
+    if isinstance(exc, ConnectionRefusedError):
+        return "Connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected):  # closed without an answer (a ConnectionResetError)
+        return "Webhook connection closed"
+    if isinstance(exc, ConnectionResetError):
+        return "Connection reset by peer"
+    if isinstance(exc, http.client.HTTPException):
+        return f"Wrong response from the webhook: {type(exc).__name__}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _retry_after_header(value: str | None) -> float | None:
+    """Seconds of a webhook answer's Retry-After header (Telegram honours up to an hour)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value.strip()), 3600))
+
+
+def _decompress(data: bytes, encoding: str | None) -> bytes:
+    """Undo gzip/deflate (the fake sends Accept-Encoding like Telegram); b"" when corrupt."""
+    try:
+        if encoding and encoding.lower() == "gzip":
+            return gzip.decompress(data)
+        if encoding and encoding.lower() == "deflate":
+            return zlib.decompress(data)
+    except (OSError, zlib.error, EOFError):
+        return b""
+    return data
+
+
 OutageMode = Literal["502", "close"]
 
 
@@ -317,6 +505,12 @@ class TelegramFake(LoopbackHTTPService):
     `per_chat_window` seconds and `global_limit` within `global_window`. The global default
     (60/s) is what a bot honouring Telegram's 30/s with a burst of 30 (PTB's AIORateLimiter)
     can reach in a sliding one-second window, so only a bot without rate limiting trips it.
+
+    Webhook knobs (plain attributes, settable at any time): `webhook_timeout` (seconds to
+    connect and to wait for an answer, 10), `webhook_retry_delay` (seconds before a failed
+    delivery is retried, 0.2) and `set_webhook_interval` (Telegram's one setWebhook with a URL
+    per second; 0 lifts it). Records: `webhook_attempts()`, `webhook_delivered()`,
+    `webhook_in_flight`, `webhook_peak_in_flight`; routing: `route_webhook_host()`.
     """
 
     def __init__(
@@ -370,11 +564,24 @@ class TelegramFake(LoopbackHTTPService):
         self._outage_hits = 0
         self._conflicts = 0
         self._slow: dict[str, tuple[float, int | None]] = {}  # method -> (seconds, calls left; None: all)
+        # Webhook: settings, the delivery run while served, and test-side records.
+        self.webhook_timeout = 10.0  # seconds to connect and to wait for the webhook's answer
+        self.webhook_retry_delay = 0.2  # seconds before a failed delivery is retried
+        self.set_webhook_interval = 1.0  # Telegram allows one setWebhook with a URL per second
+        self._webhook: _Webhook | None = None
+        self._webhook_run: _WebhookRun | None = None
+        self._webhook_routes: dict[str, tuple[str, int]] = {}
+        self._last_webhook_error: tuple[int, str] | None = None
+        self._last_set_webhook: float | None = None  # time.monotonic() of the last setWebhook with a URL
+        self._webhook_attempts: list[WebhookAttempt] = []
+        self._webhook_delivered: list[int] = []
+        self._webhook_peak_in_flight = 0
         self._methods: dict[str, tuple[str, Callable[[_Params], Any]]] = {
             name.lower(): (name, fn)
             for name, fn in {
                 "getMe": self._get_me,
                 "getUpdates": self._get_updates,
+                "setWebhook": self._set_webhook,
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "setMyCommands": self._set_my_commands,
@@ -632,7 +839,7 @@ class TelegramFake(LoopbackHTTPService):
 
     @property
     def pending_updates(self) -> int:
-        """Updates queued and not yet confirmed by a getUpdates offset."""
+        """Updates queued and not yet confirmed by a getUpdates offset or acknowledged by the webhook."""
         with self._cond:
             return len(self._updates)
 
@@ -670,6 +877,9 @@ class TelegramFake(LoopbackHTTPService):
             self._request_counts.clear()
             self._outage_hits = 0
             self._conflicts = 0
+            self._webhook_attempts.clear()
+            self._webhook_delivered.clear()
+            self._webhook_peak_in_flight = 0
 
     def force_flood(self, count: int, retry_after: int = 1, methods: Iterable[str] | None = None) -> None:
         """Answer the next `count` calls of `methods` (default: message sends/edits) with 429."""
@@ -748,6 +958,87 @@ class TelegramFake(LoopbackHTTPService):
         calls = self.sent(method, chat_id)
         return calls if len(calls) >= count else []
 
+    # webhook (test side) -----------------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL set with setWebhook, "" when updates are fetched with getUpdates."""
+        with self._cond:
+            return self._webhook.url if self._webhook else ""
+
+    def webhook_attempts(self, update_id: int | None = None) -> list[WebhookAttempt]:
+        """Every delivery attempt in order of completion: `(update_id, status or error text)`.
+
+        Attempts cut short because the webhook was deleted or the fake stopped are not listed.
+        """
+        with self._cond:
+            return [a for a in self._webhook_attempts if update_id is None or a.update_id == update_id]
+
+    def webhook_delivered(self) -> list[int]:
+        """update_ids the webhook answered with 2xx, in order of delivery (a redelivery appears twice)."""
+        with self._cond:
+            return list(self._webhook_delivered)
+
+    @property
+    def webhook_in_flight(self) -> int:
+        """Webhook requests currently waiting for an answer."""
+        with self._cond:
+            return len(self._webhook_run.in_flight) if self._webhook_run else 0
+
+    @property
+    def webhook_peak_in_flight(self) -> int:
+        """Most webhook requests that were in flight at once (since the start or `reset_records`)."""
+        with self._cond:
+            return self._webhook_peak_in_flight
+
+    def route_webhook_host(self, host: str, base_url: str | None) -> None:
+        """Make `https://<host>/...` webhooks reachable offline: deliveries go as plain HTTP to
+        `base_url` (`http://127.0.0.1:<port>`, e.g. a `LoopbackBalancer`), with the original Host
+        header and path, as through a TLS-terminating edge. `None` removes the route.
+        Takes effect for the next setWebhook.
+        """
+        with self._cond:
+            if base_url is None:
+                self._webhook_routes.pop(host.lower(), None)
+                return
+            parts = urlsplit(base_url)
+            if parts.scheme != "http" or parts.hostname not in _LOOPBACK_WEBHOOK_HOSTS or not parts.port:
+                raise ValueError("route to a loopback base URL such as http://127.0.0.1:8080")
+            if parts.path not in ("", "/"):
+                raise ValueError("the route's base URL cannot have a path")
+            self._webhook_routes[host.lower()] = ("127.0.0.1", parts.port)
+
+    def wait_for_webhook_delivery(self, update_id: int, *, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until the webhook acknowledged `update_id` at least `count` times."""
+        self.wait_for(lambda: self._webhook_delivered.count(update_id) >= count, timeout)
+
+    async def wait_for_webhook_delivery_async(self, update_id: int, *, count: int = 1, timeout: float = 10.0) -> None:
+        """Async `wait_for_webhook_delivery`."""
+        await self.wait_for_async(lambda: self._webhook_delivered.count(update_id) >= count, timeout)
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Serve; a webhook set before a `stop()` is delivered to again."""
+        super().start()
+        with self._cond:
+            if self._webhook is not None and self._webhook_run is None:
+                self._start_webhook_run(self._webhook)
+        return self
+
+    def stop(self) -> None:
+        """Stop webhook delivery (in-flight requests are cut), then stop serving. The webhook
+        stays set, as on Telegram."""
+        with self._cond:
+            run = self._webhook_run
+            self._webhook_run = None
+            if run is not None:
+                self._close_webhook_run(run)
+        if run is not None:
+            for thread in list(run.threads):
+                thread.join(timeout=5)
+        super().stop()
+
     # ======================================================================================
     # HTTP entry point
     # ======================================================================================
@@ -787,10 +1078,13 @@ class TelegramFake(LoopbackHTTPService):
                 return self._ok(self._get_updates(_Params(raw, files)))
             except ApiError as exc:
                 return self._error_response(canonical, params, exc, record=True)
+        description: str | None = None
         try:
             with self._cond:
                 self._check_forced_flood(canonical)
                 result = fn(_Params(raw, files))
+                if isinstance(result, _Described):
+                    result, description = result.value, result.description
                 self._sent.append(SentCall(canonical, params, time.monotonic(), copy.deepcopy(result)))
                 self._cond.notify_all()
                 delay = self._slow_delay(canonical)
@@ -798,10 +1092,13 @@ class TelegramFake(LoopbackHTTPService):
             return self._error_response(canonical, params, exc, record=True)
         if delay:  # outside the lock: other requests are served meanwhile
             self._sleep(delay)
-        return self._ok(result)
+        return self._ok(result, description)
 
-    def _ok(self, result: Any) -> FakeResponse:
-        return json_response(200, {"ok": True, "result": result})
+    def _ok(self, result: Any, description: str | None = None) -> FakeResponse:
+        body: dict[str, Any] = {"ok": True, "result": result}
+        if description is not None:
+            body["description"] = description
+        return json_response(200, body)
 
     def _error_response(
         self, method: str, params: dict[str, Any], exc: ApiError, *, record: bool
@@ -831,26 +1128,28 @@ class TelegramFake(LoopbackHTTPService):
 
     def _get_updates(self, p: _Params) -> Any:
         """Answer getUpdates: confirm by offset, filter, and long-poll up to `timeout`."""
+        with self._cond:
+            if self._webhook is not None:  # checked first: offsets are not confirmed either
+                raise ApiError(409, WEBHOOK_ACTIVE)
         offset = p.opt_int("offset") or 0
         limit = min(max(p.opt_int("limit") or 100, 1), 100)
         timeout = max(p.opt_float("timeout") or 0.0, 0.0)
-        allowed = p.opt_json("allowed_updates", "can't parse allowed updates")
-        if allowed is not None and not (
-            isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
-        ):
-            raise _bad("can't parse allowed updates")
+        allowed = self._parse_allowed_updates(p)
         with self._cond:
+            if self._webhook is not None:
+                raise ApiError(409, WEBHOOK_ACTIVE)
             self._poll_generation += 1
             generation = self._poll_generation
             self._cond.notify_all()  # an older poll still waiting ends with 409
-            if allowed is not None:
-                self._allowed_updates = frozenset(allowed) if allowed else None
+            self._apply_allowed_updates(allowed)
             if offset > 0:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             elif offset < 0:
                 self._updates = self._updates[offset:]
             deadline = time.monotonic() + timeout
             while True:
+                if self._webhook is not None:
+                    raise ApiError(409, TERMINATED_BY_SET_WEBHOOK)
                 if generation != self._poll_generation:
                     self._conflicts += 1
                     raise ApiError(409, CONFLICT)
@@ -865,12 +1164,239 @@ class TelegramFake(LoopbackHTTPService):
 
     def _drop_disallowed_updates(self) -> None:
         def allowed(update: dict[str, Any]) -> bool:
-            kind = next((k for k in update if k != "update_id"), "")
+            kind = _update_kind(update)
             if self._allowed_updates is None:
                 return kind not in DEFAULT_EXCLUDED_UPDATES
             return kind in self._allowed_updates
 
         self._updates = [u for u in self._updates if allowed(u)]
+
+    @staticmethod
+    def _parse_allowed_updates(p: _Params) -> list[str] | None:
+        """The `allowed_updates` JSON list of getUpdates and setWebhook (None when absent)."""
+        allowed = p.opt_json("allowed_updates", "can't parse allowed updates")
+        if allowed is not None and not (
+            isinstance(allowed, list) and all(isinstance(a, str) for a in allowed)
+        ):
+            raise _bad("can't parse allowed updates")
+        return allowed
+
+    def _apply_allowed_updates(self, allowed: list[str] | None) -> None:
+        """Remember allowed update types (shared by both delivery modes, as on Telegram); [] is the default."""
+        if allowed is not None:
+            self._allowed_updates = frozenset(allowed) if allowed else None
+
+    # ======================================================================================
+    # Webhook delivery
+    # ======================================================================================
+
+    def _remove_webhook(self) -> None:
+        """Forget the webhook and cut its deliveries (lock held)."""
+        self._webhook = None
+        self._last_webhook_error = None
+        run = self._webhook_run
+        self._webhook_run = None
+        if run is not None:
+            self._close_webhook_run(run)
+
+    def _start_webhook_run(self, hook: _Webhook) -> None:
+        """Start delivering to `hook` from a dispatcher thread (lock held; only while serving)."""
+        if self._server is None:
+            return
+        run = _WebhookRun(hook)
+        self._webhook_run = run
+        thread = threading.Thread(
+            target=self._dispatch_webhook, args=(run,), name="TelegramFake-webhook", daemon=True
+        )
+        run.threads.add(thread)
+        thread.start()
+
+    def _close_webhook_run(self, run: _WebhookRun) -> None:
+        """End a run: the dispatcher exits, in-flight requests are cut, idle connections closed (lock held)."""
+        run.closed = True
+        for conn in run.active:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        for conn in run.idle:
+            conn.close()
+        run.idle.clear()
+        self._cond.notify_all()
+
+    def _dispatch_webhook(self, run: _WebhookRun) -> None:
+        """Dispatcher thread: start a delivery for every update that may be sent now."""
+        with self._cond:
+            try:
+                while not run.closed and not self._stopping.is_set():
+                    wait = self._start_deliveries(run)
+                    self._cond.wait(0.5 if wait is None else min(max(wait, 0.001), 0.5))
+            finally:
+                run.threads.discard(threading.current_thread())
+
+    def _start_deliveries(self, run: _WebhookRun) -> float | None:
+        """Claim the oldest sendable updates, one per queue, up to max_connections in flight;
+        returns seconds until the next retry is due (None: nothing waiting). Lock held."""
+        self._drop_disallowed_updates()
+        now = time.monotonic()
+        free = run.hook.max_connections - len(run.in_flight)
+        seen: set[tuple[str, Any]] = set()
+        next_retry: float | None = None
+        for update in self._updates:
+            if free <= 0:
+                break
+            update_id = update["update_id"]
+            key = _webhook_queue_key(update)
+            if key in seen:  # a later update of a queue waits for the queue's oldest
+                continue
+            seen.add(key)
+            if update_id in run.in_flight or key in run.busy_queues:
+                continue
+            due = run.retry_at.get(update_id, 0.0)
+            if due > now:
+                next_retry = due - now if next_retry is None else min(next_retry, due - now)
+                continue
+            run.in_flight.add(update_id)
+            run.busy_queues.add(key)
+            free -= 1
+            body = json.dumps(update, ensure_ascii=False, separators=(",", ":")).encode()
+            thread = threading.Thread(
+                target=self._deliver_webhook_update, args=(run, update_id, key, body),
+                name=f"TelegramFake-webhook-{update_id}", daemon=True,
+            )
+            run.threads.add(thread)
+            thread.start()
+        self._webhook_peak_in_flight = max(self._webhook_peak_in_flight, len(run.in_flight))
+        return next_retry
+
+    def _deliver_webhook_update(self, run: _WebhookRun, update_id: int, key: tuple[str, Any], body: bytes) -> None:
+        """Delivery thread: POST one update and record the outcome."""
+        result: _DeliveryResult | None = None
+        try:
+            result = self._post_webhook(run, body)
+        finally:
+            with self._cond:
+                run.in_flight.discard(update_id)
+                run.busy_queues.discard(key)
+                run.threads.discard(threading.current_thread())
+                if result is not None:
+                    self._record_delivery(run, update_id, result)
+                self._cond.notify_all()
+
+    def _record_delivery(self, run: _WebhookRun, update_id: int, result: _DeliveryResult) -> None:
+        """Apply one attempt's outcome (lock held). An answer to a webhook that was since deleted
+        or replaced is recorded, but the update stays queued: Telegram lost that acknowledgement."""
+        self._webhook_attempts.append(WebhookAttempt(update_id, result.outcome))
+        current = self._webhook_run is run and not run.closed
+        if result.error is None:
+            self._webhook_delivered.append(update_id)
+            if current:
+                self._updates = [u for u in self._updates if u["update_id"] != update_id]
+                run.retry_at.pop(update_id, None)
+                if result.reply:
+                    self._run_webhook_reply(result.reply, result.reply_type)
+        elif current:
+            self._last_webhook_error = (int(time.time()), result.error)
+            delay = self.webhook_retry_delay if result.retry_after is None else result.retry_after
+            run.retry_at[update_id] = time.monotonic() + max(delay, 0.0)
+
+    def _post_webhook(self, run: _WebhookRun, body: bytes) -> _DeliveryResult | None:
+        """POST one update body (no lock held); None when the run was closed meanwhile."""
+        hook = run.hook
+        headers = {
+            "Host": hook.host_header, "Content-Type": "application/json", "Connection": "keep-alive",
+            "Accept-Encoding": "gzip, deflate",
+        }
+        if hook.authorization:
+            headers["Authorization"] = hook.authorization
+        if hook.secret_token:
+            headers[WEBHOOK_SECRET_HEADER] = hook.secret_token
+        with self._cond:
+            if run.closed:
+                return None
+            conn = run.idle.pop() if run.idle else None
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection(hook.connect_host, hook.connect_port, timeout=self.webhook_timeout)
+            run.active.add(conn)
+        keep = False
+        stage = "connect"
+        try:
+            for attempt in (1, 2):
+                stage = "connect"
+                try:
+                    if conn.sock is None:
+                        conn.connect()
+                        with self._cond:
+                            if run.closed:
+                                return None
+                    stage = "read"
+                    conn.request("POST", hook.target, body=body, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if reused and attempt == 1 and not run.closed:
+                        conn.close()  # the receiver closed an idle keep-alive connection: use a new one
+                        reused = False
+                        continue
+                    raise
+                break
+            keep = not response.will_close
+            status = response.status
+            if 200 <= status < 300:
+                return _DeliveryResult(status, None, reply=_decompress(data, response.getheader("Content-Encoding")),
+                                       reply_type=response.getheader("Content-Type") or "")
+            return _DeliveryResult(
+                status, f"Wrong response from the webhook: {status} {response.reason}".rstrip(),
+                _retry_after_header(response.getheader("Retry-After")),
+            )
+        except Exception as exc:
+            keep = False
+            with self._cond:
+                if run.closed or self._stopping.is_set():
+                    return None
+            message = _webhook_error_text(exc, stage)
+            return _DeliveryResult(message, message)
+        finally:
+            with self._cond:
+                run.active.discard(conn)
+                if keep and not run.closed:
+                    run.idle.append(conn)
+                else:
+                    conn.close()
+
+    def _run_webhook_reply(self, data: bytes, content_type: str) -> None:
+        """Execute a Bot API call carried by a 2xx webhook answer, as Telegram does (lock held).
+        Telegram ignores get* methods and webhook/close/logOut, and reports the result to nobody:
+        it is recorded in `sent` or `errors`."""
+        try:
+            raw, files = decode_body(FakeRequest("POST", "", {}, {"content-type": content_type}, data))
+        except BodyError:
+            return
+        name = raw.get("method")
+        if not isinstance(name, str) or not name:
+            return
+        lower = name.lower()
+        if lower in _IGNORED_REPLY_METHODS or lower.startswith("get"):
+            return
+        raw = {k: v for k, v in raw.items() if k != "method"}
+        params = _normalize(raw, files)
+        now = time.monotonic()
+        entry = self._methods.get(lower)
+        if entry is None:
+            self._errors.append(ErrorAnswer(name, params, 404, "Not Found", now))
+            return
+        canonical, fn = entry
+        self._request_counts[canonical] = self._request_counts.get(canonical, 0) + 1
+        try:
+            self._check_forced_flood(canonical)
+            result = fn(_Params(raw, files))
+        except ApiError as exc:
+            self._errors.append(ErrorAnswer(canonical, params, exc.status, exc.description, now))
+            return
+        if isinstance(result, _Described):
+            result = result.value
+        self._sent.append(SentCall(canonical, params, now, copy.deepcopy(result)))
 
     # ======================================================================================
     # Bot API methods (called with the lock held)
@@ -879,13 +1405,127 @@ class TelegramFake(LoopbackHTTPService):
     def _get_me(self, p: _Params) -> Any:
         return self.bot_user
 
+    def _set_webhook(self, p: _Params) -> Any:
+        return self._change_webhook(p, p.opt_str("url") or "")
+
     def _delete_webhook(self, p: _Params) -> Any:
-        if p.opt_bool("drop_pending_updates"):
+        return self._change_webhook(p, "")
+
+    def _change_webhook(self, p: _Params, url: str) -> _Described:
+        """setWebhook and deleteWebhook, in telegram-bot-api's order of checks and effects."""
+        if url:
+            now = time.monotonic()
+            if self._last_set_webhook is not None and now < self._last_set_webhook + self.set_webhook_interval:
+                raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+            self._last_set_webhook = now  # even when the call fails validation, as on Telegram
+        max_connections = self._webhook_max_connections(p) if url else 0
+        secret = (p.opt_str("secret_token") or "") if url else ""
+        allowed = self._parse_allowed_updates(p)
+        certificate = p.files.get("certificate")
+        attach = p.opt_str("certificate") or ""
+        if certificate is None and attach.startswith("attach://"):
+            certificate = p.files.get(attach.removeprefix("attach://"))
+        has_certificate = bool(url) and certificate is not None
+        drop = p.opt_bool("drop_pending_updates")
+        current = self._webhook
+        unchanged = (
+            (current.url if current else "") == url
+            and (current.max_connections if current else 0) == max_connections
+            and (current.secret_token if current else "") == secret
+            and not has_certificate and not (current and current.has_certificate) and not drop
+        )
+        if unchanged:
+            self._apply_allowed_updates(allowed)
+            return _Described(True, "Webhook is already set" if url else "Webhook is already deleted")
+        if current is not None:
+            # Telegram closes the old webhook first: a new URL that fails validation leaves none.
+            self._remove_webhook()
+        if drop:
             self._updates.clear()
-        return True
+        if not url:
+            return _Described(True, "Webhook was deleted" if current else "Webhook is already deleted")
+        hook = self._validate_webhook(url, secret, max_connections, has_certificate)
+        self._apply_allowed_updates(allowed)
+        self._webhook = hook
+        self._last_webhook_error = None
+        self._start_webhook_run(hook)
+        self._cond.notify_all()  # a pending long poll ends with 409
+        return _Described(True, "Webhook was set")
+
+    @staticmethod
+    def _webhook_max_connections(p: _Params) -> int:
+        value = p.opt_int("max_connections")
+        if value is None:
+            return DEFAULT_WEBHOOK_CONNECTIONS
+        if not 1 <= value <= MAX_WEBHOOK_CONNECTIONS:
+            # Telegram clamps to 1-100; the fake rejects, so a misconfigured bot is noticed.
+            raise _bad(f"max_connections must be between 1 and {MAX_WEBHOOK_CONNECTIONS}")
+        return value
+
+    def _validate_webhook(self, url: str, secret: str, max_connections: int, has_certificate: bool) -> _Webhook:
+        """Parse and check a webhook URL like Telegram (plus the offline relaxations)."""
+        parts = urlsplit(url if _URL_SCHEME_RE.match(url) else f"https://{url}")
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if scheme not in ("http", "https") or not parts.hostname or port == -1 or re.search(r"\s", url):
+            raise _bad("invalid webhook URL specified")
+        if len(secret) > SECRET_TOKEN_LIMIT:
+            raise _bad("secret token is too long")
+        if not _SECRET_TOKEN_RE.match(secret):
+            raise _bad("secret token contains unallowed characters")
+        host = parts.hostname
+        port = port or (443 if scheme == "https" else 80)
+        if scheme == "http":
+            if host not in _LOOPBACK_WEBHOOK_HOSTS:  # offline relaxation: plain HTTP on loopback only
+                raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+            connect_host, connect_port = "127.0.0.1", port
+            host_header = f"{host}:{port}" if port != 80 else host
+        else:
+            if port not in WEBHOOK_PORTS:
+                raise _bad("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
+            route = self._webhook_routes.get(host)
+            if route is None:
+                try:
+                    ip = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
+                except ValueError:
+                    ip = None
+                if ip is not None and ip.version == 6:
+                    raise _bad("bad webhook: IPv6-only addresses are not allowed")
+                if ip is not None and not ip.is_global:
+                    raise _bad(f"bad webhook: IP address {ip} is reserved")
+                # Offline, only hosts routed with route_webhook_host exist.
+                raise _bad("bad webhook: Failed to resolve host: Name or service not known")
+            connect_host, connect_port = route
+            host_header = f"{host}:{port}" if port != 443 else host
+        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return _Webhook(
+            url=url, secret_token=secret, max_connections=max_connections, has_certificate=has_certificate,
+            connect_host=connect_host, connect_port=connect_port, host_header=host_header, target=target,
+            authorization=f"Basic {base64.b64encode(userinfo.encode()).decode()}" if userinfo else None,
+            ip_address=connect_host,
+        )
 
     def _get_webhook_info(self, p: _Params) -> Any:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+        self._drop_disallowed_updates()
+        hook = self._webhook
+        info: dict[str, Any] = {
+            "url": hook.url if hook else "",
+            "has_custom_certificate": bool(hook and hook.has_certificate),
+            "pending_update_count": len(self._updates),
+        }
+        if self._last_webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._last_webhook_error
+        if hook is not None:
+            info["max_connections"] = hook.max_connections
+            info["ip_address"] = hook.ip_address
+        if self._allowed_updates is not None:
+            order = {name: i for i, name in enumerate(UPDATE_TYPES)}
+            info["allowed_updates"] = sorted(self._allowed_updates, key=lambda n: (order.get(n, len(order)), n))
+        return info
 
     def _set_my_commands(self, p: _Params) -> Any:
         commands = p.opt_json("commands", "can't parse commands JSON object")

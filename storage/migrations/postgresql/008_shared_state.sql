@@ -1,0 +1,17 @@
+-- PostgreSQL form of storage/migrations/008_shared_state.sql.
+-- 008: state every replica shares, so any process can answer any update (issue 15).
+-- `app_state`: values the processes agree on (the webhook's secret token, made by the first).
+-- `conversation_state`: a user's open prompt (a withdrawal waiting for its confirmation, a bot
+-- being renamed), once kept in one process's memory; JSON, with an expiry.
+CREATE TABLE app_state (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE conversation_state (
+    user_id    BIGINT NOT NULL REFERENCES users(user_id),
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
