@@ -63,6 +63,42 @@ def pending(tx: SyncTx) -> list[StoredUpdate]:
     return [StoredUpdate(r[0], r[1], r[2]) for r in rows]
 
 
+def _rows(rows: list) -> list[StoredUpdate]:
+    return [StoredUpdate(r[0], r[1], r[2]) for r in rows]
+
+
+def pending_of(tx: SyncTx, key: int) -> list[StoredUpdate]:
+    """The unprocessed updates of one queue, oldest first: a user's (key > 0), or the single update
+    `-key` that has no user."""
+    if key < 0:
+        return _rows(tx.all("SELECT update_id, user_id, payload FROM inbox_updates WHERE update_id = ?"
+                            " AND state = 'pending'", (-key,)))
+    return _rows(tx.all("SELECT update_id, user_id, payload FROM inbox_updates WHERE state = 'pending'"
+                        " AND user_id = ? ORDER BY update_id", (key,)))
+
+
+def waiting_keys(tx: SyncTx, received_before: float) -> list[int]:
+    """Queues with updates still pending that were stored before `received_before`: the work of a
+    replica that died, or of one still busy with them (the caller's lock tells which)."""
+    return [int(r[0]) for r in tx.all(
+        "SELECT DISTINCT COALESCE(user_id, -update_id) FROM inbox_updates WHERE state = 'pending'"
+        " AND received_at < ?", (to_iso(received_before),))]
+
+
+def adopt(tx: SyncTx, key: int, max_recoveries: int) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
+    """A queue taken over from a replica that died: its pending updates counted as recovered once
+    more; one recovered more than `max_recoveries` times is abandoned (it may be what kills the
+    replicas). Returns (updates to process, abandoned updates)."""
+    left = pending_of(tx, key)
+    tx.many("UPDATE inbox_updates SET recoveries = recoveries + 1 WHERE update_id = ?",
+            [(u.update_id,) for u in left])
+    over = {int(r[0]) for r in tx.all(
+        f"SELECT update_id FROM inbox_updates WHERE recoveries > ? AND update_id IN ({','.join('?' * len(left))})",
+        (max_recoveries, *(u.update_id for u in left)))} if left else set()
+    tx.many("UPDATE inbox_updates SET state = 'abandoned' WHERE update_id = ?", [(i,) for i in over])
+    return [u for u in left if u.update_id not in over], [u for u in left if u.update_id in over]
+
+
 def last_update_id(tx: SyncTx) -> int | None:
     """The highest stored update id (the next getUpdates offset is one above it)."""
     return tx.value("SELECT MAX(update_id) FROM inbox_updates")
@@ -94,6 +130,15 @@ class InboxRepo:
 
     async def last_update_id(self) -> int | None:
         return await self.db.run(last_update_id)
+
+    async def pending_of(self, key: int) -> list[StoredUpdate]:
+        return await self.db.read(pending_of, key)
+
+    async def waiting_keys(self, received_before: float) -> list[int]:
+        return await self.db.read(waiting_keys, received_before)
+
+    async def adopt(self, key: int, max_recoveries: int) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
+        return await self.db.run(adopt, key, max_recoveries)
 
     async def prune(self, before: float) -> int:
         return await self.db.run(prune, before)

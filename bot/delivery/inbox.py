@@ -34,6 +34,11 @@ MAX_QUEUED_PER_USER = 50
 MAX_RECOVERIES = 3  # an update still unfinished after this many restarts is given up (a crash loop)
 
 
+def key_of(update: StoredUpdate) -> int:
+    """The queue an update belongs to: its user, or the update alone when it has none."""
+    return update.user_id if update.user_id is not None else -update.update_id
+
+
 def user_of(update: dict[str, Any]) -> int | None:
     """The update's effective user id, else its chat id, else None (read from the raw JSON)."""
     for key, value in update.items():
@@ -95,6 +100,7 @@ class Inbox:
         self._active: set[int] = set()
         self._scheduled: set[int] = set()  # update ids queued or being processed (a re-delivery is ignored)
         self._done: list[int] = []
+        self._unflushed: set[int] = set()  # processed, not marked done in the database yet
         self._throttled: list[int] = []
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -124,7 +130,7 @@ class Inbox:
         """Queue one update for its user; `recovered` ones (left by a crash) skip the flood limit."""
         if update.update_id in self._scheduled:
             return
-        key = update.user_id if update.user_id is not None else -update.update_id
+        key = key_of(update)
         queue = self._queues.get(key)
         flooding = not self._throttle.admit(key) or (queue is not None and len(queue) >= MAX_QUEUED_PER_USER)
         if flooding and not recovered:
@@ -136,8 +142,18 @@ class Inbox:
             except Exception:  # the warning is a courtesy; the skip stands
                 log.warning("could not tell user %s to slow down", key, exc_info=True)
             return
+        await self._admitted(key, update)
+
+    async def _admitted(self, key: int, update: StoredUpdate) -> None:
+        """An update past the flood limit: into its user's queue (one process serves everyone)."""
+        self._enqueue(key, update)
+
+    def _enqueue(self, key: int, update: StoredUpdate) -> None:
+        if update.update_id in self._scheduled:
+            return
         self._scheduled.add(update.update_id)
         self._idle.clear()
+        queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
         queue.append(update)
@@ -148,7 +164,7 @@ class Inbox:
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Process what a previous process left unfinished, then whatever arrives."""
-        left, abandoned = await self._repo.recover(MAX_RECOVERIES)
+        left, abandoned = await self._left_over()
         if abandoned:
             log.error("gave up %d update(s) unfinished after %d restarts (ids %s): they may be what stops "
                       "the process", len(abandoned), MAX_RECOVERIES, [u.update_id for u in abandoned[:10]])
@@ -165,6 +181,10 @@ class Inbox:
             self._loop_task = asyncio.create_task(self._run(), name="inbox-dispatch")
             flush = every(FLUSH_SECONDS, self._flush, log, "could not mark processed updates")
             self._flush_task = asyncio.create_task(flush, name="inbox-flush")
+
+    async def _left_over(self) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
+        """(updates to process again, updates given up) that a previous process left."""
+        return await self._repo.recover(MAX_RECOVERIES)
 
     async def join(self) -> None:
         """Until every scheduled update was processed and marked (bound it with `asyncio.timeout`)."""
@@ -220,6 +240,7 @@ class Inbox:
         finally:
             if finished:
                 self._done.append(update.update_id)
+                self._unflushed.add(update.update_id)
             self._scheduled.discard(update.update_id)
             self._active.discard(key)
             self._slots.release()
@@ -228,9 +249,13 @@ class Inbox:
                 self._ready.append(key)
                 self._wake.set()
             else:
-                self._queues.pop(key, None)
-                if not self._active and not self._ready:
-                    self._idle.set()
+                self._drained(key)
+
+    def _drained(self, key: int) -> None:
+        """`key`'s queue ran empty (nothing of theirs is running)."""
+        self._queues.pop(key, None)
+        if not self._active and not self._ready:
+            self._idle.set()
 
     async def _flush(self) -> None:
         async with self._flush_lock:  # a second caller waits for the write already under way
@@ -242,3 +267,4 @@ class Inbox:
                 except BaseException:
                     self._done[:0], self._throttled[:0] = done, skipped
                     raise
+                self._unflushed.difference_update(done)

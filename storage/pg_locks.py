@@ -1,0 +1,70 @@
+"""Per-user locks across processes: PostgreSQL session advisory locks on one dedicated connection.
+
+A replica holds a user's lock while it processes that user's updates, so a user's updates run
+one at a time cluster-wide whichever replica received them. Session locks need no table and
+write no WAL (a lock or unlock is one round trip), and the server releases every lock of a
+connection that closes: a replica killed with SIGKILL frees its users as soon as the server sees
+its socket close, and another replica takes them over.
+
+A key is hashed from 'inbox:<key>' (`hashtextextended`, 64 bits) so it cannot meet the other
+advisory locks of the schema (migrations, id reservations). Locks are re-entrant per session;
+`held` counts them so each is taken and released once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+
+from storage.pg_connection import connect
+
+log = logging.getLogger(__name__)
+
+
+class AdvisoryLocks:
+    """`try_lock(key)` / `unlock(key)` on one connection of this process (on its own thread)."""
+
+    def __init__(self, uri: str) -> None:
+        self._uri = uri
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-locks")
+        self._conn: psycopg.Connection | None = None
+        self.held: set[int] = set()
+        self.lost = 0  # times the connection (and so every lock) was lost
+
+    async def try_lock(self, key: int) -> bool:
+        """Take `key` unless another process holds it; True when this process holds it now."""
+        if key in self.held:
+            return True
+        got = await self._call("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", key)
+        if got:
+            self.held.add(key)
+        return bool(got)
+
+    async def unlock(self, key: int) -> None:
+        if key in self.held:
+            self.held.discard(key)
+            await self._call("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key)
+
+    async def close(self) -> None:
+        """Release everything (closing the session does) and stop the thread."""
+        self.held.clear()
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
+        self._pool.shutdown(wait=False)
+
+    async def _call(self, sql: str, key: int) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, sql, f"inbox:{key}")
+
+    def _run(self, sql: str, name: str) -> object:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:  # the server forgot this session's locks with it
+                self.lost += 1
+                log.error("the inbox's lock connection was lost; its %d user lock(s) went with it",
+                          len(self.held))
+                self.held.clear()
+            self._conn = connect(self._uri)
+        row = self._conn.execute(sql, (name,)).fetchone()
+        return None if row is None else row[0]

@@ -1,0 +1,129 @@
+"""Several replicas on one PostgreSQL database: a user's updates run one at a time, in order, once,
+whichever replica received them; a replica that dies leaves its users to the others."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import pytest
+
+from bot.delivery import cluster
+from bot.delivery.cluster import ClusterInbox
+from bot.delivery.inbox import MAX_RECOVERIES
+from bot.delivery.throttle import Throttle
+from storage import open_database
+from storage.inbox_repo import InboxRepo, StoredUpdate
+from storage.pg_locks import AdvisoryLocks
+from tests import pg_server
+
+pytestmark = pytest.mark.skipif(not pg_server.available(), reason="PostgreSQL tests are off")
+
+
+class Recorder:
+    """What every replica processed: per user the update ids in order, and any overlap."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, list[int]] = {}
+        self.running: set[int] = set()
+        self.overlaps = 0
+
+    def process(self, slow: float = 0.002):
+        async def run(payload: dict[str, Any]) -> None:
+            user = payload["message"]["from"]["id"]
+            if user in self.running:
+                self.overlaps += 1
+            self.running.add(user)
+            try:
+                await asyncio.sleep(random.random() * slow)
+                self.seen.setdefault(user, []).append(payload["update_id"])
+            finally:
+                self.running.discard(user)
+        return run
+
+
+def update(update_id: int, user: int) -> dict[str, Any]:
+    return {"update_id": update_id, "message": {"message_id": update_id, "date": 0, "text": "hi",
+                                                "chat": {"id": user, "type": "private"},
+                                                "from": {"id": user, "is_bot": False, "first_name": "U"}}}
+
+
+async def ignore(update: StoredUpdate, payload: dict[str, Any], warn: bool) -> None:
+    return None
+
+
+async def replica(url: str, recorder: Recorder) -> tuple[Any, ClusterInbox]:
+    db = await open_database(url)
+    inbox = ClusterInbox(InboxRepo(db), AdvisoryLocks(url), recorder.process(), on_throttled=ignore,
+                         throttle=Throttle(burst=10**6))
+    await inbox.start()
+    return db, inbox
+
+
+async def test_a_users_updates_run_in_order_once_whichever_replica_got_them() -> None:
+    url = pg_server.fresh_database_url()
+    recorder = Recorder()
+    (db_a, a), (db_b, b) = await replica(url, recorder), await replica(url, recorder)
+    try:
+        users = [11, 12, 13, 14, 15]
+        next_id = 1000
+        for _ in range(12):  # Telegram: per chat one at a time, so each round is stored in order
+            batch = []
+            for user in users:
+                next_id += 1
+                batch.append(update(next_id, user))
+            random.shuffle(batch)
+            for item in batch:  # a balancer spreads the requests over both replicas
+                await random.choice((a, b)).receive([item])
+        for _ in range(200):
+            if sum(len(v) for v in recorder.seen.values()) >= 60:
+                break
+            await asyncio.sleep(0.05)
+        await a.join()
+        await b.join()
+        assert recorder.overlaps == 0 and a.processed > 5 and b.processed > 5  # both served, never together
+        for user in users:
+            assert recorder.seen[user] == sorted(recorder.seen[user]) and len(recorder.seen[user]) == 12
+        assert await db_a.fetchval("SELECT COUNT(*) FROM inbox_updates WHERE state = 'pending'") == 0
+    finally:
+        for inbox, db in ((a, db_a), (b, db_b)):
+            await inbox.stop()
+            await db.close()
+
+
+async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(monkeypatch) -> None:
+    monkeypatch.setattr(cluster, "SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(cluster, "SWEEP_AGE_SECONDS", 0.0)
+    url = pg_server.fresh_database_url()
+    recorder = Recorder()
+    db = await open_database(url)
+    repo = InboxRepo(db)
+    # a replica stored these and died before processing them (its locks went with its connection)
+    await repo.store([StoredUpdate(i, 21, json.dumps(update(i, 21))) for i in (5001, 5002)])
+    await repo.store([StoredUpdate(5003, 22, json.dumps(update(5003, 22)))])
+    await db.execute("UPDATE inbox_updates SET recoveries = ? WHERE update_id = 5003", (MAX_RECOVERIES,))
+    busy = AdvisoryLocks(url)  # a live replica serving user 23: not taken from it
+    assert await busy.try_lock(23)
+    await repo.store([StoredUpdate(5004, 23, json.dumps(update(5004, 23)))])
+    db_b, b = await replica(url, recorder)
+    try:
+        for _ in range(100):
+            if recorder.seen.get(21) == [5001, 5002]:
+                break
+            await asyncio.sleep(0.05)
+        await b.join()
+        assert recorder.seen == {21: [5001, 5002]} and b.adopted == 2
+        states = dict(await db.fetchall("SELECT update_id, state FROM inbox_updates ORDER BY update_id"))
+        assert states == {5001: "done", 5002: "done", 5003: "abandoned", 5004: "pending"}
+        await busy.close()  # that replica dies too: its user is taken over within a sweep or two
+        for _ in range(100):
+            if recorder.seen.get(23):
+                break
+            await asyncio.sleep(0.05)
+        assert recorder.seen.get(23) == [5004]
+    finally:
+        await b.stop()
+        await db_b.close()
+        await db.close()
