@@ -107,6 +107,8 @@ async def _post_init(app: Application) -> None:
     if "services" not in app.bot_data:
         app.bot_data["services"] = await open_services(settings, app.bot)
     services: Services = app.bot_data["services"]
+    if services.replica is not None:
+        await services.replica.start()  # alive before it queues anything; adopts the dead's messages
     await services.sender.start()
     await _tell_interrupted(services)
     services.notifier.start()

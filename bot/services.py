@@ -25,6 +25,7 @@ from agents.screens import Screens
 from bot.delivery import defaults_of
 from bot.delivery.background import Background
 from bot.delivery.outbox import Outbox
+from bot.delivery.replica import Replica, new_replica_id
 from bot.delivery.sender import Sender
 from bot.language import Languages
 from bot.notifier import Notifier
@@ -37,6 +38,7 @@ from engine.simulate.simulations import SimulationService
 from storage import Database, open_database
 from storage.bots_repo import LlmUsageRepo
 from storage.outbox_repo import OutboxRepo
+from storage.pg_locks import AdvisoryLocks
 from storage.shared_state_repo import SharedStateRepo
 from storage.users_repo import UserRepo
 
@@ -70,6 +72,8 @@ class Services:
     screens: Screens
     languages: Languages
     shared: SharedStateRepo  # open prompts and agreed values, shared by every replica
+    locks: AdvisoryLocks | None = None  # PostgreSQL: cluster-wide locks (users' inbox order, liveness)
+    replica: Replica | None = None  # PostgreSQL: this process among the replicas
     interrupted_backtests: list[tuple[int, int]] = field(default_factory=list)  # told on start
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
@@ -87,12 +91,16 @@ class Services:
         await self.background.cancel()
         with contextlib.suppress(Exception):
             await self.sender.stop(drain_seconds=self.settings.shutdown_drain_seconds / 2)
+        if self.replica is not None:
+            await self.replica.stop()
         self.pool.shutdown()
         if self.sync is not None:
             with contextlib.suppress(Exception):
                 await self.sync.aclose()
         with contextlib.suppress(Exception):
             await self.market.aclose()
+        if self.locks is not None:  # last: the liveness lock outlives the sender's drain
+            await self.locks.close()
         await self.db.close()
 
 
@@ -117,9 +125,14 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     async def mark_blocked(user_id: int) -> None:
         await users.mark_blocked(user_id, True)
 
-    sender = Sender(bot, OutboxRepo(db), on_blocked=mark_blocked, language_of=languages.cached,
+    locks, replica_id = None, None
+    if db.dialect == "postgresql":  # replicas may share it: each sends what it queued (bot.delivery.replica)
+        locks, replica_id = AdvisoryLocks(settings.database_url), new_replica_id()
+    outbox_repo = OutboxRepo(db, owner=replica_id)
+    sender = Sender(bot, outbox_repo, on_blocked=mark_blocked, language_of=languages.cached,
                     global_rate=settings.send_rate_per_second)
-    outbox = Outbox(OutboxRepo(db), sender.add, defaults=defaults_of(bot))
+    outbox = Outbox(outbox_repo, sender.add, defaults=defaults_of(bot))
+    replica = None if locks is None or replica_id is None else Replica(replica_id, locks, outbox_repo, sender.add)
     notifier = Notifier(outbox, get_pref=get_pref, is_blocked=users.is_blocked, languages=languages.of_users,
                         ttl=settings.notify_ttl_minutes * 60, signal_ttl=settings.signal_ttl_minutes * 60)
     manager = get_isolated_ai_manager(db, settings.money_rules(), notifier)
@@ -176,5 +189,5 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
                     outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
                     screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None),
-                    languages=languages, shared=SharedStateRepo(db, time.time),
+                    languages=languages, shared=SharedStateRepo(db, time.time), locks=locks, replica=replica,
                     interrupted_backtests=interrupted)

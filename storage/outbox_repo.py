@@ -53,16 +53,17 @@ def _row(r: Any) -> OutboxRow:
                      attempts=r[9], outbox_id=r[0])
 
 
-def add(tx: SyncTx, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
-    """Store rows; returns (outbox_id, new) per row — an existing dedupe key gives its row back."""
+def add(tx: SyncTx, rows: Sequence[OutboxRow], owner: str | None = None) -> list[tuple[int, bool]]:
+    """Store rows (sent by the replica `owner`); returns (outbox_id, new) per row — an existing
+    dedupe key gives its row back."""
     out: list[tuple[int, bool]] = []
     for row in rows:
         # one statement per new row; the existing row is looked up only when the key was known
         new_id = tx.value(
-            "INSERT INTO outbox_messages(dedupe_key, chat_id, method, params, file, priority, edit_of, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING RETURNING outbox_id",
+            "INSERT INTO outbox_messages(dedupe_key, chat_id, method, params, file, priority, edit_of, expires_at,"
+            " owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING RETURNING outbox_id",
             (row.dedupe_key, row.chat_id, row.method, json.dumps(row.params, ensure_ascii=False), row.file,
-             row.priority, row.edit_of, None if row.expires_at is None else to_iso(row.expires_at)))
+             row.priority, row.edit_of, None if row.expires_at is None else to_iso(row.expires_at), owner))
         if new_id is not None:
             out.append((int(new_id), True))
         else:
@@ -80,10 +81,35 @@ def settle(tx: SyncTx, outcomes: Iterable[Outcome], now: float) -> None:
              for o in outcomes])
 
 
-def pending(tx: SyncTx) -> list[OutboxRow]:
-    """Every row still to deliver, oldest first (loaded by the sender on start)."""
+def pending(tx: SyncTx, owner: str | None = None) -> list[OutboxRow]:
+    """Every row still to deliver, oldest first (loaded by the sender on start); with `owner`,
+    only that replica's."""
+    if owner is not None:
+        return [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM outbox_messages WHERE state = 'pending'"
+                                        " AND owner = ? ORDER BY outbox_id", (owner,))]
     return [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM outbox_messages WHERE state = 'pending'"
                                     " ORDER BY outbox_id")]
+
+
+def pending_owners(tx: SyncTx, me: str) -> list[str | None]:
+    """The other replicas (None: no owner) with messages still to deliver."""
+    return [r[0] for r in tx.all("SELECT DISTINCT owner FROM outbox_messages WHERE state = 'pending'"
+                                 " AND (owner IS NULL OR owner <> ?)", (me,))]
+
+
+def adopt(tx: SyncTx, owner: str | None, me: str) -> list[OutboxRow]:
+    """Make the pending rows of `owner` (a replica that is gone) `me`'s; returns those rows, oldest first."""
+    if owner is None:
+        taken = tx.all("UPDATE outbox_messages SET owner = ? WHERE state = 'pending' AND owner IS NULL"
+                       " RETURNING outbox_id", (me,))
+    else:
+        taken = tx.all("UPDATE outbox_messages SET owner = ? WHERE state = 'pending' AND owner = ?"
+                       " RETURNING outbox_id", (me, owner))
+    ids = [int(r[0]) for r in taken]
+    if not ids:
+        return []
+    return [_row(r) for r in tx.all(f"SELECT {_COLUMNS} FROM outbox_messages WHERE outbox_id IN"
+                                    f" ({','.join('?' * len(ids))}) ORDER BY outbox_id", ids)]
 
 
 def sent_message_ids(tx: SyncTx, outbox_ids: Sequence[int]) -> dict[int, int]:
@@ -106,21 +132,29 @@ class OutboxRepo:
     """Async access for the bot's outbox; each call is one transaction on the writer, except
     `add`: concurrent adds share one (`storage.group_commit`)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, owner: str | None = None) -> None:
         self.db = db
+        self.owner = owner  # this replica's id when several share the database (None: the only process)
         self._adds: GroupCommit[OutboxRow, tuple[int, bool]] = GroupCommit(self._write)
 
     async def add(self, rows: Sequence[OutboxRow]) -> list[tuple[int, bool]]:
         return await self._adds.submit(rows)
 
     async def _write(self, rows: list[OutboxRow]) -> list[tuple[int, bool]]:
-        return await self.db.run(add, rows)
+        return await self.db.run(add, rows, self.owner)
 
     async def settle(self, outcomes: Iterable[Outcome], now: float) -> None:
         await self.db.run(settle, list(outcomes), now)
 
     async def pending(self) -> list[OutboxRow]:
-        return await self.db.run(pending)
+        return await self.db.run(pending, self.owner)
+
+    async def pending_owners(self) -> list[str | None]:
+        return await self.db.read(pending_owners, self.owner or "")
+
+    async def adopt(self, owner: str | None) -> list[OutboxRow]:
+        assert self.owner is not None
+        return await self.db.run(adopt, owner, self.owner)
 
     async def sent_message_ids(self, outbox_ids: Sequence[int]) -> dict[int, int]:
         return await self.db.run(sent_message_ids, list(outbox_ids))

@@ -6,9 +6,9 @@ write no WAL (a lock or unlock is one round trip), and the server releases every
 connection that closes: a replica killed with SIGKILL frees its users as soon as the server sees
 its socket close, and another replica takes them over.
 
-A key is hashed from 'inbox:<key>' (`hashtextextended`, 64 bits) so it cannot meet the other
-advisory locks of the schema (migrations, id reservations). Locks are re-entrant per session;
-`held` counts them so each is taken and released once.
+A lock is named ('inbox:<user>', 'replica:<id>') and hashed to 64 bits (`hashtextextended`), so
+it cannot meet the other advisory locks of the schema (migrations, id reservations). Locks are
+re-entrant per session; `held` keeps each name taken once.
 """
 
 from __future__ import annotations
@@ -25,28 +25,28 @@ log = logging.getLogger(__name__)
 
 
 class AdvisoryLocks:
-    """`try_lock(key)` / `unlock(key)` on one connection of this process (on its own thread)."""
+    """`try_lock(name)` / `unlock(name)` on one connection of this process (on its own thread)."""
 
     def __init__(self, uri: str) -> None:
         self._uri = uri
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-locks")
         self._conn: psycopg.Connection | None = None
-        self.held: set[int] = set()
+        self.held: set[str] = set()
         self.lost = 0  # times the connection (and so every lock) was lost
 
-    async def try_lock(self, key: int) -> bool:
-        """Take `key` unless another process holds it; True when this process holds it now."""
-        if key in self.held:
+    async def try_lock(self, name: str) -> bool:
+        """Take `name` unless another process holds it; True when this process holds it now."""
+        if name in self.held:
             return True
-        got = await self._call("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", key)
+        got = await self._call("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", name)
         if got:
-            self.held.add(key)
+            self.held.add(name)
         return bool(got)
 
-    async def unlock(self, key: int) -> None:
-        if key in self.held:
-            self.held.discard(key)
-            await self._call("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key)
+    async def unlock(self, name: str) -> None:
+        if name in self.held:
+            self.held.discard(name)
+            await self._call("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", name)
 
     async def close(self) -> None:
         """Release everything (closing the session does) and stop the thread."""
@@ -55,8 +55,8 @@ class AdvisoryLocks:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
         self._pool.shutdown(wait=False)
 
-    async def _call(self, sql: str, key: int) -> object:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, sql, f"inbox:{key}")
+    async def _call(self, sql: str, name: str) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, sql, name)
 
     def _run(self, sql: str, name: str) -> object:
         if self._conn is None or self._conn.closed or self._conn.broken:

@@ -40,6 +40,9 @@ CREATE INDEX outbox_done_at ON outbox_messages(done_at) WHERE state <> 'pending'
 -- index outbox_pending
 CREATE INDEX outbox_pending ON outbox_messages(outbox_id) WHERE state = 'pending';
 
+-- index outbox_pending_owner
+CREATE INDEX outbox_pending_owner ON outbox_messages(owner) WHERE state = 'pending';
+
 -- index positions_agent
 CREATE INDEX positions_agent ON positions(agent_id, status);
 
@@ -110,7 +113,7 @@ CREATE TABLE market_bars ( token_id TEXT NOT NULL, interval_minutes INTEGER NOT 
 CREATE TABLE money_operations ( user_id INTEGER NOT NULL REFERENCES users(user_id), idempotency_key TEXT NOT NULL, kind TEXT NOT NULL, result_json TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), PRIMARY KEY (user_id, idempotency_key) );
 
 -- table outbox_messages
-CREATE TABLE outbox_messages ( outbox_id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT UNIQUE, -- e.g. 'u<update_id>:<n>': a re-processed update queues nothing twice chat_id INTEGER NOT NULL, method TEXT NOT NULL, -- sendMessage | sendPhoto | editMessageText | editMessageCaption params TEXT NOT NULL, -- the Bot API parameters as JSON (without the photo bytes) file BLOB, -- sendPhoto's image priority INTEGER NOT NULL, -- 0: the answer to a user's own action, 1: a notification edit_of INTEGER REFERENCES outbox_messages(outbox_id), -- the queued message an edit changes expires_at TEXT, -- NULL: never expires state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed', 'expired', 'unknown', 'digested')), attempts INTEGER NOT NULL DEFAULT 0, sent_message_id INTEGER, -- Telegram's message_id, for later edits error TEXT, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT );
+CREATE TABLE outbox_messages ( outbox_id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT UNIQUE, -- e.g. 'u<update_id>:<n>': a re-processed update queues nothing twice chat_id INTEGER NOT NULL, method TEXT NOT NULL, -- sendMessage | sendPhoto | editMessageText | editMessageCaption params TEXT NOT NULL, -- the Bot API parameters as JSON (without the photo bytes) file BLOB, -- sendPhoto's image priority INTEGER NOT NULL, -- 0: the answer to a user's own action, 1: a notification edit_of INTEGER REFERENCES outbox_messages(outbox_id), -- the queued message an edit changes expires_at TEXT, -- NULL: never expires state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed', 'expired', 'unknown', 'digested')), attempts INTEGER NOT NULL DEFAULT 0, sent_message_id INTEGER, -- Telegram's message_id, for later edits error TEXT, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), done_at TEXT , owner TEXT);
 
 -- table positions
 CREATE TABLE positions ( position_id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL REFERENCES automaton_agents(agent_id), user_id INTEGER NOT NULL REFERENCES users(user_id), token_id TEXT NOT NULL, symbol TEXT NOT NULL, size REAL NOT NULL CHECK (size > 0), -- token units (not money) entry_price REAL NOT NULL CHECK (entry_price > 0), cost INTEGER NOT NULL CHECK (cost > 0), -- micro-USDC locked, fees included stop_loss REAL, take_profit REAL, status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')), open_key TEXT UNIQUE, opened_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), closed_at TEXT , entry_bar_time INTEGER);

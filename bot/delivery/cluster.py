@@ -30,6 +30,10 @@ SWEEP_SECONDS = 2.0
 SWEEP_AGE_SECONDS = 2.0  # younger updates are their receiver's to claim first
 
 
+def lock_name(key: int) -> str:
+    return f"inbox:{key}"
+
+
 class ClusterInbox(Inbox):
     """`Inbox` whose per-user queues are fed from the shared database under cluster-wide locks."""
 
@@ -48,7 +52,7 @@ class ClusterInbox(Inbox):
     async def _sync(self, key: int, *, adopting: bool = False) -> None:
         """Serve `key` if its lock can be had: queue what the database holds for it, in order."""
         async with self._gate(key):
-            if not await self._locks.try_lock(key):
+            if not await self._locks.try_lock(lock_name(key)):
                 return  # another replica serves this user; it reads this update from the database
             if adopting:
                 left, abandoned = await self._cluster_repo.adopt(key, MAX_RECOVERIES)
@@ -60,7 +64,7 @@ class ClusterInbox(Inbox):
             for update in fresh:
                 self._enqueue(key, update)
             if not fresh and key not in self._queues and key not in self._active:
-                await self._locks.unlock(key)  # nothing to do after all
+                await self._locks.unlock(lock_name(key))  # nothing to do after all
 
     def _drained(self, key: int) -> None:
         super()._drained(key)
@@ -81,7 +85,7 @@ class ClusterInbox(Inbox):
                     for update in more:
                         self._enqueue(key, update)
                     return
-                await self._locks.unlock(key)
+                await self._locks.unlock(lock_name(key))
             # stored by another replica while this one held the lock, after the read above
             if await self._cluster_repo.pending_of(key):
                 await self._sync(key)
@@ -109,7 +113,7 @@ class ClusterInbox(Inbox):
     async def sweep(self, min_age: float = SWEEP_AGE_SECONDS) -> None:
         """Take over the users whose updates wait and whom no replica holds."""
         for key in await self._cluster_repo.waiting_keys(self._clock() - min_age):
-            if key not in self._locks.held:
+            if lock_name(key) not in self._locks.held:
                 await self._sync(key, adopting=True)
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
@@ -119,7 +123,8 @@ class ClusterInbox(Inbox):
                 await self._sweeper
             self._sweeper = None
         await super().stop(drain_seconds)
-        await self._locks.close()  # the users this replica held are free for the others
+        for name in [n for n in self._locks.held if n.startswith("inbox:")]:
+            await self._locks.unlock(name)  # the users this replica served are free for the others
 
     async def _report_abandoned(self, abandoned: list[StoredUpdate]) -> None:
         if abandoned:

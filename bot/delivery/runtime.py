@@ -20,7 +20,6 @@ from bot.i18n import N_, t
 from storage.db import Database
 from storage.inbox_repo import InboxRepo, StoredUpdate
 from storage.outbox_repo import OutboxRepo
-from storage.pg_locks import AdvisoryLocks
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -117,7 +116,7 @@ def make_inbox(app: Application, services: Services) -> Inbox:
             await outbox.add([outbox.message(update.user_id, text, key=f"gave-up:{update.update_id}")])
 
     throttle = Throttle(burst=settings.user_burst, per_minute=settings.user_updates_per_minute)
-    if services.db.dialect == "postgresql":  # replicas may share it: per-user order under cluster-wide locks
-        return ClusterInbox(InboxRepo(services.db), AdvisoryLocks(settings.database_url), process,
+    if services.locks is not None:  # replicas may share the database: per-user order under cluster-wide locks
+        return ClusterInbox(InboxRepo(services.db), services.locks, process,
                             on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)
     return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)

@@ -1,5 +1,6 @@
 """Several replicas on one PostgreSQL database: a user's updates run one at a time, in order, once,
-whichever replica received them; a replica that dies leaves its users to the others."""
+whichever replica received them; a replica that dies leaves its users and its unsent messages to
+the others."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 from bot.delivery import cluster
 from bot.delivery.cluster import ClusterInbox
 from bot.delivery.inbox import MAX_RECOVERIES
+from bot.delivery.replica import Replica as OutboxReplica
 from bot.delivery.throttle import Throttle
 from storage import open_database
 from storage.inbox_repo import InboxRepo, StoredUpdate
+from storage.outbox_repo import OutboxRepo, OutboxRow
 from storage.pg_locks import AdvisoryLocks
 from tests import pg_server
 
@@ -54,18 +57,31 @@ async def ignore(update: StoredUpdate, payload: dict[str, Any], warn: bool) -> N
     return None
 
 
-async def replica(url: str, recorder: Recorder) -> tuple[Any, ClusterInbox]:
+class Replica:
+    """One process's database, locks and inbox."""
+
+    def __init__(self, db: Any, locks: AdvisoryLocks, inbox: ClusterInbox) -> None:
+        self.db, self.locks, self.inbox = db, locks, inbox
+
+    async def stop(self) -> None:
+        await self.inbox.stop()
+        await self.locks.close()
+        await self.db.close()
+
+
+async def replica(url: str, recorder: Recorder) -> Replica:
     db = await open_database(url)
-    inbox = ClusterInbox(InboxRepo(db), AdvisoryLocks(url), recorder.process(), on_throttled=ignore,
-                         throttle=Throttle(burst=10**6))
+    locks = AdvisoryLocks(url)
+    inbox = ClusterInbox(InboxRepo(db), locks, recorder.process(), on_throttled=ignore, throttle=Throttle(burst=10**6))
     await inbox.start()
-    return db, inbox
+    return Replica(db, locks, inbox)
 
 
 async def test_a_users_updates_run_in_order_once_whichever_replica_got_them() -> None:
     url = pg_server.fresh_database_url()
     recorder = Recorder()
-    (db_a, a), (db_b, b) = await replica(url, recorder), await replica(url, recorder)
+    first, second = await replica(url, recorder), await replica(url, recorder)
+    a, b, db_a = first.inbox, second.inbox, first.db
     try:
         users = [11, 12, 13, 14, 15]
         next_id = 1000
@@ -88,9 +104,8 @@ async def test_a_users_updates_run_in_order_once_whichever_replica_got_them() ->
             assert recorder.seen[user] == sorted(recorder.seen[user]) and len(recorder.seen[user]) == 12
         assert await db_a.fetchval("SELECT COUNT(*) FROM inbox_updates WHERE state = 'pending'") == 0
     finally:
-        for inbox, db in ((a, db_a), (b, db_b)):
-            await inbox.stop()
-            await db.close()
+        await first.stop()
+        await second.stop()
 
 
 async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(monkeypatch) -> None:
@@ -105,9 +120,10 @@ async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(mo
     await repo.store([StoredUpdate(5003, 22, json.dumps(update(5003, 22)))])
     await db.execute("UPDATE inbox_updates SET recoveries = ? WHERE update_id = 5003", (MAX_RECOVERIES,))
     busy = AdvisoryLocks(url)  # a live replica serving user 23: not taken from it
-    assert await busy.try_lock(23)
+    assert await busy.try_lock("inbox:23")
     await repo.store([StoredUpdate(5004, 23, json.dumps(update(5004, 23)))])
-    db_b, b = await replica(url, recorder)
+    other = await replica(url, recorder)
+    b = other.inbox
     try:
         for _ in range(100):
             if recorder.seen.get(21) == [5001, 5002]:
@@ -124,6 +140,43 @@ async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(mo
             await asyncio.sleep(0.05)
         assert recorder.seen.get(23) == [5004]
     finally:
-        await b.stop()
-        await db_b.close()
+        await other.stop()
         await db.close()
+
+
+async def test_a_dead_replicas_unsent_messages_are_adopted_once_a_live_ones_are_not() -> None:
+    url = pg_server.fresh_database_url()
+    db = await open_database(url)
+    dead_locks, live_locks, my_locks = AdvisoryLocks(url), AdvisoryLocks(url), AdvisoryLocks(url)
+    dead = OutboxSide(db, "dead0001", dead_locks)
+    live = OutboxSide(db, "live0001", live_locks)
+    me = OutboxSide(db, "mine0001", my_locks)
+    try:
+        for r in (dead, live, me):
+            await r.replica.start()
+        await dead.repo.add([OutboxRow(chat_id=1, method="sendMessage", params={"text": "a"}, priority=0)])
+        await dead.repo.add([OutboxRow(chat_id=1, method="sendMessage", params={"text": "b"}, priority=0)])
+        await live.repo.add([OutboxRow(chat_id=2, method="sendMessage", params={"text": "c"}, priority=0)])
+        await OutboxRepo(db).add([OutboxRow(chat_id=3, method="sendMessage", params={"text": "d"}, priority=0)])
+        await dead.replica.stop()
+        await dead_locks.close()  # that process is gone
+        assert await me.replica.sweep() == 3  # a, b and the row nobody owned; not the live one's
+        assert [r.params["text"] for r in me.handed] == ["a", "b", "d"]
+        assert await me.replica.sweep() == 0 and await live.replica.sweep() == 0  # adopted once
+        owners = dict(await db.fetchall("SELECT params, owner FROM outbox_messages ORDER BY outbox_id"))
+        assert list(owners.values()) == ["mine0001", "mine0001", "live0001", "mine0001"]
+    finally:
+        for r in (live, me):
+            await r.replica.stop()
+        await live_locks.close()
+        await my_locks.close()
+        await db.close()
+
+
+class OutboxSide:
+    """The outbox side of one replica: its repo (rows carry its id) and its sweep."""
+
+    def __init__(self, db: Any, replica_id: str, locks: AdvisoryLocks) -> None:
+        self.handed: list[OutboxRow] = []
+        self.repo = OutboxRepo(db, owner=replica_id)
+        self.replica = OutboxReplica(replica_id, locks, self.repo, self.handed.extend, every_seconds=3600)
