@@ -109,6 +109,8 @@ async def _post_init(app: Application) -> None:
     services: Services = app.bot_data["services"]
     if services.replica is not None:
         await services.replica.start()  # alive before it queues anything; adopts the dead's messages
+    if services.leader is not None:
+        await services.leader.start()  # the first replica up runs the background workers
     await services.sender.start()
     await _tell_interrupted(services)
     services.notifier.start()
@@ -157,7 +159,7 @@ async def _post_shutdown(app: Application) -> None:
 
 async def _run_worker(context: AppContext) -> None:
     name = context.job.data if context.job else None
-    if isinstance(name, str):
+    if isinstance(name, str) and context.services.runs_workers():
         try:
             await context.services.coordinator.run(name)
         except asyncio.CancelledError:

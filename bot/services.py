@@ -28,6 +28,7 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.replica import Replica, new_replica_id
 from bot.delivery.sender import Sender
 from bot.language import Languages
+from bot.leader import Leadership
 from bot.notifier import Notifier
 from bot.settings import Settings
 from engine.backtest_service import BacktestService
@@ -74,6 +75,7 @@ class Services:
     shared: SharedStateRepo  # open prompts and agreed values, shared by every replica
     locks: AdvisoryLocks | None = None  # PostgreSQL: cluster-wide locks (users' inbox order, liveness)
     replica: Replica | None = None  # PostgreSQL: this process among the replicas
+    leader: Leadership | None = None  # PostgreSQL: whether this replica runs the background workers
     interrupted_backtests: list[tuple[int, int]] = field(default_factory=list)  # told on start
     started_at: float = field(default_factory=time.monotonic)
     known_users: set[int] = field(default_factory=set)
@@ -84,8 +86,15 @@ class Services:
         firsts = {"data": 0.5, "agent_loop": 1.0, "risk": 2.0, "simulations": 1.5, "automaton_sync": 3.0}
         return [(name, self.coordinator.period(name), firsts.get(name, 1.0)) for name in self.coordinator.names]
 
+    def runs_workers(self) -> bool:
+        """True when this process's scheduled worker runs should do their work (see bot.leader)."""
+        return self.leader is None or self.leader.is_leader
+
     async def close(self) -> None:
         """Stop background pieces, then close resources in reverse order of opening."""
+        if self.leader is not None:
+            with contextlib.suppress(Exception):
+                await self.leader.stop()  # another replica takes the workers over at once
         with contextlib.suppress(Exception):
             await self.notifier.stop()  # buffered events into the outbox first
         await self.background.cancel()
@@ -183,11 +192,12 @@ async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     if sync is not None:
         coordinator.register("automaton_sync", sync.run_once, period=tick)
     await simulations.resume_all()
-    interrupted = await backtests.recover_interrupted()
+    interrupted = await backtests.recover_interrupted(shared=locks is not None)
     return Services(settings=settings, db=db, manager=manager, users=users, market=market, pool=pool, bots=bots,
                     designer=designer, backtests=backtests, simulations=simulations, notifier=notifier,
                     outbox=outbox, sender=sender, background=Background(),
                     agent_loop=agent_loop, risk=risk, spawner=spawner, sync=sync, coordinator=coordinator,
                     screens=Screens(manager, risk, agent_loop, bots, remote_enabled=sync is not None),
                     languages=languages, shared=SharedStateRepo(db, time.time), locks=locks, replica=replica,
+                    leader=None if locks is None else Leadership(locks, on_gain=agent_loop.forget),
                     interrupted_backtests=interrupted)

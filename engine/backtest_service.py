@@ -169,10 +169,14 @@ class BacktestService:
         self._bots = BotRepo(db)
         self._active: set[int] = set()
 
-    async def recover_interrupted(self) -> list[tuple[int, int]]:
+    async def recover_interrupted(self, *, shared: bool = False) -> list[tuple[int, int]]:
         """Mark backtests left 'running' by a previous process as failed (call once on start);
-        returns their (backtest_id, user_id), so their users can be told."""
-        return await self._backtests.fail_interrupted(to_iso(self._clock()))
+        returns their (backtest_id, user_id), so their users can be told. `shared` (other
+        replicas on the database): only those older than the backtest timeout, which no live
+        process can still be running."""
+        now = self._clock()
+        before = to_iso(now - 2 * self.timeout) if shared else None
+        return await self._backtests.fail_interrupted(to_iso(now), created_before=before)
 
     def is_busy(self, user_id: int) -> bool:
         """True while one of the user's backtests runs (a second one would be refused)."""

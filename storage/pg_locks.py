@@ -55,16 +55,34 @@ class AdvisoryLocks:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
         self._pool.shutdown(wait=False)
 
+    async def verify(self) -> None:
+        """Ping the connection: a lost one (and every lock with it) shows in `held` afterwards."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._run, "SELECT %s::text", "ping")
+
     async def _call(self, sql: str, name: str) -> object:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, sql, name)
 
     def _run(self, sql: str, name: str) -> object:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:  # the server forgot this session's locks with it
-                self.lost += 1
-                log.error("the inbox's lock connection was lost; its %d user lock(s) went with it",
-                          len(self.held))
-                self.held.clear()
-            self._conn = connect(self._uri)
-        row = self._conn.execute(sql, (name,)).fetchone()
-        return None if row is None else row[0]
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                if self._conn is not None:
+                    self._lose()
+                self._conn = connect(self._uri)
+            try:
+                row = self._conn.execute(sql, (name,)).fetchone()
+                return None if row is None else row[0]
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                self._lose()  # then once more on a new session
+        return None
+
+    def _lose(self) -> None:
+        """The session is gone, and the server released its locks with it."""
+        self.lost += 1
+        if self.held:
+            log.error("the lock connection was lost; its %d lock(s) went with it", len(self.held))
+        self.held.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

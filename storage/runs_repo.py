@@ -84,12 +84,15 @@ class BacktestRepo(Repo):
             await t.execute("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
                             " WHERE backtest_id = ? AND status = 'running'", (error[:500], finished_at, backtest_id))
 
-    async def fail_interrupted(self, finished_at: str,
-                               error: str = "interrupted by a restart") -> builtins.list[tuple[int, int]]:
-        """Mark rows left 'running' by a previous process as failed; returns their (backtest_id, user_id)."""
+    async def fail_interrupted(self, finished_at: str, error: str = "interrupted by a restart", *,
+                               created_before: str | None = None) -> builtins.list[tuple[int, int]]:
+        """Mark rows left 'running' by a previous process as failed (with `created_before`, only
+        those started before it: younger ones may belong to a live replica); returns their
+        (backtest_id, user_id)."""
         async with self.db.transaction() as t:
             rows = await t.fetchall("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
-                                    " WHERE status = 'running' RETURNING backtest_id, user_id", (error, finished_at))
+                                    " WHERE status = 'running' AND created_at < ? RETURNING backtest_id, user_id",
+                                    (error, finished_at, created_before or finished_at))
             return [(int(r[0]), int(r[1])) for r in rows]
 
     async def get(self, user_id: int, backtest_id: int) -> BacktestRecord | None:

@@ -9,6 +9,7 @@ import json
 import random
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.delivery import cluster
@@ -16,6 +17,7 @@ from bot.delivery.cluster import ClusterInbox
 from bot.delivery.inbox import MAX_RECOVERIES
 from bot.delivery.replica import Replica as OutboxReplica
 from bot.delivery.throttle import Throttle
+from bot.leader import Leadership
 from storage import open_database
 from storage.inbox_repo import InboxRepo, StoredUpdate
 from storage.outbox_repo import OutboxRepo, OutboxRow
@@ -180,3 +182,34 @@ class OutboxSide:
         self.handed: list[OutboxRow] = []
         self.repo = OutboxRepo(db, owner=replica_id)
         self.replica = OutboxReplica(replica_id, locks, self.repo, self.handed.extend, every_seconds=3600)
+
+
+async def test_one_replica_leads_the_workers_and_another_takes_over_when_it_dies() -> None:
+    url = pg_server.fresh_database_url()
+    gained: list[str] = []
+
+    def on_gain(name: str):
+        async def gain() -> None:
+            gained.append(name)
+        return gain
+
+    first_locks, second_locks = AdvisoryLocks(url), AdvisoryLocks(url)
+    first = Leadership(first_locks, on_gain("first"), every_seconds=3600)
+    second = Leadership(second_locks, on_gain("second"), every_seconds=3600)
+    try:
+        await first.start()
+        await second.start()
+        assert first.is_leader and not second.is_leader and gained == ["first"]
+        await second.check()
+        assert not second.is_leader  # the leader is alive
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            # the leader's lock connection is cut (a network blip, a killed process): the lock is freed
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+        await second.check()
+        assert second.is_leader and gained == ["first", "second"] and second.terms == 1
+        await first.check()
+        assert not first.is_leader and first_locks.lost == 1  # it noticed, and did not take it back
+    finally:
+        await first.stop()
+        await second.stop()
+        await second_locks.close()

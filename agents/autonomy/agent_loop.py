@@ -138,6 +138,15 @@ class AgentLoop:
                 logger.debug("tick problems: %s", "; ".join(report.errors))
             return report
 
+    async def forget(self) -> None:
+        """Drop what this loop keeps between ticks (agents, positions, core states, bars stored):
+        the next tick starts from the database, as a fresh process would. For a replica taking over
+        the workers from another, whose ticks this one did not see."""
+        async with self._lock:
+            self._reader.forget()
+            self._states = None
+            self._stored_until.clear()
+
     async def run(self) -> TickReport:
         """`tick()` for the coordinator: raises `TickError` when the tick aborted (so it backs off)."""
         report = await self.tick()

@@ -49,6 +49,15 @@ class SnapshotReader:
         self._invalid: set[str] = set()
         self._texts: dict[str, str] = {}
 
+    def forget(self) -> None:
+        """Drop the working set: the next read loads everything again (another process may have
+        traded these agents meanwhile)."""
+        self._seq = 0
+        self.agents.clear()
+        self.positions.clear()
+        self.groups.clear()
+        self._waiting.clear()
+
     async def read(self, report: TickReport) -> Snapshot:
         """The working set after this tick's changes (see the module docstring)."""
         if self._seq == 0:
