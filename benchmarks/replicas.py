@@ -25,8 +25,11 @@ Checks after every run (on the run's database once the replicas are stopped): `a
 `double_booked` (users whose `/automaton 100` was applied more than once: more than one
 `deposit` ledger row, more than one live root agent, or a root agent balance other than
 100 USDC = 100_000_000 micro-USDC), the money invariants (tests/invariants.py), and
-`duplicate_replies` (reply calls to a chat beyond its 4 steps: a step answered twice, e.g. a
-reply re-sent by the adopter because the dead replica sent it but died before recording it).
+`duplicate_replies`: reply calls identical to an earlier one in the same chat (the same message
+sent twice: the sender is at-least-once after kill -9, so a replica killed between a send and
+recording it leaves the row pending and the adopter sends it again), plus replies beyond a
+user's 4 steps. A repeated reply is not handed to the user as the answer to their next step (the
+Waiter here skips it), so a duplicate never shows up as a lost or wrong answer.
 In the RESULT line answered/lost/double_booked/duplicate_replies are the sums over the four bot
 runs (1, 2 and 4 replicas and the kill run), so `answered=N/M` has M = 4 x 800.
 
@@ -42,7 +45,9 @@ JobQueue jobs disabled). Targets: every message answered, 0 lost, 0 money effect
 
 Run: `python benchmarks/replicas.py [--users 200] [--timeout 60] [--kill-timeout 90]
 [--keep-logs]`; replica logs (WARNING and up, stderr) go to a temp folder, whose tail is printed
-for a replica that fails. Ends with one line
+for a replica that fails. Each run's table also shows the CPU seconds of the replicas, of the
+PostgreSQL server and of this process (fake, balancer, users) during the load, and how busy the
+whole machine was (anything else running on it included). Ends with one line
 `RESULT p95_echo=… p95_1=… p95_2=… p95_4=… ratio_2_vs_1=… answered=… lost=… double_booked=…
 duplicate_replies=… kill_p95=…` (seconds, 3 decimals); exit code 0 only when every target passes.
 """
@@ -98,8 +103,8 @@ class DedupWaiter(Waiter):
     `repeats`. Otherwise a repeated answer to `/automaton 100` arriving while the user waits for
     `/ai_portfolio` would be taken for the portfolio (no agent button: the user stops)."""
 
-    repeats: dict[int, list[SentCall]] = field(default_factory=lambda: defaultdict(list))
-    keys: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    repeats: dict[int, list[tuple[SentCall, float]]] = field(default_factory=lambda: defaultdict(list))
+    first: dict[int, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))  # key -> first copy's time
 
     async def monitor(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -108,10 +113,10 @@ class DedupWaiter(Waiter):
                 chat = call.params.get("chat_id")
                 if call.method in REPLY_METHODS and isinstance(chat, int):
                     key = call.method + json.dumps(call.params, sort_keys=True, default=str)
-                    if key in self.keys[chat]:
-                        self.repeats[chat].append(call)
+                    if key in self.first[chat]:
+                        self.repeats[chat].append((call, self.first[chat][key]))  # with the first copy's time
                         continue
-                    self.keys[chat].add(key)
+                    self.first[chat][key] = call.time
                     self.calls[chat].append(call)
                     self.events[chat].set()
             await asyncio.sleep(0.002)
@@ -193,12 +198,14 @@ class RunResult:
     missing: list[str]
     wall: float
     extra_replies: int = 0
+    repeat_times: list[tuple[float, float]] = field(default_factory=list)  # (first copy, repeat) answered at
     late_replies: int = 0
     double_booked: int = 0
     no_deposit: int = 0
     invariants: str = "not checked"
     db_states: dict[str, dict[str, int]] = field(default_factory=dict)
     recovered_updates: int = 0
+    transactions: tuple[int, int] | None = None  # (committed, rolled back) on the run's database
     forwarded: dict[str, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     webhook_errors: int = 0
@@ -443,6 +450,7 @@ def count_replies(result: RunResult, waiter: DedupWaiter) -> None:
         uid = FIRST_USER + i
         calls = waiter.calls.get(uid, [])
         result.extra_replies += len(waiter.repeats.get(uid, []))
+        result.repeat_times.extend((first, call.time) for call, first in waiter.repeats.get(uid, []))
         if uid in stopped_at:
             result.late_replies += max(0, len(calls) - stopped_at[uid])
         else:
@@ -483,6 +491,10 @@ async def check_database(result: RunResult, database_url: str) -> None:
             rows = await db.fetchall(f"SELECT state, COUNT(*) AS n FROM {table} GROUP BY state")
             result.db_states[table] = {r["state"]: r["n"] for r in rows}
         result.recovered_updates = await db.fetchval("SELECT COUNT(*) FROM inbox_updates WHERE recoveries > 0")
+        # rolled back: mostly SERIALIZABLE conflicts between replicas, retried by storage.pg_db (other errors too)
+        row = (await db.fetchall("SELECT xact_commit, xact_rollback FROM pg_stat_database"
+                                 " WHERE datname = current_database()"))[0]
+        result.transactions = (int(row["xact_commit"]), int(row["xact_rollback"]))
     except Exception as exc:
         result.errors.append(f"database check failed: {type(exc).__name__}: {exc}")
     finally:
@@ -520,12 +532,20 @@ def report(result: RunResult) -> None:
     print(f"  duplicate replies (a reply call repeated, or beyond a user's 4 steps): {result.extra_replies}"
           f"   late replies to timed-out users: {result.late_replies}")
     states = "; ".join(f"{t}: {dict(sorted(s.items()))}" for t, s in result.db_states.items())
-    print(f"  database: {states}; updates recovered by a sweep: {result.recovered_updates}")
+    tx = "" if result.transactions is None else (f"; transactions committed {result.transactions[0]}, rolled back "
+                                                 f"{result.transactions[1]} (conflicts retried, other errors)")
+    print(f"  database: {states}; updates recovered by a sweep: {result.recovered_updates}{tx}")
     if result.kill_at is not None:
         hit, after = result.in_flight_at_kill(), result.after_kill()
         print(f"  killed {result.killed_url} at {KILL_AT:.0%} of the replies; steps in flight then: {len(hit)}"
               + (f" (p50 {pct(hit, 50):.2f} s, p95 {pct(hit, 95):.2f} s, max {max(hit):.2f} s)" if hit else "")
               + (f"; steps sent after it: {len(after)} (p95 {pct(after, 95):.3f} s)" if after else ""))
+    if result.repeat_times:
+        kill = result.kill_at
+        straddle = sum(1 for a, b in result.repeat_times if kill is not None and a <= kill < b)
+        gaps = sorted(b - a for a, b in result.repeat_times)
+        print(f"  repeated replies: {len(gaps)}; first copy before the kill and the repeat after it: {straddle}; "
+              f"repeat came {gaps[0]:.2f}-{gaps[-1]:.2f} s after the first copy")
     if result.missing:
         print(f"  missing ({len(result.missing)}):", ", ".join(result.missing[:10]))
     if result.answered:
@@ -554,6 +574,7 @@ async def main() -> int:
         return 0
     from tests import pg_server
 
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # in order with the fakes' stderr
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="replicas-bench-"))
     print(f"{args.users} users x {len(STEPS)} messages ({', '.join(STEPS)}); replicas in webhook mode behind a "

@@ -217,3 +217,8 @@ async def open_database(database_url: str, *, migrations_dir: Traversable = MIGR
         raise
     log.info("database ready at %s (schema version %d)", path, version)
     return Database(path, writer, readers, version)
+
+
+async def ping(db: Database) -> None:
+    """Raise when the database (either backend) does not answer a trivial query: the health check."""
+    await db.fetchval("SELECT 1")

@@ -22,6 +22,7 @@ from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
 from bot.delivery.policy import backoff
 from bot.delivery.poller import Poller, RejectionClock, describe_network
 from bot.delivery.web import WebhookRoute, WebServer
+from storage.db import ping
 
 if TYPE_CHECKING:
     from bot.delivery.runtime import Runtime
@@ -113,7 +114,7 @@ async def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     ok = details["intake"] == "running"
     if runtime.services is not None:
         try:
-            await runtime.services.db.fetchval("SELECT 1")
+            await ping(runtime.services.db)
             details["database"] = "ok"
         except Exception as exc:  # the reason, not a stack: this is what the platform shows
             details["database"] = f"unreachable: {type(exc).__name__}"
