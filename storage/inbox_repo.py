@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from storage.connection import SyncTx
 from storage.db import Database
+from storage.group_commit import GroupCommit
 from storage.values import to_iso
 
 
@@ -28,10 +29,14 @@ def store(tx: SyncTx, updates: Sequence[StoredUpdate]) -> list[int]:
     """Insert new updates; returns the ids that were new (a re-delivered id is ignored)."""
     if not updates:
         return []
-    ids = [u.update_id for u in updates]
+    ids = list(dict.fromkeys(u.update_id for u in updates))
     known = {r[0] for r in tx.all(f"SELECT update_id FROM inbox_updates WHERE update_id IN "
                                   f"({','.join('?' * len(ids))})", ids)}
-    fresh = [u for u in updates if u.update_id not in known]
+    fresh = []
+    for update in updates:  # one update delivered twice in one batch is stored (and processed) once
+        if update.update_id not in known:
+            known.add(update.update_id)
+            fresh.append(update)
     tx.many("INSERT INTO inbox_updates(update_id, user_id, payload) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [(u.update_id, u.user_id, u.payload) for u in fresh])
     return [u.update_id for u in fresh]
@@ -111,13 +116,25 @@ def prune(tx: SyncTx, before: float) -> int:
 
 
 class InboxRepo:
-    """Async access for the bot's inbox; each call is one transaction on the writer."""
+    """Async access for the bot's inbox; each call is one transaction on the writer, except `store`:
+    concurrent stores (webhook requests arrive one update each, up to 40 at once) share one."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._stores: GroupCommit[StoredUpdate, bool] = GroupCommit(self._store_rows)
 
     async def store(self, updates: Sequence[StoredUpdate]) -> list[int]:
-        return await self.db.run(store, updates)
+        """Store a batch (concurrent callers, e.g. webhook requests, share one transaction)."""
+        fresh = await self._stores.submit(updates)
+        return [u.update_id for u, new in zip(updates, fresh, strict=True) if new]
+
+    async def _store_rows(self, rows: list[StoredUpdate]) -> list[bool]:
+        fresh = await self.db.run(store, rows)
+        first: dict[int, int] = {}
+        for at, row in enumerate(rows):
+            first.setdefault(row.update_id, at)
+        new = set(fresh)
+        return [row.update_id in new and first[row.update_id] == at for at, row in enumerate(rows)]
 
     async def finish(self, done: Iterable[int], throttled: Iterable[int], now: float) -> None:
         await self.db.run(finish, list(done), list(throttled), now)

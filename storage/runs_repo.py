@@ -89,10 +89,12 @@ class BacktestRepo(Repo):
         """Mark rows left 'running' by a previous process as failed (with `created_before`, only
         those started before it: younger ones may belong to a live replica); returns their
         (backtest_id, user_id)."""
+        sql = "UPDATE backtests SET status = 'failed', error = ?, finished_at = ? WHERE status = 'running'"
+        params: tuple[str, ...] = (error, finished_at)
+        if created_before is not None:
+            sql, params = sql + " AND created_at < ?", (*params, created_before)
         async with self.db.transaction() as t:
-            rows = await t.fetchall("UPDATE backtests SET status = 'failed', error = ?, finished_at = ?"
-                                    " WHERE status = 'running' AND created_at < ? RETURNING backtest_id, user_id",
-                                    (error, finished_at, created_before or finished_at))
+            rows = await t.fetchall(sql + " RETURNING backtest_id, user_id", params)
             return [(int(r[0]), int(r[1])) for r in rows]
 
     async def get(self, user_id: int, backtest_id: int) -> BacktestRecord | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,19 @@ async def test_interrupted_rows_are_failed_on_start(bt_db: Database) -> None:
     assert await service.recover_interrupted() == [(row.backtest_id, USER)]
     [row] = await repo.recent(USER)
     assert row.status == "failed"
+
+
+async def test_with_replicas_only_backtests_older_than_the_timeout_are_failed(bt_db: Database) -> None:
+    repo = BacktestRepo(bt_db)
+    await repo.create(USER, None, "PEPE", "PEPE", "1h", 30, "{}", demo=True)  # created just now (the DB's clock)
+    now = time.time()
+    service = BacktestService(bt_db, DemoMarket(clock=lambda: now), BacktestPool(1), timeout=60, clock=lambda: now)
+    assert await service.recover_interrupted(shared=True) == []  # a live replica may be running it
+    [row] = await repo.recent(USER)
+    assert row.status == "running"
+    later = BacktestService(bt_db, DemoMarket(clock=lambda: now), BacktestPool(1), timeout=60,
+                            clock=lambda: now + 121)
+    assert await later.recover_interrupted(shared=True) == [(row.backtest_id, USER)]
 
 
 @pytest.mark.parametrize(("request_args", "code", "words"), [

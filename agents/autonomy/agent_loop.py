@@ -3,13 +3,11 @@
 One `tick()`:
 
 1. **Read** what changed: the loop keeps every tradable agent and open position in memory
-   (`agents.autonomy.loop_snapshot`) and reads only the agents stamped since the last tick (the change
-   feed); the first tick loads them all, page by page. Agents without `strategy_json` use
-   `default_strategy` on a default token picked deterministically from `DEFAULT_TOKENS` by a
-   hash of the agent id. Token symbols are
-   resolved once through `market.resolve_token` and cached.
-2. **Prices**: ONE `market.get_prices` call for every token needed (the cache / AVE client split
-   it into ⌈n/200⌉ upstream calls).
+   (`agents.autonomy.loop_snapshot`) and reads only the agents stamped since the last tick (the
+   change feed); the first tick loads them all, page by page (`forget()` makes the next do so).
+   Agents without `strategy_json` use `default_strategy` on a token picked from `DEFAULT_TOKENS`
+   by a hash of the agent id. Token symbols are resolved once (`market.resolve_token`), cached.
+2. **Prices**: ONE `market.get_prices` call for every token needed (split into ⌈n/200⌉ upstream).
 3. **Bars**: agents sharing a (token, timeframe) form a group; a strategy runs on its finest
    condition timeframe, whatever it is (no cap). When a bar of the group's timeframe has closed
    since the group last traded, the closed bars are read on the regular time grid
@@ -38,15 +36,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from agents.autonomy.loop_model import (
-    Group,
-    LoopAgent,
-    LoopPosition,
-    Snapshot,
-    TickError,
-    TickReport,
-    upstream_calls,
-)
+from agents.autonomy.loop_model import Group, LoopAgent, LoopPosition, Snapshot, TickError, TickReport, upstream_calls
 from agents.autonomy.loop_orders import OrderDesk
 from agents.autonomy.loop_snapshot import SnapshotReader
 from agents.autonomy.stop_all import StopAllReport, stop_all
@@ -81,7 +71,6 @@ logger = logging.getLogger(__name__)
 # The documented default token list for agents without a strategy (all in the demo market).
 DEFAULT_TOKENS: tuple[str, ...] = ("WETH", "SOL", "PEPE")
 MAX_CATCH_UP_BARS = 500
-
 
 
 class AgentLoop:
@@ -139,9 +128,7 @@ class AgentLoop:
             return report
 
     async def forget(self) -> None:
-        """Drop what this loop keeps between ticks (agents, positions, core states, bars stored):
-        the next tick starts from the database, as a fresh process would. For a replica taking over
-        the workers from another, whose ticks this one did not see."""
+        """The next tick starts from the database (a replica taking over the workers from another)."""
         async with self._lock:
             self._reader.forget()
             self._states = None
