@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 3
 WRITERS = 4
-RETRIES = 30  # serialization failures in a row before giving up (each waits a little longer)
+# Serialization failures in a row before giving up (each waits a little longer). Every agent write
+# stamps the change feed's one counter row (migration 004), so concurrent money writers conflict
+# on it: 4 replicas x 4 writers on 2 cores once lost one transaction 30 times in a row.
+RETRIES = 80
 UNIQUE_RETRIES = 3
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
 
@@ -71,7 +74,7 @@ def in_serializable(conn: psycopg.Connection, fn: Callable[..., T], args: tuple[
         except _RETRYABLE:
             if attempt == RETRIES - 1:
                 raise
-        time.sleep(min(0.2, 0.002 * 2 ** attempt) * random.random())  # jitter: racers spread out
+        time.sleep(min(0.25, 0.002 * 2 ** attempt) * random.random())  # jitter: racers spread out
     raise errors.SerializationFailure("gave up after repeated serialization failures")
 
 
