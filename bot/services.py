@@ -125,8 +125,8 @@ async def open_services(settings: Settings, bot: Bot) -> Services:
 
 async def _build(settings: Settings, bot: Bot, db: Database) -> Services:
     users = UserRepo(db)
-    # several processes on one PostgreSQL database: a choice made on another replica must show
-    languages = Languages(users, cache=db.dialect != "postgresql")
+    # replicas (webhook mode on PostgreSQL): a choice made on another replica must show
+    languages = Languages(users, cache=not (db.dialect == "postgresql" and settings.webhook_url))
 
     async def get_pref(user_id: int, kind: str) -> str:
         return (await users.get_prefs(user_id)).level(kind)

@@ -116,7 +116,9 @@ def make_inbox(app: Application, services: Services) -> Inbox:
             await outbox.add([outbox.message(update.user_id, text, key=f"gave-up:{update.update_id}")])
 
     throttle = Throttle(burst=settings.user_burst, per_minute=settings.user_updates_per_minute)
-    if services.locks is not None:  # replicas may share the database: per-user order under cluster-wide locks
+    # webhook mode on PostgreSQL: replicas behind a balancer share the inbox; per-user order under
+    # cluster-wide locks. Long polling has one consumer per token, so one process serves everyone.
+    if services.locks is not None and settings.webhook_url:
         return ClusterInbox(InboxRepo(services.db), services.locks, process,
                             on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)
     return Inbox(InboxRepo(services.db), process, on_throttled=throttled, throttle=throttle, on_abandoned=abandoned)
