@@ -95,7 +95,7 @@ async def test_a_users_updates_run_in_order_once_whichever_replica_got_them() ->
             random.shuffle(batch)
             for item in batch:  # a balancer spreads the requests over both replicas
                 await random.choice((a, b)).receive([item])
-        for _ in range(200):
+        for _ in range(600):
             if sum(len(v) for v in recorder.seen.values()) >= 60:
                 break
             await asyncio.sleep(0.05)
@@ -127,7 +127,7 @@ async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(mo
     other = await replica(url, recorder)
     b = other.inbox
     try:
-        for _ in range(100):
+        for _ in range(600):
             if recorder.seen.get(21) == [5001, 5002]:
                 break
             await asyncio.sleep(0.05)
@@ -136,7 +136,7 @@ async def test_a_dead_replicas_users_are_taken_over_and_a_crash_loop_gives_up(mo
         states = dict(await db.fetchall("SELECT update_id, state FROM inbox_updates ORDER BY update_id"))
         assert states == {5001: "done", 5002: "done", 5003: "abandoned", 5004: "pending"}
         await busy.close()  # that replica dies too: its user is taken over within a sweep or two
-        for _ in range(100):
+        for _ in range(600):
             if recorder.seen.get(23):
                 break
             await asyncio.sleep(0.05)
@@ -205,6 +205,11 @@ async def test_one_replica_leads_the_workers_and_another_takes_over_when_it_dies
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
             # the leader's lock connection is cut (a network blip, a killed process): the lock is freed
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'")
+            for _ in range(100):  # the signal is asynchronous: the lock goes when that backend has exited
+                if not (await (await admin.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'"))
+                        .fetchone())[0]:
+                    break
+                await asyncio.sleep(0.05)
         await second.check()
         assert second.is_leader and gained == ["first", "second"] and second.terms == 1
         await first.check()

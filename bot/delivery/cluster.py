@@ -63,7 +63,8 @@ class ClusterInbox(Inbox):
             fresh = [u for u in left if u.update_id not in self._scheduled and u.update_id not in self._unflushed]
             for update in fresh:
                 self._enqueue(key, update)
-            if not fresh and key not in self._queues and key not in self._active:
+            unmarked = any(u.update_id in self._unflushed for u in left)  # done here, not yet in the database
+            if not fresh and not unmarked and key not in self._queues and key not in self._active:
                 await self._locks.unlock(lock_name(key))  # nothing to do after all
 
     def _drained(self, key: int) -> None:
@@ -111,10 +112,13 @@ class ClusterInbox(Inbox):
                                                 name="inbox-sweep")
 
     async def sweep(self, min_age: float = SWEEP_AGE_SECONDS) -> None:
-        """Take over the users whose updates wait and whom no replica holds."""
+        """Take over the users whose updates wait and whom no replica holds; and serve again the
+        ones this replica holds but has nothing queued for (a release that failed half-way)."""
         for key in await self._cluster_repo.waiting_keys(self._clock() - min_age):
             if lock_name(key) not in self._locks.held:
                 await self._sync(key, adopting=True)
+            elif key not in self._queues and key not in self._active:
+                await self._sync(key)
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         if self._sweeper is not None:
@@ -125,13 +129,3 @@ class ClusterInbox(Inbox):
         await super().stop(drain_seconds)
         for name in [n for n in self._locks.held if n.startswith("inbox:")]:
             await self._locks.unlock(name)  # the users this replica served are free for the others
-
-    async def _report_abandoned(self, abandoned: list[StoredUpdate]) -> None:
-        if abandoned:
-            log.error("gave up %d update(s) recovered more than %d times (ids %s)", len(abandoned),
-                      MAX_RECOVERIES, [u.update_id for u in abandoned[:10]])
-        for update in abandoned if self._on_abandoned is not None else ():
-            try:
-                await self._on_abandoned(update)  # type: ignore[misc]
-            except Exception:  # telling the user is a courtesy
-                log.warning("could not report abandoned update %s", update.update_id, exc_info=True)

@@ -165,14 +165,7 @@ class Inbox:
     async def start(self) -> None:
         """Process what a previous process left unfinished, then whatever arrives."""
         left, abandoned = await self._left_over()
-        if abandoned:
-            log.error("gave up %d update(s) unfinished after %d restarts (ids %s): they may be what stops "
-                      "the process", len(abandoned), MAX_RECOVERIES, [u.update_id for u in abandoned[:10]])
-        for update in abandoned if self._on_abandoned is not None else ():
-            try:
-                await self._on_abandoned(update)  # type: ignore[misc]
-            except Exception:  # telling the user is a courtesy
-                log.warning("could not report abandoned update %s", update.update_id, exc_info=True)
+        await self._report_abandoned(abandoned)
         if left:
             log.info("processing %d update(s) left unfinished by the previous run", len(left))
         for update in left:
@@ -181,6 +174,17 @@ class Inbox:
             self._loop_task = asyncio.create_task(self._run(), name="inbox-dispatch")
             flush = every(FLUSH_SECONDS, self._flush, log, "could not mark processed updates")
             self._flush_task = asyncio.create_task(flush, name="inbox-flush")
+
+    async def _report_abandoned(self, abandoned: list[StoredUpdate]) -> None:
+        """Log the updates given up (a crash loop) and tell their users."""
+        if abandoned:
+            log.error("gave up %d update(s) unfinished after %d recoveries (ids %s): they may be what stops "
+                      "the process", len(abandoned), MAX_RECOVERIES, [u.update_id for u in abandoned[:10]])
+        for update in abandoned if self._on_abandoned is not None else ():
+            try:
+                await self._on_abandoned(update)
+            except Exception:  # telling the user is a courtesy
+                log.warning("could not report abandoned update %s", update.update_id, exc_info=True)
 
     async def _left_over(self) -> tuple[list[StoredUpdate], list[StoredUpdate]]:
         """(updates to process again, updates given up) that a previous process left."""
