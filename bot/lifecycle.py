@@ -25,7 +25,7 @@ from bot.delivery.policy import backoff
 from bot.delivery.poller import RejectionClock, TokenRejected, describe_network
 from bot.delivery.runtime import Runtime, make_inbox, plain_inbox
 from bot.delivery.web import WebServer
-from bot.delivery.webhook import start_intake
+from bot.delivery.webhook import WebhookRefused, start_intake
 
 log = logging.getLogger(__name__)
 EXIT_TOKEN_REJECTED = 3
@@ -133,6 +133,9 @@ async def serve(app: Application) -> int:
     except TokenRejected as exc:
         log.error("%s", exc)
         return EXIT_TOKEN_REJECTED
+    except WebhookRefused as exc:  # a configuration to fix, not a crash to restart into
+        log.error("%s", exc)
+        return EXIT_POLLING_FAILED
     except asyncio.CancelledError:
         if not stop.is_set():
             raise

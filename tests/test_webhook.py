@@ -103,3 +103,18 @@ def test_webhook_url_must_be_https_except_on_loopback(tmp_path: Path) -> None:
     assert ok.webhook_path == "/tg" and ok.listen_port == 8080
     assert load_settings(_env_file=None).listen_port is None
     assert load_settings(_env_file=None, port=9000).listen_port == 9000
+
+
+async def test_a_webhook_url_telegram_refuses_stops_the_start_with_one_clear_error(tmp_path: Path) -> None:
+    from bot.app import build_application
+    from bot.delivery.webhook import WebhookRefused
+    from bot.lifecycle import running
+
+    with TelegramFake() as fake:
+        fake.set_webhook_interval = 0
+        settings = bot_settings(fake, tmp_path, port=free_port(), webhook_url="https://nowhere.invalid/hook")
+        refused = r"Telegram refused WEBHOOK_URL https://nowhere\.invalid/hook: .*resolve"
+        with pytest.raises(WebhookRefused, match=refused):
+            async with running(build_application(settings), poll_timeout=1):
+                pass
+        assert fake.webhook_url == ""

@@ -17,7 +17,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
-from telegram.error import NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.delivery.policy import backoff
 from bot.delivery.poller import Poller, RejectionClock, describe_network
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SECRET_NAME = "webhook_secret"
 WATCH_SECONDS = 300.0
+
+
+class WebhookRefused(Exception):
+    """Telegram refused WEBHOOK_URL (e.g. a host it cannot resolve, a port it does not allow)."""
 
 
 async def start_intake(runtime: Runtime, settings: Settings | None, rejection: RejectionClock, *,
@@ -69,7 +73,7 @@ async def start_intake(runtime: Runtime, settings: Settings | None, rejection: R
 
 
 async def register(bot: Any, url: str, secret: str, max_connections: int) -> None:
-    """`setWebhook` until Telegram accepts it; a refusal (a bad URL) is raised, not retried."""
+    """`setWebhook` until Telegram accepts it; a refusal (a bad URL) raises `WebhookRefused`."""
     failures = 0
     while True:
         try:
@@ -77,6 +81,8 @@ async def register(bot: Any, url: str, secret: str, max_connections: int) -> Non
                                   max_connections=max_connections, drop_pending_updates=False)
             log.info("webhook set: Telegram posts updates to %s", url)
             return
+        except BadRequest as exc:
+            raise WebhookRefused(f"Telegram refused WEBHOOK_URL {url}: {exc.message}") from None
         except RetryAfter as exc:
             delay = float(exc.retry_after if isinstance(exc.retry_after, int | float)
                           else exc.retry_after.total_seconds())
