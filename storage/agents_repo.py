@@ -26,7 +26,10 @@ LIVE_SQL = "(" + ", ".join(f"'{status}'" for status in LIVE) + ")"
 def stamp(tx: SyncTx) -> int:
     """The next change stamp (migration 004's feed). Every UPDATE here that the agent loop must
     see sets `change_seq` to a fresh stamp itself: far cheaper than the trigger, which stays
-    only as the safety net for an UPDATE that does not."""
+    only as the safety net for an UPDATE that does not. On PostgreSQL the stamp is the writing
+    transaction's id (migration 009: no shared counter row for concurrent writers to fight over)."""
+    if not isinstance(tx, SyncTx):
+        return int(tx.value("SELECT pg_current_xact_id()::text::bigint"))
     return int(tx.value("UPDATE change_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq"))
 
 

@@ -64,6 +64,7 @@ _LOOP_CHANGES_SQL = (
     f"SELECT {_LOOP_COLUMNS} FROM automaton_agents a"
     " LEFT JOIN positions p ON p.agent_id = a.agent_id AND p.status = 'open'"
     " WHERE a.change_seq > ? ORDER BY a.agent_id, p.position_id")
+_LOOP_CHANGES_SQL_PG = _LOOP_CHANGES_SQL.replace("a.change_seq > ?", "a.change_seq >= ?")
 _LOOP_PAGE_SQL = (
     f"SELECT {_LOOP_COLUMNS} FROM (SELECT * FROM automaton_agents WHERE agent_id > ? AND change_seq <= ?"
     " ORDER BY agent_id LIMIT ?) a"
@@ -85,6 +86,8 @@ def loop_changes(tx: SyncTx, since: int) -> tuple[list[Any], int]:
     entry_price, cost, stop_loss, take_profit, entry_bar_time) per row, and the newest stamp; one
     snapshot, so nothing falls between."""
     seq = clock(tx)
+    if not isinstance(tx, SyncTx):  # PostgreSQL: from the last xmin on (a transaction running then may commit later)
+        return tx.all(_LOOP_CHANGES_SQL_PG, (since,)), seq
     if seq <= since:
         return [], seq
     return tx.all(_LOOP_CHANGES_SQL, (since,)), seq
@@ -98,7 +101,10 @@ def loop_page(tx: SyncTx, after_agent: str, upto: int, limit: int = LOOP_PAGE) -
 
 
 def clock(tx: SyncTx) -> int:
-    """The newest change stamp."""
+    """The newest change stamp; on PostgreSQL the snapshot's xmin: every transaction with a lower
+    id (a stamp) has ended, so everything stamped below it is in this snapshot (migration 009)."""
+    if not isinstance(tx, SyncTx):
+        return int(tx.value("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
     return int(tx.value("SELECT seq FROM change_clock WHERE id = 1") or 0)
 
 

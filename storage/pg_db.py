@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 3
 WRITERS = 4
-# Serialization failures in a row before giving up (each waits a little longer). Every agent write
-# stamps the change feed's one counter row (migration 004), so concurrent money writers conflict
-# on it: 4 replicas x 4 writers on 2 cores once lost one transaction 30 times in a row.
+# Serialization failures in a row before giving up (each waits a little longer). Before migration
+# 009 every agent write stamped one counter row and 4 replicas x 4 writers on 2 cores once lost a
+# transaction 30 times in a row; the margin stays for SSI's page-level conflicts on small tables.
 RETRIES = 80
 UNIQUE_RETRIES = 3
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)

@@ -385,83 +385,70 @@ def test_hierarchy_view(pg: Any, lite: sqlite3.Connection) -> None:
     assert ISO_SHAPE.match(created)
 
 
-def _clock(conn: Any) -> int:
-    return conn.execute("SELECT seq FROM change_clock WHERE id = 1").fetchone()[0]
-
-
 def _seq(conn: Any, agent_id: str) -> int:
     return conn.execute(f"SELECT change_seq FROM automaton_agents WHERE agent_id = '{agent_id}'").fetchone()[0]
 
 
-def _feed_scenario(conn: Any) -> list[tuple[int, int, int | None]]:
-    """(clock, stamp of 'a', stamp of 'b') after each step, on either engine."""
-    out: list[tuple[int, int, int | None]] = []
-
-    def step(sql: str) -> None:
-        conn.execute(sql)
-        b = conn.execute("SELECT change_seq FROM automaton_agents WHERE agent_id = 'b'").fetchone()
-        out.append((_clock(conn), _seq(conn, "a"), b[0] if b else None))
-
-    conn.execute("INSERT INTO users(user_id) VALUES (1)")
-    step("INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES ('a', 1, 1)")  # stamped on insert
-    step("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation, change_seq)"
-         " VALUES ('b', 1, 'a', 2, 0)")  # an explicit change_seq on insert is stamped over
-    step("UPDATE automaton_agents SET isolated_balance = 10 WHERE agent_id = 'a'")  # the safety net stamps
-    step("UPDATE automaton_agents SET status = 'paused', change_seq = change_seq WHERE agent_id = 'a'")  # unchanged
-    # storage/ stamps its own UPDATE: draws the stamp, then sets it; the trigger must not stamp again.
-    conn.execute("UPDATE change_clock SET seq = seq + 1 WHERE id = 1")
-    step("UPDATE automaton_agents SET status = 'active', change_seq = (SELECT seq FROM change_clock WHERE id = 1)"
-         " WHERE agent_id = 'a'")
-    step("UPDATE automaton_agents SET isolated_balance = 20, change_seq = 0 WHERE agent_id = 'a'")  # set: kept
-    step("UPDATE automaton_agents SET isolated_balance = 30 WHERE agent_id IN ('a', 'b')")  # one stamp per row
-    out[-1] = (out[-1][0], *sorted(out[-1][1:]))  # the rows' order within one UPDATE is the engine's choice
-    return out
+def _xid(conn: Any) -> int:
+    return int(conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0])
 
 
-def test_change_feed_stamps_like_sqlite(pg: Any, lite: sqlite3.Connection) -> None:
-    got = _feed_scenario(pg)
-    assert got == [(1, 1, None), (2, 1, 2), (3, 3, 2), (4, 4, 2), (5, 5, 2), (5, 0, 2), (7, 6, 7)]
-    assert got == _feed_scenario(lite)
+def test_every_agent_write_is_stamped_with_its_transaction(pg_uri: str) -> None:
+    """Migration 009: a stamp is the writing transaction's id (no shared counter row); an UPDATE
+    that sets its own stamp keeps it, one that does not is stamped by the safety net."""
+    with psycopg.connect(pg_uri) as conn:
+        conn.execute("INSERT INTO users(user_id) VALUES (1)")
+        conn.execute("INSERT INTO automaton_agents(agent_id, user_id, generation, change_seq) VALUES ('a', 1, 1, 99)")
+        conn.execute("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation)"
+                     " VALUES ('b', 1, 'a', 2)")
+        first = _xid(conn)
+        assert _seq(conn, "a") == _seq(conn, "b") == first  # an explicit change_seq on insert is stamped over
+        conn.commit()
+        conn.execute("UPDATE automaton_agents SET isolated_balance = 10 WHERE agent_id = 'a'")  # the safety net
+        second = _xid(conn)
+        assert second > first and _seq(conn, "a") == second and _seq(conn, "b") == first
+        conn.commit()
+        conn.execute("UPDATE automaton_agents SET locked_balance = 0, change_seq = 42 WHERE agent_id = 'a'")
+        assert _seq(conn, "a") == 42  # storage/ stamped it itself: not stamped again
+        conn.execute("UPDATE automaton_agents SET status = 'paused', change_seq = change_seq WHERE agent_id = 'b'")
+        assert _seq(conn, "b") == _xid(conn)  # left as it was: stamped
+        conn.commit()
 
 
-def test_insert_stamps_even_an_explicit_change_seq(pg: Any) -> None:
-    pg.execute("INSERT INTO users(user_id) VALUES (1)")
-    pg.execute("INSERT INTO automaton_agents(agent_id, user_id, generation, change_seq) VALUES ('a', 1, 1, 99)")
-    assert _seq(pg, "a") == _clock(pg) == 1
+def test_a_change_still_running_at_a_read_is_read_once_it_commits(pg_uri: str) -> None:
+    """Writers no longer queue on one row, and the feed's reader misses nothing: a transaction
+    that was running when it read (its stamp at or above the snapshot's xmin) is read next time."""
+    from storage.bars_repo import clock, loop_changes
+    from storage.pg_connection import PgSyncTx, connect
 
-
-def test_an_update_that_sets_its_own_stamp_is_not_stamped_again(pg: Any) -> None:
-    pg.execute("INSERT INTO users(user_id) VALUES (1)")
-    pg.execute("INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES ('a', 1, 1)")
-    pg.execute("UPDATE automaton_agents SET locked_balance = 0, change_seq = 42 WHERE agent_id = 'a'")
-    assert (_seq(pg, "a"), _clock(pg)) == (42, 1)
-
-
-def test_stamps_follow_commit_order_across_connections(pg_uri: str) -> None:
-    """The clock row's lock is held to commit: a second writer cannot draw a stamp until the first
-    commits (READ COMMITTED waits; SERIALIZABLE, as storage/ runs writes, fails and is retried)."""
     with psycopg.connect(pg_uri, autocommit=True) as setup:
         setup.execute("INSERT INTO users(user_id) VALUES (1)")
         setup.execute("INSERT INTO automaton_agents(agent_id, user_id, generation) VALUES ('a', 1, 1)")
-    with psycopg.connect(pg_uri) as first, psycopg.connect(pg_uri) as second:
-        first.execute("UPDATE automaton_agents SET isolated_balance = 1 WHERE agent_id = 'a'")  # stamp 2, held
-        second.execute("SET lock_timeout = '200ms'")
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            second.execute("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation)"
-                           " VALUES ('b', 1, 'a', 2)")
-        second.rollback()
-        second.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-        second.execute("SELECT 1")  # its snapshot predates the first writer's commit
-        first.commit()
-        with pytest.raises(psycopg.errors.SerializationFailure):
-            second.execute("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation)"
-                           " VALUES ('b', 1, 'a', 2)")
-        second.rollback()
-        second.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-        second.execute("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation)"
-                       " VALUES ('b', 1, 'a', 2)")  # the retry
-        second.commit()
-        assert (_seq(second, "a"), _seq(second, "b"), _clock(second)) == (2, 3, 3)
+        setup.execute("INSERT INTO automaton_agents(agent_id, user_id, parent_agent_id, generation)"
+                      " VALUES ('b', 1, 'a', 2)")
+    reader = connect(pg_uri, isolation=psycopg.IsolationLevel.REPEATABLE_READ, read_only=True)
+
+    def read(since: int) -> tuple[set[str], int]:
+        with reader.transaction():
+            rows, seen = loop_changes(PgSyncTx(reader), since)
+        return {r[0] for r in rows}, seen
+
+    with reader.transaction():
+        start = clock(PgSyncTx(reader))
+    with psycopg.connect(pg_uri) as slow, psycopg.connect(pg_uri) as quick:
+        slow.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        slow.execute("UPDATE automaton_agents SET isolated_balance = 1 WHERE agent_id = 'a'")  # not committed
+        quick.execute("SET lock_timeout = '200ms'")
+        quick.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        quick.execute("UPDATE automaton_agents SET isolated_balance = 2 WHERE agent_id = 'b'")  # not blocked
+        quick.commit()
+        seen, mark = read(start)
+        assert seen == {"b"} and mark <= _seq(slow, "a")  # the running one is below the next read's bound
+        slow.commit()
+    seen, later = read(mark)
+    assert "a" in seen and later > mark
+    assert read(later)[0] == set()
+    reader.close()
 
 
 def test_iso_now_has_sqlite_text_shape(cat: Any) -> None:
