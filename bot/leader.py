@@ -16,11 +16,10 @@ On SQLite there is one process, which is the leader.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.delivery.periodic import every
+from bot.delivery.periodic import every, stop_task
 from storage.pg_locks import AdvisoryLocks
 
 log = logging.getLogger(__name__)
@@ -59,11 +58,8 @@ class Leadership:
             log.info("this replica runs the background workers now")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self.is_leader:
             self.is_leader = False
             await self._locks.unlock(LOCK)  # another replica takes over at its next check

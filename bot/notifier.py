@@ -11,7 +11,6 @@ signal is worse than none.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -20,7 +19,7 @@ from agents.events import AgentDied, AgentPaused, ChildSpawned, WorkerCrashed
 from bot import i18n
 from bot.cards import costs_text, end_reason, parity_line
 from bot.delivery.outbox import NOTIFY, Outbox
-from bot.delivery.periodic import every
+from bot.delivery.periodic import every, stop_task
 from bot.i18n import N_, t
 from bot.render import esc, exit_reason, reason_text, signed, usdc
 from bot.signal_text import explanation_text
@@ -171,11 +170,8 @@ class Notifier:
 
     async def stop(self) -> None:
         """Write what is buffered to the outbox, then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush()
 
     async def flush(self) -> int:

@@ -15,13 +15,12 @@ before a user is released, so the next holder never processes one again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from typing import Any
 
 from bot.delivery.inbox import MAX_RECOVERIES, Inbox
-from bot.delivery.periodic import every
+from bot.delivery.periodic import every, stop_task
 from storage.inbox_repo import InboxRepo, StoredUpdate
 from storage.pg_locks import AdvisoryLocks
 
@@ -121,11 +120,8 @@ class ClusterInbox(Inbox):
                 await self._sync(key)
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await stop_task(self._sweeper)
+        self._sweeper = None
         await super().stop(drain_seconds)
         for name in [n for n in self._locks.held if n.startswith("inbox:")]:
             await self._locks.unlock(name)  # the users this replica served are free for the others

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -16,3 +17,11 @@ async def every(seconds: float, step: Callable[[], Awaitable[object]], log: logg
             await step()
         except Exception:
             log.warning(failure, exc_info=True)
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task (such as an `every` loop) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

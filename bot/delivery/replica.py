@@ -12,12 +12,11 @@ UPDATE that moves the rows to the adopter, under the dead replica's lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable
 
-from bot.delivery.periodic import every
+from bot.delivery.periodic import every, stop_task
 from storage.outbox_repo import OutboxRepo, OutboxRow
 from storage.pg_locks import AdvisoryLocks
 
@@ -69,8 +68,5 @@ class Replica:
         return count
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
